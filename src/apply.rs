@@ -1,0 +1,202 @@
+//! Replaying binlog changes onto the shadow table.
+//!
+//! The applier takes committed transactions from the reader's bounded channel, groups several
+//! into one shadow transaction, and replays their changes in binlog order: consecutive upserts
+//! become one multi-row `INSERT ... ON DUPLICATE KEY UPDATE` (the full after-image wins),
+//! consecutive deletes one `DELETE ... WHERE key IN ...`.
+//!
+//! Invariants: changes are applied in the order they were committed on the original table; a
+//! row image never overwrites a *different* row (the key guard in `sql::upsert_clause` turns a
+//! collision on another unique key into an error that names the keys); the applied position
+//! only moves after the shadow transaction commits.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use mysql_async::prelude::*;
+use mysql_async::{Conn, TxOpts, Value};
+use tokio::runtime::Handle;
+
+use crate::binlog::stream::{Batch, Change};
+use crate::error::{codes, describe_mysql_error, server_code, Error, Result};
+use crate::plan::Plan;
+use crate::server::Server;
+use crate::state::RunState;
+
+/// Most changes replayed in one shadow transaction.
+const MAX_GROUP_CHANGES: usize = 2000;
+/// Most rows in one statement.
+const MAX_STATEMENT_ROWS: usize = 200;
+
+/// Starts the applier thread. It runs until `state` says stop or the channel closes.
+pub fn spawn(runtime: Handle, server: Server, plan: Arc<Plan>, rx: Receiver<Batch>, state: Arc<RunState>, retries: u32) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("applier".into())
+        .spawn(move || {
+            if let Err(e) = run(&runtime, &server, &plan, &rx, &state, retries) {
+                state.fail(e);
+            }
+        })
+        .expect("spawning the applier thread")
+}
+
+fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, state: &RunState, retries: u32) -> Result<()> {
+    let mut conn = runtime.block_on(server.conn())?;
+    while !state.stopping() {
+        let hold = state.hold_at_marker.load(Ordering::SeqCst);
+        if hold != 0 && state.applied_marker.load(Ordering::SeqCst) >= hold {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        let first = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        let group = gather(first, rx, hold);
+        runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries))?;
+        record_applied(state, &group);
+    }
+    Ok(())
+}
+
+/// Takes more waiting transactions into one group, stopping after a cut-over marker so the
+/// applier can pause exactly there.
+fn gather(first: Batch, rx: &Receiver<Batch>, hold: u64) -> Vec<Batch> {
+    let is_stop = |b: &Batch| hold != 0 && b.markers.iter().any(|&m| m >= hold);
+    let mut size = first.changes.len();
+    let mut stop = is_stop(&first);
+    let mut group = vec![first];
+    while !stop && size < MAX_GROUP_CHANGES {
+        let Ok(next) = rx.try_recv() else { break };
+        size += next.changes.len();
+        stop = is_stop(&next);
+        group.push(next);
+    }
+    group
+}
+
+fn record_applied(state: &RunState, group: &[Batch]) {
+    let changes: usize = group.iter().map(|b| b.changes.len()).sum();
+    RunState::count(&state.changes_applied, changes as u64);
+    state.backlog.fetch_sub(group.len() as u64, Ordering::Relaxed);
+    if let Some(last) = group.last() {
+        *state.applied_position.lock().expect("position lock") = last.end.clone();
+    }
+    if let Some(&marker) = group.iter().flat_map(|b| &b.markers).max() {
+        state.applied_marker.fetch_max(marker, Ordering::SeqCst);
+    }
+}
+
+/// Applies a group, retrying deadlocks, lock wait timeouts and lost connections.
+pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, group: &[Batch], retries: u32) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match apply_group(conn, plan, group).await {
+            Ok(()) => return Ok(()),
+            Err(ApplyError::Fatal(e)) => return Err(e),
+            Err(ApplyError::Retry(e)) if attempt < retries => {
+                tracing::warn!("applying binlog changes (attempt {attempt}): {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt.min(20)))).await;
+                if conn.ping().await.is_err() {
+                    *conn = server.conn().await?;
+                }
+            }
+            Err(ApplyError::Retry(e)) => return Err(Error::failed(format!("applying binlog changes failed {attempt} times: {e}"))),
+        }
+    }
+}
+
+enum ApplyError {
+    /// Worth retrying: a deadlock, a lock wait timeout, a lost connection.
+    Retry(String),
+    /// Not worth retrying: two rows collide on a unique key of the new table, or the server
+    /// rejects the change (a value that does not fit the new type).
+    Fatal(Error),
+}
+
+/// Replays a group of transactions in one shadow transaction.
+async fn apply_group(conn: &mut Conn, plan: &Plan, group: &[Batch]) -> std::result::Result<(), ApplyError> {
+    let changes: Vec<&Change> = group.iter().flat_map(|b| &b.changes).collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| ApplyError::Retry(describe_mysql_error(&e)))?;
+    for run in changes.chunk_by(|a, b| std::mem::discriminant(*a) == std::mem::discriminant(*b)) {
+        for part in run.chunks(MAX_STATEMENT_ROWS) {
+            let (sql, params) = statement(plan, part);
+            if let Err(e) = tx.exec_drop(sql, params).await {
+                return Err(classify(plan, part, &e));
+            }
+        }
+    }
+    tx.commit().await.map_err(|e| ApplyError::Retry(describe_mysql_error(&e)))
+}
+
+/// The statement and parameters for a run of changes of one kind.
+fn statement(plan: &Plan, run: &[&Change]) -> (String, Vec<Value>) {
+    let shadow = plan.names.q(&plan.names.shadow);
+    match run[0] {
+        Change::Upsert(_) => {
+            let sql = crate::sql::upsert_rows(&shadow, &plan.target_names(), &plan.placeholders(), &plan.key_target, run.len());
+            let params = run.iter().flat_map(|c| match c {
+                Change::Upsert(row) => row.clone(),
+                Change::Delete(_) => unreachable!("runs hold one kind of change"),
+            });
+            (sql, params.collect())
+        }
+        Change::Delete(_) => {
+            let sql = crate::sql::delete_rows(&shadow, &plan.key_target, &plan.key_placeholders(), run.len());
+            let params = run.iter().flat_map(|c| match c {
+                Change::Delete(key) => key.clone(),
+                Change::Upsert(_) => unreachable!("runs hold one kind of change"),
+            });
+            (sql, params.collect())
+        }
+    }
+}
+
+fn classify(plan: &Plan, run: &[&Change], e: &mysql_async::Error) -> ApplyError {
+    match server_code(e) {
+        Some(codes::BAD_NULL | codes::DUPLICATE_KEY) => {
+            let keys: Vec<String> = run
+                .iter()
+                .take(5)
+                .map(|c| match c {
+                    Change::Upsert(row) => format_key(&plan.key_positions.iter().map(|&i| row[i].clone()).collect::<Vec<_>>()),
+                    Change::Delete(key) => format_key(key),
+                })
+                .collect();
+            ApplyError::Fatal(
+                Error::failed(format!(
+                    "a replayed change collides with a different row on a unique key of the new table (rows with key {}{}): {}",
+                    keys.join(", "),
+                    if run.len() > 5 { ", ..." } else { "" },
+                    describe_mysql_error(e)
+                ))
+                .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER and run again"),
+            )
+        }
+        Some(code) if codes::is_transient(code) => ApplyError::Retry(describe_mysql_error(e)),
+        Some(_) => ApplyError::Fatal(Error::failed(format!("replaying binlog changes on the shadow table: {}", describe_mysql_error(e)))),
+        None => ApplyError::Retry(describe_mysql_error(e)),
+    }
+}
+
+/// A key tuple for people: `(1, 'abc')`.
+pub fn format_key(values: &[Value]) -> String {
+    format!("({})", values.iter().map(|v| v.as_sql(false)).collect::<Vec<_>>().join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_keys_for_people() {
+        assert_eq!(format_key(&[Value::Int(1), Value::Bytes(b"a'b".to_vec())]), "(1, 'a\\'b')");
+    }
+}

@@ -1,0 +1,311 @@
+//! The binlog stream: connects as a replica from a position taken before the copy started,
+//! keeps only committed transactions on the original and changelog tables, and reconnects
+//! from the last committed position when the connection drops or the server restarts.
+//!
+//! Invariants: a transaction is handed on only when its commit (XID or COMMIT) has been read,
+//! so a reconnect never replays half a transaction; DDL on the original table during the run,
+//! a compressed event, or an undecodable row stops the run instead of being skipped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{SendTimeoutError, Sender};
+use futures_util::StreamExt;
+use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::binlog::EventType;
+use mysql_async::prelude::*;
+use mysql_async::{BinlogStreamRequest, Conn, Value};
+use tokio::runtime::Handle;
+
+use super::decode::{RowDecoder, RowImage};
+use super::mariadb;
+use crate::alter::names_table;
+use crate::error::{describe_mysql_error, Error, Result};
+use crate::inspect::Column;
+use crate::server::{BinlogPosition, Flavor, Server};
+use crate::state::RunState;
+
+/// A change to one row of the original table, as the applier replays it on the shadow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Insert the row, or overwrite the row with the same key.
+    Upsert(RowImage),
+    /// Remove the row with this key.
+    Delete(Vec<Value>),
+}
+
+/// One committed binlog transaction's effect.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub changes: Vec<Change>,
+    /// Cut-over markers written to the changelog in this transaction.
+    pub markers: Vec<u64>,
+    /// Position just after the transaction's commit event.
+    pub end: BinlogPosition,
+}
+
+/// What the reader must know about the tables it follows.
+#[derive(Clone)]
+pub struct Tables {
+    pub database: String,
+    pub original: String,
+    pub original_columns: Vec<Column>,
+    /// Original column ordinals that make a row image (the plan's copied columns).
+    pub picks: Vec<usize>,
+    /// Positions of the key within a row image.
+    pub key_positions: Vec<usize>,
+    pub changelog: String,
+    pub changelog_columns: Vec<Column>,
+}
+
+/// How long the reader keeps trying to reconnect before it gives up.
+const RECONNECT_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Starts the reader thread. It runs until `state` says stop, or fails the run.
+pub fn spawn(runtime: Handle, server: Server, start: BinlogPosition, server_id: u32, tables: Tables, tx: Sender<Batch>, state: Arc<RunState>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("binlog-reader".into())
+        .spawn(move || {
+            let mut reader = Reader { runtime, server, server_id, tables, tx, state: state.clone(), committed: start, decoders: HashMap::new() };
+            if let Err(e) = reader.run() {
+                state.fail(e);
+            }
+        })
+        .expect("spawning the binlog reader thread")
+}
+
+struct Reader {
+    runtime: Handle,
+    server: Server,
+    server_id: u32,
+    tables: Tables,
+    tx: Sender<Batch>,
+    state: Arc<RunState>,
+    committed: BinlogPosition,
+    decoders: HashMap<u64, Target>,
+}
+
+/// Which followed table a TABLE_MAP id refers to, with its decoder.
+enum Target {
+    Original(RowDecoder),
+    Changelog(RowDecoder),
+    Other,
+}
+
+/// Why a stream ended.
+enum StreamEnd {
+    Stopped,
+    /// Connection lost, server restarted or shut down: reconnect and resume.
+    Lost(String),
+}
+
+impl Reader {
+    fn run(&mut self) -> Result<()> {
+        let mut lost_since: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let before = self.committed.clone();
+            match self.stream()? {
+                StreamEnd::Stopped => return Ok(()),
+                StreamEnd::Lost(why) => {
+                    if self.committed != before {
+                        lost_since = None;
+                        backoff = Duration::from_millis(100);
+                    }
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_DEADLINE {
+                        return Err(Error::failed(format!("the binlog stream was lost and could not be resumed within {}s: {why}", RECONNECT_DEADLINE.as_secs())));
+                    }
+                    tracing::warn!("binlog stream lost ({why}); resuming from {} in {:?}", self.committed, backoff);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    if self.state.stopping() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one connection's worth of the stream.
+    fn stream(&mut self) -> Result<StreamEnd> {
+        let runtime = self.runtime.clone();
+        let mut stream = match runtime.block_on(self.open()) {
+            Ok(s) => s,
+            Err(e) => return Ok(StreamEnd::Lost(e)),
+        };
+        let mut file = self.committed.file.clone();
+        let mut txn = Batch { changes: Vec::new(), markers: Vec::new(), end: self.committed.clone() };
+        loop {
+            if self.state.stopping() {
+                return Ok(StreamEnd::Stopped);
+            }
+            let event = match runtime.block_on(tokio::time::timeout(Duration::from_millis(500), stream.next())) {
+                Err(_) => continue,
+                Ok(None) => return Ok(StreamEnd::Lost("the server ended the stream".into())),
+                Ok(Some(Err(e))) => return Ok(StreamEnd::Lost(describe_mysql_error(&e))),
+                Ok(Some(Ok(event))) => event,
+            };
+            let header = event.header();
+            let raw_type = header.event_type_raw();
+            if mariadb::is_compressed(raw_type) {
+                return Err(Error::failed(format!("compressed binlog event (type {raw_type}) at {file}:{}; alterego cannot replay it", header.log_pos())).with_fix("SET GLOBAL log_bin_compress=OFF and run the migration again"));
+            }
+            if raw_type == mariadb::GTID_EVENT {
+                if let Some((domain, seq)) = mariadb::gtid(event.data()) {
+                    tracing::trace!("gtid {domain}-{}-{seq}", header.server_id());
+                }
+                continue;
+            }
+            let data = event.read_data().map_err(|e| Error::failed(format!("undecodable binlog event at {file}:{}: {e}", header.log_pos())))?;
+            match data {
+                Some(EventData::RotateEvent(rotate)) => {
+                    // The artificial ROTATE at the start of a stream names the file we asked for
+                    // (with stray checksum bytes on MariaDB); only real ones move us to a new file.
+                    let artificial = header.flags_raw() & 0x20 != 0 || header.timestamp() == 0;
+                    if !artificial {
+                        file = rotate.name().to_string();
+                        self.committed = BinlogPosition { file: file.clone(), pos: rotate.position() };
+                    }
+                }
+                Some(EventData::TableMapEvent(tme)) => {
+                    let target = self.target_for(&tme)?;
+                    self.decoders.insert(tme.table_id(), target);
+                }
+                Some(EventData::RowsEvent(rows)) => self.decode_rows(&rows, &mut txn, &file, header.log_pos())?,
+                Some(EventData::XidEvent(_)) => self.commit(&mut txn, &file, header.log_pos())?,
+                Some(EventData::QueryEvent(query)) => {
+                    let text = query.query();
+                    let text = text.trim();
+                    if text.eq_ignore_ascii_case("COMMIT") {
+                        self.commit(&mut txn, &file, header.log_pos())?;
+                    } else if !text.eq_ignore_ascii_case("BEGIN") {
+                        if names_table(text, &self.tables.original) {
+                            if self.state.swap_started.load(std::sync::atomic::Ordering::SeqCst) && text.to_ascii_uppercase().starts_with("RENAME") {
+                                // Our own swap: nothing after it belongs to this migration.
+                                return Ok(StreamEnd::Stopped);
+                            }
+                            return Err(Error::failed(format!("the original table was changed by DDL during the migration: {text}")).with_fix("run the migration again once no other DDL touches the table"));
+                        }
+                        // DDL commits on its own.
+                        self.commit(&mut txn, &file, header.log_pos())?;
+                    }
+                }
+                _ => {}
+            }
+            if header.event_type() == Ok(EventType::FORMAT_DESCRIPTION_EVENT) {
+                self.decoders.clear();
+            }
+        }
+    }
+
+    async fn open(&self) -> std::result::Result<mysql_async::BinlogStream, String> {
+        let mut conn = Conn::new(self.server.opts().clone()).await.map_err(|e| describe_mysql_error(&e))?;
+        if self.server.facts.flavor == Flavor::MariaDb {
+            conn.query_drop("SET @mariadb_slave_capability = 4").await.map_err(|e| describe_mysql_error(&e))?;
+        }
+        conn.query_drop("SET @master_heartbeat_period = 1000000000").await.map_err(|e| describe_mysql_error(&e))?;
+        let request = BinlogStreamRequest::new(self.server_id).with_filename(self.committed.file.as_bytes()).with_pos(self.committed.pos);
+        conn.get_binlog_stream(request).await.map_err(|e| describe_mysql_error(&e))
+    }
+
+    fn target_for(&self, tme: &mysql_async::binlog::events::TableMapEvent<'_>) -> Result<Target> {
+        if tme.database_name() != self.tables.database {
+            return Ok(Target::Other);
+        }
+        let build = |columns: &[Column], picks: Vec<usize>| RowDecoder::new(tme, columns, picks).map_err(Error::failed);
+        let name = tme.table_name();
+        Ok(if name == self.tables.original {
+            Target::Original(build(&self.tables.original_columns, self.tables.picks.clone())?)
+        } else if name == self.tables.changelog {
+            Target::Changelog(build(&self.tables.changelog_columns, vec![1, 2])?)
+        } else {
+            Target::Other
+        })
+    }
+
+    fn decode_rows(&mut self, rows: &RowsEventData<'_>, txn: &mut Batch, file: &str, pos: u32) -> Result<()> {
+        let failed = |e: String| Error::failed(format!("cannot decode the rows event at {file}:{pos}: {e}"));
+        match self.decoders.get(&rows.table_id()) {
+            Some(Target::Original(decoder)) => {
+                let key = &self.tables.key_positions;
+                for (before, after) in decoder.rows(rows).map_err(failed)? {
+                    push_change(&mut txn.changes, key, before, after);
+                }
+            }
+            Some(Target::Changelog(decoder)) => {
+                for (_, after) in decoder.rows(rows).map_err(failed)? {
+                    if let Some(marker) = after.as_deref().and_then(marker_of) {
+                        txn.markers.push(marker);
+                    }
+                }
+            }
+            Some(Target::Other) => {}
+            None => return Err(failed("a rows event without its TABLE_MAP".into())),
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, txn: &mut Batch, file: &str, pos: u32) -> Result<()> {
+        self.committed = BinlogPosition { file: file.to_string(), pos: u64::from(pos) };
+        *self.state.reader_position.lock().expect("position lock") = self.committed.clone();
+        let batch = Batch { changes: std::mem::take(&mut txn.changes), markers: std::mem::take(&mut txn.markers), end: self.committed.clone() };
+        RunState::count(&self.state.changes_read, batch.changes.len() as u64);
+        RunState::count(&self.state.backlog, 1);
+        let mut pending = batch;
+        loop {
+            match self.tx.send_timeout(pending, Duration::from_millis(200)) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Timeout(back)) if !self.state.stopping() => pending = back,
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Turns one row of a rows event into changes: an update that moves the key is a delete of the
+/// old key followed by an upsert of the new row.
+fn push_change(changes: &mut Vec<Change>, key: &[usize], before: Option<RowImage>, after: Option<RowImage>) {
+    let key_of = |row: &RowImage| key.iter().map(|&i| row[i].clone()).collect::<Vec<_>>();
+    match (before, after) {
+        (None, Some(after)) => changes.push(Change::Upsert(after)),
+        (Some(before), None) => changes.push(Change::Delete(key_of(&before))),
+        (Some(before), Some(after)) => {
+            let old_key = key_of(&before);
+            if old_key != key_of(&after) {
+                changes.push(Change::Delete(old_key));
+            }
+            changes.push(Change::Upsert(after));
+        }
+        (None, None) => {}
+    }
+}
+
+/// A changelog row image (hint, value) that is a cut-over marker gives its number.
+fn marker_of(image: &[Value]) -> Option<u64> {
+    match image {
+        [Value::Bytes(hint), Value::Bytes(value)] if hint == crate::changelog::MARKER_HINT.as_bytes() => std::str::from_utf8(value).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_changing_update_deletes_the_old_key() {
+        let mut changes = Vec::new();
+        let row = |id: i64, v: &str| vec![Value::Int(id), Value::Bytes(v.into())];
+        push_change(&mut changes, &[0], Some(row(1, "a")), Some(row(2, "a")));
+        push_change(&mut changes, &[0], Some(row(3, "a")), Some(row(3, "b")));
+        assert_eq!(changes, vec![Change::Delete(vec![Value::Int(1)]), Change::Upsert(row(2, "a")), Change::Upsert(row(3, "b"))]);
+    }
+
+    #[test]
+    fn markers_are_read_from_changelog_images() {
+        assert_eq!(marker_of(&[Value::Bytes(b"cut-over-marker".to_vec()), Value::Bytes(b"17".to_vec())]), Some(17));
+        assert_eq!(marker_of(&[Value::Bytes(b"heartbeat".to_vec()), Value::Bytes(b"17".to_vec())]), None);
+    }
+}

@@ -1,0 +1,63 @@
+//! The changelog table `_<t>_ghc`: a heartbeat row written every 100 ms, and the cut-over
+//! markers. Both travel through the binlog like any write, so seeing a marker come back on the
+//! stream proves that everything written before it has been read (and, once applied, replayed).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+use crate::error::{Context, Result};
+use crate::plan::TableNames;
+use crate::server::Server;
+use crate::state::RunState;
+
+pub const MARKER_HINT: &str = "cut-over-marker";
+const HEARTBEAT_HINT: &str = "heartbeat";
+const HEARTBEAT_ID: u64 = 1;
+const MARKER_ID: u64 = 2;
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Creates the changelog table. Column order matters: the reader takes (hint, value) as columns 1 and 2.
+pub async fn create(conn: &mut Conn, names: &TableNames) -> Result<()> {
+    let sql = format!(
+        "CREATE TABLE {} (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, hint VARCHAR(64) CHARACTER SET ascii NOT NULL, \
+         value VARCHAR(255) CHARACTER SET utf8mb4 NOT NULL, \
+         last_update TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) \
+         ENGINE=InnoDB COMMENT='alterego changelog'",
+        names.q(&names.changelog)
+    );
+    conn.query_drop(sql).await.context(|| format!("creating the changelog table {}", names.q(&names.changelog)))
+}
+
+async fn write(conn: &mut Conn, names: &TableNames, id: u64, hint: &str, value: String) -> Result<()> {
+    let sql = format!("INSERT INTO {} (id, hint, value) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE hint = VALUES(hint), value = VALUES(value)", names.q(&names.changelog));
+    conn.exec_drop(sql, (id, hint, value)).await.context(|| format!("writing to {}", names.q(&names.changelog)))
+}
+
+/// Writes cut-over marker `n`; the applier reports it once everything before it is applied.
+pub async fn write_marker(conn: &mut Conn, names: &TableNames, n: u64) -> Result<()> {
+    write(conn, names, MARKER_ID, MARKER_HINT, n.to_string()).await
+}
+
+/// Writes the heartbeat until the run stops. A failed write is logged, not fatal: the heartbeat
+/// only keeps the stream moving and (later) measures lag.
+pub fn spawn_heartbeat(server: Server, names: TableNames, state: Arc<RunState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut conn: Option<Conn> = None;
+        while !state.stopping() {
+            if conn.is_none() {
+                conn = server.conn().await.ok();
+            }
+            if let Some(c) = conn.as_mut() {
+                let now = format!("{:?}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros());
+                if let Err(e) = write(c, &names, HEARTBEAT_ID, HEARTBEAT_HINT, now).await {
+                    tracing::debug!("heartbeat: {e}");
+                    conn = None;
+                }
+            }
+            tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+        }
+    })
+}

@@ -1,0 +1,341 @@
+//! One validated configuration, built once from the command line, a MySQL option file and the
+//! environment. The engine never sees raw argument strings.
+//!
+//! Invariants: a password never comes from argv (it is refused with the way to pass it instead);
+//! gh-ost's flag names and its Go-style single-dash spelling (`-alter=...`) are accepted, so a
+//! gh-ost cron line works by changing the binary name; a gh-ost flag we do not implement is a
+//! usage error that names it instead of being silently ignored.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::error::{Error, Result};
+
+/// gh-ost flags alterego does not implement yet. Each is refused by name.
+const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
+    "assume-rbr", "switch-to-rbr", "migrate-on-replica", "test-on-replica", "test-on-replica-skip-replica-stop",
+    "assume-master-host", "tungsten", "gcp", "aliyun-rds", "azure", "cut-over", "force-named-cut-over",
+    "force-named-panic", "exact-rowcount", "concurrent-rowcount", "nice-ratio", "throttle-control-replicas",
+    "throttle-query", "throttle-http", "throttle-flag-file", "throttle-additional-flag-file",
+    "postpone-cut-over-flag-file", "panic-flag-file", "max-load", "critical-load", "critical-load-interval-millis",
+    "critical-load-hibernate-seconds", "serve-socket-file", "serve-tcp-port", "hooks-path", "hooks-hint",
+    "hooks-hint-owner", "hooks-hint-token", "timestamp-old-table", "skip-foreign-key-checks",
+    "discard-foreign-keys", "skip-renamed-columns", "skip-strict-mode", "heartbeat-interval-millis",
+    "dml-batch-size", "replication-lag-query", "ssl", "ssl-ca", "ssl-cert", "ssl-key", "ssl-allow-insecure",
+    "attempt-instant-ddl", "cut-over-exponential-backoff", "exponential-backoff-max-interval", "checkpoint",
+    "resume", "check-flag", "stack", "storage-engine", "allow-master-master", "allow-nullable-unique-key",
+    "approve-renamed-columns-on-replica", "mysql-timeout", "mysql-wait-replication-timeout",
+    "throttle-http-interval-millis", "throttle-http-timeout-millis", "ignore-http-errors", "panic-on-warnings",
+    "table-engine", "revert", "old-table",
+];
+
+/// Flags that put a password on the command line, visible to every user of the machine.
+const PASSWORD_FLAGS: &[&str] = &["password", "pass", "master-password", "throttle-control-replicas-password"];
+
+/// Changes a live table's schema without downtime: shadow table, chunked copy, binlog replay,
+/// atomic swap.
+#[derive(Debug, Parser)]
+#[command(name = "alterego", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Server host name or IP address.
+    #[arg(long, default_value = None)]
+    pub host: Option<String>,
+    /// Server TCP port (default 3306, or the option file's `port`).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Unix socket path; used instead of host and port when given.
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// User name (default: the option file's `user`, then the login name).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Prompt for the password on the terminal.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ask_pass: bool,
+    /// MySQL option file to read `[client]` user, password, host, port and socket from
+    /// (default `~/.my.cnf` when it exists). `--conf` is gh-ost's name for it.
+    #[arg(long, visible_alias = "conf")]
+    pub defaults_file: Option<PathBuf>,
+    /// Database (schema) of the table to alter.
+    #[arg(long)]
+    pub database: String,
+    /// Table to alter.
+    #[arg(long)]
+    pub table: String,
+    /// The ALTER's clauses, e.g. "ADD COLUMN note VARCHAR(64)". A leading "ALTER TABLE t" is accepted.
+    #[arg(long)]
+    pub alter: String,
+    /// Run the migration and swap the tables. Without it: a dry run that proves the ALTER on the
+    /// shadow table, prints the plan, and removes what it created.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub execute: bool,
+    /// Rows per copy chunk.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
+    pub chunk_size: u64,
+    /// Drop the old table after a successful swap instead of keeping it as `_<table>_del`.
+    #[arg(long, visible_alias = "drop-old-table", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ok_to_drop_table: bool,
+    /// Drop a leftover shadow table (`_<table>_gho`) and changelog (`_<table>_ghc`) before starting.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub initially_drop_ghost_table: bool,
+    /// Drop a leftover old table (`_<table>_del`) before starting.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub initially_drop_old_table: bool,
+    /// Allow column renames (`CHANGE old new ...`, `RENAME COLUMN`); the data moves to the new name.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub approve_renamed_columns: bool,
+    /// Accepted for gh-ost compatibility: alterego always reads the binlog of the server it connects to.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub allow_on_master: bool,
+    /// Replica lag (ms) above which the copy pauses. Lag throttling arrives with replica support;
+    /// the value is validated and reported today.
+    #[arg(long, default_value_t = 1500)]
+    pub max_lag_millis: u64,
+    /// Seconds a cut-over waits for its table locks before giving up that attempt.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub cut_over_lock_timeout_seconds: u64,
+    /// How many times a failing step (cut-over, a copy chunk) is retried.
+    #[arg(long, default_value_t = 60)]
+    pub default_retries: u32,
+    /// Server id the binlog reader registers with; must be unique among the server's replicas.
+    /// Default: derived from the process id.
+    #[arg(long)]
+    pub replica_server_id: Option<u32>,
+    /// Show a progress bar (default: when stderr is a terminal).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub progress: Option<bool>,
+    /// More log output (repeat for more).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub verbose: bool,
+    /// Debug log output.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub debug: bool,
+}
+
+const AFTER_HELP: &str = "Password: from ALTEREGO_PASSWORD, --ask-pass, or the option file's [client] password; never on the command line.\n\
+Exit codes: 0 success, 1 failed (cleaned up), 2 invalid usage, 3 refused before starting, 4 aborted, 5 cut-over failed.";
+
+/// How to reach the server.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub host: String,
+    pub port: u16,
+    pub socket: Option<PathBuf>,
+    pub user: String,
+    pub password: Option<String>,
+}
+
+/// The validated configuration the engine runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub connection: Connection,
+    pub database: String,
+    pub table: String,
+    pub alter: String,
+    pub execute: bool,
+    pub chunk_size: u64,
+    pub drop_old_table: bool,
+    pub initially_drop_ghost_table: bool,
+    pub initially_drop_old_table: bool,
+    pub approve_renamed_columns: bool,
+    pub max_lag: Duration,
+    pub cut_over_lock_timeout: Duration,
+    pub retries: u32,
+    pub server_id: u32,
+    pub progress: bool,
+}
+
+/// Turns Go-style flags (`-alter=x`, `-execute`) into `--alter=x`, `--execute`, and refuses
+/// passwords and unsupported gh-ost flags before clap sees anything.
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Result<Vec<String>> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let known: Vec<&str> = command.get_arguments().flat_map(|a| a.get_long_and_visible_aliases().unwrap_or_default()).collect();
+    let mut out = Vec::new();
+    for (i, arg) in args.into_iter().enumerate() {
+        let single_dash = i > 0 && arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") && arg.as_bytes()[1].is_ascii_alphabetic();
+        let normalized = if single_dash { format!("-{arg}") } else { arg.clone() };
+        if i > 0 {
+            let name = normalized.strip_prefix("--").map(|n| n.split('=').next().unwrap_or(n));
+            // mysql's `-psecret`: a single-dash word starting with p that is none of our flags.
+            let short_password = arg.starts_with("-p") && !arg.starts_with("--") && !name.is_some_and(|n| known.contains(&n));
+            check_flag(name, short_password)?;
+        }
+        out.push(normalized);
+    }
+    Ok(out)
+}
+
+fn check_flag(name: Option<&str>, short_password: bool) -> Result<()> {
+    if short_password || name.is_some_and(|n| PASSWORD_FLAGS.contains(&n)) {
+        return Err(Error::usage(
+            "a password on the command line is visible to every user of this machine (ps, shell history), so alterego refuses it",
+            "set ALTEREGO_PASSWORD in the environment, use --ask-pass to be prompted, or put `password=...` under [client] in an option file (--defaults-file)",
+        ));
+    }
+    if let Some(n) = name.filter(|n| UNSUPPORTED_GHOST_FLAGS.contains(n)) {
+        return Err(Error::usage(
+            format!("the gh-ost flag --{n} is not supported by alterego yet"),
+            format!("remove --{n} from the command line; README.md lists the gh-ost flags alterego accepts"),
+        ));
+    }
+    Ok(())
+}
+
+/// `[client]` values from a MySQL option file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct OptionFile {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub socket: Option<PathBuf>,
+}
+
+/// Reads the `[client]` group of a MySQL option file. Lines the INI reader cannot take
+/// (`!include`, options without a value such as `skip-ssl`) are skipped: they carry no
+/// connection settings alterego uses.
+pub fn read_option_file(path: &Path) -> Result<OptionFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read option file {}: {e}", path.display()), "check the path given to --defaults-file"))?;
+    parse_option_file(&text).map_err(|e| Error::usage(format!("cannot parse option file {}: {e}", path.display()), "fix the file's syntax"))
+}
+
+fn parse_option_file(text: &str) -> std::result::Result<OptionFile, String> {
+    let usable: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('[') || l.starts_with('#') || l.starts_with(';') || (l.contains('=') && !l.starts_with('!'))
+        })
+        .collect();
+    let opts = ini::ParseOption { enabled_quote: true, enabled_escape: false, ..Default::default() };
+    let ini = ini::Ini::load_from_str_opt(&usable.join("\n"), opts).map_err(|e| e.to_string())?;
+    let Some(client) = ini.section(Some("client")) else {
+        return Ok(OptionFile::default());
+    };
+    let get = |k: &str| client.get(k).map(|v| v.trim().to_string());
+    let port = get("port").map(|p| p.parse::<u16>().map_err(|_| format!("port `{p}` is not a port number"))).transpose()?;
+    Ok(OptionFile { user: get("user"), password: get("password"), host: get("host"), port, socket: get("socket").map(PathBuf::from) })
+}
+
+impl Config {
+    /// Builds the configuration: command line first, then the option file, then defaults.
+    /// `password_env` is the value of ALTEREGO_PASSWORD, passed in so tests need no globals.
+    pub fn build(cli: Cli, password_env: Option<String>) -> Result<Config> {
+        let option_file = match &cli.defaults_file {
+            Some(path) => read_option_file(path)?,
+            None => match std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".my.cnf")) {
+                Some(path) if path.is_file() => read_option_file(&path)?,
+                _ => OptionFile::default(),
+            },
+        };
+        let password = if cli.ask_pass {
+            Some(rpassword::prompt_password("Password: ").map_err(|e| Error::usage(format!("cannot read the password from the terminal: {e}"), "run from a terminal, or set ALTEREGO_PASSWORD"))?)
+        } else {
+            password_env.or(option_file.password)
+        };
+        let user = cli.user.or(option_file.user).or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "root".into());
+        for (flag, value) in [("--database", &cli.database), ("--table", &cli.table)] {
+            if value.is_empty() {
+                return Err(Error::usage(format!("{flag} is empty"), format!("pass {flag} with a name")));
+            }
+        }
+        Ok(Config {
+            connection: Connection {
+                host: cli.host.or(option_file.host).unwrap_or_else(|| "127.0.0.1".into()),
+                port: cli.port.or(option_file.port).unwrap_or(3306),
+                socket: cli.socket.or(option_file.socket),
+                user,
+                password,
+            },
+            database: cli.database,
+            table: cli.table,
+            alter: cli.alter,
+            execute: cli.execute,
+            chunk_size: cli.chunk_size,
+            drop_old_table: cli.ok_to_drop_table,
+            initially_drop_ghost_table: cli.initially_drop_ghost_table,
+            initially_drop_old_table: cli.initially_drop_old_table,
+            approve_renamed_columns: cli.approve_renamed_columns,
+            max_lag: Duration::from_millis(cli.max_lag_millis),
+            cut_over_lock_timeout: Duration::from_secs(cli.cut_over_lock_timeout_seconds),
+            retries: cli.default_retries.max(1),
+            server_id: cli.replica_server_id.unwrap_or_else(default_server_id),
+            progress: cli.progress.unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        })
+    }
+}
+
+/// A server id unlikely to collide with real replicas or another alterego run: a fixed high
+/// range plus the process id. A clash with another reader is reported by the server (error 4052).
+fn default_server_id() -> u32 {
+    1_100_000_000 + std::process::id() % 100_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<String> {
+        std::iter::once("alterego").chain(v.iter().copied()).map(String::from).collect()
+    }
+
+    #[test]
+    fn accepts_go_style_single_dash_flags() {
+        let a = normalize_args(args(&["-alter=ADD x INT", "-execute", "--table", "t", "-database=d"])).unwrap();
+        let cli = Cli::try_parse_from(a).unwrap();
+        assert!(cli.execute);
+        assert_eq!(cli.alter, "ADD x INT");
+        assert_eq!(cli.database, "d");
+    }
+
+    #[test]
+    fn go_style_boolean_values() {
+        let cli = Cli::try_parse_from(normalize_args(args(&["--table=t", "--database=d", "--alter=x", "--execute=false", "--ok-to-drop-table"])).unwrap()).unwrap();
+        assert!(!cli.execute);
+        assert!(cli.ok_to_drop_table);
+    }
+
+    #[test]
+    fn refuses_passwords_on_the_command_line() {
+        for bad in [&["--password=x"][..], &["-password", "x"], &["-psecret"], &["--pass=x"]] {
+            let e = normalize_args(args(bad)).unwrap_err();
+            assert_eq!(e.kind, crate::error::ExitKind::Usage);
+            assert!(e.fix.unwrap().contains("ALTEREGO_PASSWORD"));
+        }
+    }
+
+    #[test]
+    fn single_dash_flags_starting_with_p_are_not_passwords() {
+        assert!(normalize_args(args(&["-progress=false", "-port=3307"])).is_ok());
+    }
+
+    #[test]
+    fn names_unsupported_ghost_flags() {
+        let e = normalize_args(args(&["-max-load=Threads_running=25"])).unwrap_err();
+        assert!(e.message.contains("--max-load"), "{}", e.message);
+    }
+
+    #[test]
+    fn option_file_client_group() {
+        let f = parse_option_file("[mysqld]\nport=1\n[client]\nuser = dba\npassword = \"se;cr et\"\nskip-ssl\n!include /x\nport=3307\n").unwrap();
+        assert_eq!(f.user.as_deref(), Some("dba"));
+        assert_eq!(f.password.as_deref(), Some("se;cr et"));
+        assert_eq!(f.port, Some(3307));
+        assert!(parse_option_file("[client]\nport=abc\n").is_err());
+    }
+
+    #[test]
+    fn env_password_wins_over_option_file() {
+        let dir = std::env::temp_dir().join(format!("alterego-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("my.cnf");
+        std::fs::write(&file, "[client]\npassword=fromfile\nuser=u\n").unwrap();
+        let cli = Cli::try_parse_from(args(&["--table=t", "--database=d", "--alter=x", &format!("--defaults-file={}", file.display())])).unwrap();
+        let cfg = Config::build(cli, Some("fromenv".into())).unwrap();
+        assert_eq!(cfg.connection.password.as_deref(), Some("fromenv"));
+        assert_eq!(cfg.connection.user, "u");
+    }
+}

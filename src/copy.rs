@@ -1,0 +1,177 @@
+//! Copying the existing rows into the shadow table in key-range chunks.
+//!
+//! Each chunk is one `INSERT INTO shadow ... SELECT ... FROM original WHERE <key range> LOCK IN
+//! SHARE MODE ON DUPLICATE KEY UPDATE ...`. The shared locks hold the chunk's rows still until it
+//! commits, so every later change to them reaches the binlog after the copy and is replayed
+//! after it; a row the applier already wrote is overwritten with the (newer) copied image.
+//!
+//! Invariants: chunks are disjoint and walk the chosen key in order up to the maximum key seen
+//! at the start (rows inserted later arrive through the binlog); a chunk that collides with a
+//! different row on a unique key is retried once the applier has caught up (the other row may
+//! be a stale image), and fails the run naming the key range when the collision persists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Row, Value};
+
+use crate::apply::format_key;
+use crate::error::{codes, describe_mysql_error, server_code, Context, Error, Result};
+use crate::plan::Plan;
+use crate::server::Server;
+use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, upsert_clause};
+use crate::state::RunState;
+
+/// How many times a colliding chunk is retried after the applier catches up.
+const COLLISION_RETRIES: u32 = 3;
+
+pub struct Copier {
+    server: Server,
+    plan: Arc<Plan>,
+    state: Arc<RunState>,
+    chunk_size: u64,
+    retries: u32,
+}
+
+/// The first and last key of the original table, read when the copy starts.
+struct Bounds {
+    max: Vec<Value>,
+}
+
+impl Copier {
+    pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, chunk_size: u64, retries: u32) -> Copier {
+        Copier { server, plan, state, chunk_size, retries }
+    }
+
+    /// Copies every chunk. Returns early (Ok) when the run is stopping; the caller checks why.
+    pub async fn run(&self) -> Result<()> {
+        let mut conn = self.server.conn().await?;
+        let Some(bounds) = self.bounds(&mut conn).await? else {
+            tracing::info!("the table is empty: nothing to copy");
+            return Ok(());
+        };
+        let mut lower: Option<Vec<Value>> = None;
+        while !self.state.stopping() {
+            let upper = self.next_upper(&mut conn, lower.as_deref(), &bounds).await?;
+            let copied = self.copy_chunk_with_retries(&mut conn, lower.as_deref(), &upper).await?;
+            RunState::count(&self.state.rows_copied, copied);
+            if upper == bounds.max {
+                break;
+            }
+            lower = Some(upper);
+        }
+        Ok(())
+    }
+
+    fn source(&self) -> String {
+        format!("{} FORCE INDEX ({})", self.plan.names.q(&self.plan.names.original), quote_ident(&self.plan.key_name))
+    }
+
+    fn key_list(&self) -> String {
+        column_list(&self.plan.key_source)
+    }
+
+    async fn bounds(&self, conn: &mut Conn) -> Result<Option<Bounds>> {
+        let desc = self.plan.key_source.iter().map(|k| format!("{} DESC", quote_ident(k))).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {} FROM {} ORDER BY {desc} LIMIT 1", self.key_list(), self.source());
+        let max: Option<Row> = conn.exec_first(sql, ()).await.context(|| "reading the highest key".into())?;
+        Ok(max.map(|row| Bounds { max: row.unwrap() }))
+    }
+
+    /// The last key of the next chunk: `chunk_size` rows after `lower`, or the maximum.
+    async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, bounds: &Bounds) -> Result<Vec<Value>> {
+        let (range, params) = self.range(lower, &bounds.max);
+        let sql = format!("SELECT {keys} FROM {} WHERE {range} ORDER BY {keys} LIMIT 1 OFFSET {}", self.source(), self.chunk_size - 1, keys = self.key_list());
+        let row: Option<Row> = conn.exec_first(sql, params).await.context(|| "finding the next chunk boundary".into())?;
+        Ok(row.map(Row::unwrap).unwrap_or_else(|| bounds.max.clone()))
+    }
+
+    /// `key > lower AND key <= upper`, and its parameters.
+    fn range(&self, lower: Option<&[Value]>, upper: &[Value]) -> (String, Vec<Value>) {
+        let q = vec!["?".to_string(); self.plan.key_source.len()];
+        let mut sql = tuple_up_to(&self.plan.key_source, &q);
+        let mut params = tuple_compare_params(upper);
+        if let Some(lower) = lower {
+            sql = format!("{} AND {sql}", tuple_after(&self.plan.key_source, &q));
+            params = tuple_compare_params(lower).into_iter().chain(params).collect();
+        }
+        (sql, params)
+    }
+
+    async fn copy_chunk_with_retries(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> Result<u64> {
+        let (mut attempt, mut collisions) = (0, 0);
+        loop {
+            attempt += 1;
+            let error = match self.copy_chunk(conn, lower, upper).await {
+                Ok(rows) => return Ok(rows),
+                Err(e) => e,
+            };
+            let code = server_code(&error);
+            let range = format!("keys after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper));
+            match code {
+                Some(codes::BAD_NULL | codes::DUPLICATE_KEY) if collisions < COLLISION_RETRIES => {
+                    collisions += 1;
+                    tracing::info!("chunk {range} collides on a unique key; retrying once the applier has caught up");
+                    self.wait_for_applier().await?;
+                }
+                Some(codes::BAD_NULL | codes::DUPLICATE_KEY) => {
+                    return Err(Error::failed(format!(
+                        "rows in the chunk of {range} collide with other rows on a unique key of the new table: {}",
+                        describe_mysql_error(&error)
+                    ))
+                    .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER"))
+                }
+                Some(c) if !codes::is_transient(c) => return Err(Error::failed(format!("copying the chunk of {range}: {}", describe_mysql_error(&error)))),
+                _ if attempt >= self.retries => {
+                    return Err(Error::failed(format!("copying the chunk of {range} failed {attempt} times: {}", describe_mysql_error(&error))))
+                }
+                _ => {
+                    tracing::warn!("copying the chunk of {range} (attempt {attempt}): {}; retrying", describe_mysql_error(&error));
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20)))).await;
+                    if conn.ping().await.is_err() {
+                        *conn = self.server.conn().await?;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn copy_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<u64, mysql_async::Error> {
+        let (range, params) = self.range(lower, upper);
+        let shadow = self.plan.names.q(&self.plan.names.shadow);
+        let sql = format!(
+            "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {range} LOCK IN SHARE MODE {}",
+            column_list(&self.plan.target_names()),
+            column_list(&self.plan.source_names()),
+            self.source(),
+            upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names())
+        );
+        conn.exec_drop(sql, params).await?;
+        Ok(records_of(&conn.info()))
+    }
+
+    /// Waits until the applier has replayed everything committed up to now.
+    async fn wait_for_applier(&self) -> Result<()> {
+        let mut conn = self.server.conn().await?;
+        let target = self.server.binlog_position(&mut conn).await?;
+        self.state.wait_applied(&target).await;
+        Ok(())
+    }
+}
+
+/// Rows an `INSERT ... SELECT` read, from its info string ("Records: 100  Duplicates: 3  Warnings: 0").
+fn records_of(info: &str) -> u64 {
+    info.split_whitespace().skip_while(|w| *w != "Records:").nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_records_from_info() {
+        assert_eq!(records_of("Records: 1000  Duplicates: 3  Warnings: 0"), 1000);
+        assert_eq!(records_of(""), 0);
+    }
+}

@@ -1,0 +1,165 @@
+//! Errors as a user interface: every failure carries what went wrong, what to do about it, and
+//! the exit code that tells a cron script which of the documented outcomes happened.
+//!
+//! Invariant: the exit code of an error is decided where the error is raised (a refusal before
+//! anything was created is `Refused`, a failure after that is `Failed`), never guessed at the top.
+
+use std::fmt;
+
+/// The documented outcomes of a run, as process exit codes (README "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// The migration failed after it started; the tool removed what it created.
+    Failed = 1,
+    /// The command line or an option file is invalid.
+    Usage = 2,
+    /// A preflight check refused the migration before anything was created.
+    Refused = 3,
+    /// An operator or a signal aborted the run; the tool removed what it created.
+    Aborted = 4,
+    /// Every cut-over attempt failed; the original table is untouched.
+    CutOverFailed = 5,
+}
+
+impl ExitKind {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ExitKind::Failed => "failed",
+            ExitKind::Usage => "invalid usage",
+            ExitKind::Refused => "refused",
+            ExitKind::Aborted => "aborted",
+            ExitKind::CutOverFailed => "cut-over failed",
+        }
+    }
+}
+
+/// An error for a person: a message, an optional fix, and the outcome it maps to.
+#[derive(Debug)]
+pub struct Error {
+    pub kind: ExitKind,
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), fix: None }
+    }
+
+    pub fn usage(message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::new(ExitKind::Usage, message).with_fix(fix)
+    }
+
+    pub fn refused(message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::new(ExitKind::Refused, message).with_fix(fix)
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Error::new(ExitKind::Failed, message)
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    /// Re-labels the error's outcome, e.g. a database error during preflight becomes a refusal.
+    pub fn with_kind(mut self, kind: ExitKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The MySQL server error code behind this error, if it came from the server.
+    pub fn server_code(&self) -> Option<u16> {
+        let start = self.message.find("ERROR ")? + 6;
+        let digits: String = self.message[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.label(), self.message)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n  what to do: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Adds what the tool was doing to a lower-level error.
+pub trait Context<T> {
+    fn context(self, doing: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, mysql_async::Error> {
+    fn context(self, doing: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::failed(format!("{}: {}", doing(), describe_mysql_error(&e))))
+    }
+}
+
+impl<T> Context<T> for Result<T> {
+    fn context(self, doing: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|mut e| {
+            e.message = format!("{}: {}", doing(), e.message);
+            e
+        })
+    }
+}
+
+/// Renders a driver error with the server's error code in a stable form ("ERROR 1062 (23000): ...").
+pub fn describe_mysql_error(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => format!("ERROR {} ({}): {}", s.code, s.state, s.message),
+        other => other.to_string(),
+    }
+}
+
+/// Server error codes the pipeline reacts to.
+pub mod codes {
+    pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
+    pub const DEADLOCK: u16 = 1213;
+    pub const DUPLICATE_KEY: u16 = 1062;
+    pub const BAD_NULL: u16 = 1048;
+    pub const TABLE_EXISTS: u16 = 1050;
+
+    /// Conflicts that go away when retried after other sessions finish.
+    pub fn is_transient(code: u16) -> bool {
+        matches!(code, LOCK_WAIT_TIMEOUT | DEADLOCK)
+    }
+}
+
+/// The server error code of a driver error, if any.
+pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_message_and_fix() {
+        let e = Error::refused("table has triggers", "drop them first");
+        assert_eq!(e.to_string(), "refused: table has triggers\n  what to do: drop them first");
+        assert_eq!(e.kind.code(), 3);
+    }
+
+    #[test]
+    fn finds_server_code_in_context_chain() {
+        let e = Error::failed("copying rows: ERROR 1062 (23000): Duplicate entry");
+        assert_eq!(e.server_code(), Some(1062));
+        assert_eq!(Error::failed("no code").server_code(), None);
+    }
+}

@@ -1,0 +1,282 @@
+//! Table facts from `information_schema`: columns, unique keys, foreign keys, triggers, size.
+//!
+//! The binlog carries neither column names nor signedness, charsets or ENUM/SET members (with
+//! MariaDB's default `binlog_row_metadata=NO_LOG`), so this module is where they come from.
+//! Invariant: columns are listed in table order, so `Column::ordinal` indexes a binlog row image.
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+use crate::error::{Context, Error, Result};
+use crate::sql::qualified;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    /// 0-based position in the table, which is its position in a binlog row image.
+    pub ordinal: usize,
+    /// Lowercase `DATA_TYPE`, e.g. `int`, `varchar`, `enum`.
+    pub data_type: String,
+    /// Full `COLUMN_TYPE`, e.g. `int(10) unsigned`, `enum('a','b')`.
+    pub column_type: String,
+    pub nullable: bool,
+    /// Character set of a text column; `None` for numbers, dates and binary strings.
+    pub charset: Option<String>,
+    pub collation: Option<String>,
+    pub generated: bool,
+    pub has_default: bool,
+    pub auto_increment: bool,
+}
+
+impl Column {
+    pub fn unsigned(&self) -> bool {
+        self.column_type.to_ascii_lowercase().contains("unsigned")
+    }
+
+    /// ENUM or SET members in definition order.
+    pub fn members(&self) -> Vec<String> {
+        parse_members(&self.column_type)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Index {
+    pub name: String,
+    pub unique: bool,
+    pub columns: Vec<String>,
+    /// Some column is indexed by a prefix only (`KEY (c(10))`).
+    pub has_prefix: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub database: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub indexes: Vec<Index>,
+    pub estimated_rows: u64,
+    pub data_bytes: u64,
+    pub index_bytes: u64,
+}
+
+impl TableInfo {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Unique keys the copy can walk and the applier can address rows by: every column NOT
+    /// NULL, not generated, not indexed by prefix, and not FLOAT/DOUBLE/JSON (whose equality is
+    /// not exact). PRIMARY first.
+    pub fn usable_unique_keys(&self) -> Vec<&Index> {
+        let mut keys: Vec<&Index> = self
+            .indexes
+            .iter()
+            .filter(|i| i.unique && !i.has_prefix)
+            .filter(|i| {
+                i.columns.iter().all(|c| {
+                    self.column(c).is_some_and(|c| !c.nullable && !c.generated && !matches!(c.data_type.as_str(), "float" | "double" | "json" | "real"))
+                })
+            })
+            .collect();
+        keys.sort_by_key(|i| i.name != "PRIMARY");
+        keys
+    }
+
+    pub fn qualified(&self) -> String {
+        qualified(&self.database, &self.name)
+    }
+}
+
+/// Parses the members of `enum('a','b''c')` or `set('x','y')`.
+pub fn parse_members(column_type: &str) -> Vec<String> {
+    let Some(open) = column_type.find('(') else { return Vec::new() };
+    let mut members = Vec::new();
+    let chars: Vec<char> = column_type[open + 1..].chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '\'' {
+            i += 1;
+            continue;
+        }
+        let mut member = String::new();
+        i += 1;
+        while i < chars.len() {
+            if chars[i] == '\'' && chars.get(i + 1) == Some(&'\'') {
+                member.push('\'');
+                i += 2;
+            } else if chars[i] == '\'' {
+                i += 1;
+                break;
+            } else if chars[i] == '\\' && i + 1 < chars.len() {
+                member.push(chars[i + 1]);
+                i += 2;
+            } else {
+                member.push(chars[i]);
+                i += 1;
+            }
+        }
+        members.push(member);
+    }
+    members
+}
+
+/// Loads a table's facts; `None` when it does not exist.
+pub async fn load(conn: &mut Conn, database: &str, table: &str) -> Result<Option<TableInfo>> {
+    let doing = || format!("inspecting {}", qualified(database, table));
+    let facts: Option<(String, Option<String>, Option<u64>, Option<u64>, Option<u64>)> = conn
+        .exec_first(
+            "SELECT TABLE_TYPE, ENGINE, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (database, table),
+        )
+        .await
+        .context(doing)?;
+    let Some((table_type, engine, rows, data, index)) = facts else { return Ok(None) };
+    if table_type != "BASE TABLE" {
+        return Err(Error::refused(format!("{} is a {}, not a base table", qualified(database, table), table_type.to_lowercase()), "alter the base table the view reads from"));
+    }
+    if !engine.as_deref().unwrap_or_default().eq_ignore_ascii_case("InnoDB") {
+        return Err(Error::refused(
+            format!("{} uses the {} engine; the online copy needs InnoDB's row locks and consistent reads", qualified(database, table), engine.unwrap_or_default()),
+            "convert it with a native ALTER TABLE ... ENGINE=InnoDB during a maintenance window",
+        ));
+    }
+    let columns = load_columns(conn, database, table).await.context(doing)?;
+    let indexes = load_indexes(conn, database, table).await.context(doing)?;
+    Ok(Some(TableInfo {
+        database: database.into(),
+        name: table.into(),
+        columns,
+        indexes,
+        estimated_rows: rows.unwrap_or(0),
+        data_bytes: data.unwrap_or(0),
+        index_bytes: index.unwrap_or(0),
+    }))
+}
+
+type ColumnRow = (String, u64, String, String, String, Option<String>, Option<String>, String, Option<String>, Option<String>);
+
+async fn load_columns(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<Column>> {
+    let rows: Vec<ColumnRow> = conn
+        .exec(
+            "SELECT COLUMN_NAME, ORDINAL_POSITION, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME, EXTRA, \
+             GENERATION_EXPRESSION, COLUMN_DEFAULT \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (database, table),
+        )
+        .await
+        .context(|| "reading columns".into())?;
+    Ok(rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, _, data_type, column_type, nullable, charset, collation, extra, generation, default))| Column {
+            name,
+            ordinal: i,
+            data_type,
+            column_type,
+            nullable: nullable == "YES",
+            charset,
+            collation,
+            generated: generation.is_some_and(|g| !g.is_empty()) || extra.to_ascii_uppercase().contains("GENERATED"),
+            has_default: default.is_some(),
+            auto_increment: extra.to_ascii_lowercase().contains("auto_increment"),
+        })
+        .collect())
+}
+
+async fn load_indexes(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<Index>> {
+    let rows: Vec<(String, u64, String, Option<u64>)> = conn
+        .exec(
+            "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (database, table),
+        )
+        .await
+        .context(|| "reading indexes".into())?;
+    let mut indexes: Vec<Index> = Vec::new();
+    for (name, non_unique, column, sub_part) in rows {
+        if indexes.last().is_none_or(|i| i.name != name) {
+            indexes.push(Index { name: name.clone(), unique: non_unique == 0, columns: Vec::new(), has_prefix: false });
+        }
+        let index = indexes.last_mut().expect("pushed above");
+        index.columns.push(column);
+        index.has_prefix |= sub_part.is_some();
+    }
+    Ok(indexes)
+}
+
+/// Foreign keys on either side of the table, as `constraint (child -> parent)` descriptions.
+pub async fn foreign_keys(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String, String, String)> = conn
+        .exec(
+            "SELECT DISTINCT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE REFERENCED_TABLE_NAME IS NOT NULL AND ((TABLE_SCHEMA = ? AND TABLE_NAME = ?) OR (REFERENCED_TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?))",
+            (database, table, database, table),
+        )
+        .await
+        .context(|| "reading foreign keys".into())?;
+    Ok(rows.into_iter().map(|(c, child, parent)| format!("{c} ({child} -> {parent})")).collect())
+}
+
+/// Trigger names on the table.
+pub async fn triggers(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<String>> {
+    conn.exec("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?", (database, table))
+        .await
+        .context(|| "reading triggers".into())
+}
+
+/// Whether a table of that name exists.
+pub async fn exists(conn: &mut Conn, database: &str, table: &str) -> Result<bool> {
+    let n: Option<u64> = conn
+        .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (database, table))
+        .await
+        .context(|| format!("looking for {}", qualified(database, table)))?;
+    Ok(n.unwrap_or(0) > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_enum_and_set_members() {
+        assert_eq!(parse_members("enum('a','b''c','d,e')"), vec!["a", "b'c", "d,e"]);
+        assert_eq!(parse_members("set('x','')"), vec!["x", ""]);
+        assert!(parse_members("int(11)").is_empty());
+    }
+
+    fn col(name: &str, data_type: &str, nullable: bool) -> Column {
+        Column {
+            name: name.into(),
+            ordinal: 0,
+            data_type: data_type.into(),
+            column_type: data_type.into(),
+            nullable,
+            charset: None,
+            collation: None,
+            generated: false,
+            has_default: false,
+            auto_increment: false,
+        }
+    }
+
+    #[test]
+    fn usable_keys_exclude_nullable_float_and_prefix() {
+        let t = TableInfo {
+            database: "d".into(),
+            name: "t".into(),
+            columns: vec![col("id", "int", false), col("f", "float", false), col("n", "int", true), col("s", "varchar", false)],
+            indexes: vec![
+                Index { name: "uf".into(), unique: true, columns: vec!["f".into()], has_prefix: false },
+                Index { name: "un".into(), unique: true, columns: vec!["n".into()], has_prefix: false },
+                Index { name: "us".into(), unique: true, columns: vec!["s".into()], has_prefix: true },
+                Index { name: "PRIMARY".into(), unique: true, columns: vec!["id".into()], has_prefix: false },
+                Index { name: "ids".into(), unique: true, columns: vec!["id".into(), "s".into()], has_prefix: false },
+            ],
+            estimated_rows: 0,
+            data_bytes: 0,
+            index_bytes: 0,
+        };
+        let names: Vec<&str> = t.usable_unique_keys().iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, vec!["PRIMARY", "ids"]);
+    }
+}

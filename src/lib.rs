@@ -1,0 +1,24 @@
+//! alterego: online schema change for MySQL and MariaDB.
+//!
+//! The modules follow a row through the pipeline: the command line becomes a [`config::Config`];
+//! [`server`] and [`inspect`] learn the server and the table and refuse what cannot be migrated;
+//! [`alter`] and [`plan`] understand the ALTER; [`changelog`] and [`binlog`] follow every change
+//! from a position taken before [`copy`] starts; [`apply`] replays the changes on the shadow
+//! table; [`cutover`] swaps the tables; [`migration`] runs the phases in order, each with its
+//! cleanup. See docs/architecture.md.
+
+pub mod alter;
+pub mod apply;
+pub mod binlog;
+pub mod changelog;
+pub mod config;
+pub mod copy;
+pub mod cutover;
+pub mod error;
+pub mod inspect;
+pub mod migration;
+pub mod plan;
+pub mod progress;
+pub mod server;
+pub mod sql;
+pub mod state;

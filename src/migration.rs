@@ -1,0 +1,314 @@
+//! The runner: the phases of a migration in order, each with its cleanup.
+//!
+//! 1. preflight: server, binlog settings, privileges, table, ALTER, leftovers, the run lock;
+//!    any refusal here leaves the server exactly as it was;
+//! 2. prove: create the shadow table and run the ALTER on it (copying), build the plan; a dry
+//!    run stops here and drops the shadow;
+//! 3. pipeline: changelog, binlog reader from the current position, applier, heartbeat, copy;
+//! 4. cut-over; 5. cleanup.
+//!
+//! Invariants: the original table is never written except by the final RENAME; whatever fails
+//! after the shadow exists, the tables this run created are dropped before it exits (the old
+//! table after a successful swap is kept unless `--ok-to-drop-table`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+use crate::alter::{self, AlterSummary};
+use crate::binlog::stream::{self, Tables};
+use crate::config::Config;
+use crate::copy::Copier;
+use crate::cutover::CutOver;
+use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
+use crate::inspect::{self, TableInfo};
+use crate::plan::{self, Plan, TableNames};
+use crate::server::{self, preflight, Server};
+use crate::state::RunState;
+use crate::{apply, changelog, progress};
+
+/// Transactions buffered between the binlog reader and the applier.
+const CHANNEL_CAPACITY: usize = 1024;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    DryRun,
+    Migrated,
+}
+
+/// Runs the whole migration as configured.
+pub async fn run(config: &Config) -> Result<Outcome> {
+    let server = Server::connect(&config.connection).await?;
+    let names = TableNames::new(&config.database, &config.table)?;
+    let mut conn = server.conn().await.map_err(preflight)?;
+    let (original, summary) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
+    let _run_lock = take_run_lock(&server, &names).await?;
+    drop_leftovers(&mut conn, config, &names).await.map_err(preflight)?;
+
+    let plan = Arc::new(prove_alter(&mut conn, &names, &original, &summary).await?);
+    print_plan(&plan, &original, config);
+    if !config.execute {
+        drop_tables(&mut conn, &names, &[&names.shadow]).await?;
+        println!("Dry run: the ALTER works on the shadow table, which has been dropped again. Add --execute to migrate.");
+        return Ok(Outcome::DryRun);
+    }
+
+    let state = Arc::new(RunState::default());
+    state.rows_estimated.store(original.estimated_rows, Ordering::Relaxed);
+    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone() };
+    let result = tokio::select! {
+        r = migration.execute(&mut conn) => r,
+        signal = shutdown_signal() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),
+    };
+    state.stop();
+    match result {
+        Ok(()) => {
+            migration.finish(&mut conn).await?;
+            println!("Migrated {}: the new table is in place{}.", names.q(&names.original), if config.drop_old_table { "" } else { "; the old one is kept as the _del table" });
+            Ok(Outcome::Migrated)
+        }
+        Err(e) => {
+            let e = state.take_failure().filter(|_| e.kind != ExitKind::Aborted).unwrap_or(e);
+            let mut cleanup = server.conn().await?;
+            migration.clean_up_failed(&mut cleanup).await;
+            Err(e)
+        }
+    }
+}
+
+/// Every refusal that needs no table to be created: server, binlog, privileges, the table, the ALTER.
+async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames) -> Result<(TableInfo, AlterSummary)> {
+    server::check_server(server, conn, &config.database).await?;
+    let summary = alter::summarize(&config.alter, &config.table)?;
+    plan::check_renames(&summary, config.approve_renamed_columns)?;
+    let original = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| {
+        Error::refused(format!("table {} does not exist", names.q(&names.original)), "check --database and --table (names are case-sensitive)")
+    })?;
+    let fks = inspect::foreign_keys(conn, &names.database, &names.original).await?;
+    if !fks.is_empty() {
+        return Err(Error::refused(
+            format!("{} has foreign keys ({}); they cannot follow the table through the swap", names.q(&names.original), fks.join(", ")),
+            "drop the foreign keys first (and recreate them afterwards), or use a native ALTER",
+        ));
+    }
+    let triggers = inspect::triggers(conn, &names.database, &names.original).await?;
+    if !triggers.is_empty() {
+        return Err(Error::refused(
+            format!("{} has triggers ({}); they would not be moved to the new table", names.q(&names.original), triggers.join(", ")),
+            "drop the triggers before the migration and recreate them after it",
+        ));
+    }
+    if original.usable_unique_keys().is_empty() {
+        return Err(Error::refused(
+            format!("{} has no PRIMARY or NOT NULL UNIQUE key; rows cannot be matched between the tables", names.q(&names.original)),
+            "add a primary key first",
+        ));
+    }
+    for (table, flag, allowed) in [
+        (&names.shadow, "--initially-drop-ghost-table", config.initially_drop_ghost_table),
+        (&names.changelog, "--initially-drop-ghost-table", config.initially_drop_ghost_table),
+        (&names.old, "--initially-drop-old-table", config.initially_drop_old_table),
+    ] {
+        if !allowed && inspect::exists(conn, &names.database, table).await? {
+            return Err(Error::refused(
+                format!("{} already exists, left by an earlier run", names.q(table)),
+                format!("inspect it and drop it, or pass {flag} to drop it at start"),
+            ));
+        }
+    }
+    Ok((original, summary))
+}
+
+/// Takes the server-wide lock that keeps two runs off one table. Held as long as the
+/// returned connection lives.
+async fn take_run_lock(server: &Server, names: &TableNames) -> Result<Conn> {
+    let mut conn = server.conn().await.map_err(preflight)?;
+    let got: Option<Option<i64>> = conn
+        .exec_first("SELECT GET_LOCK(CONCAT('alterego:', SHA1(?)), 0)", (format!("{}.{}", names.database, names.original),))
+        .await
+        .context(|| "taking the run lock".into())
+        .map_err(preflight)?;
+    if got.flatten() != Some(1) {
+        return Err(Error::refused(
+            format!("another alterego run is migrating {}", names.q(&names.original)),
+            "wait for it to finish (or stop it) before starting another",
+        ));
+    }
+    Ok(conn)
+}
+
+async fn drop_leftovers(conn: &mut Conn, config: &Config, names: &TableNames) -> Result<()> {
+    if config.initially_drop_ghost_table {
+        drop_tables(conn, names, &[&names.shadow, &names.changelog]).await?;
+    }
+    if config.initially_drop_old_table {
+        drop_tables(conn, names, &[&names.old]).await?;
+    }
+    Ok(())
+}
+
+async fn drop_tables(conn: &mut Conn, names: &TableNames, tables: &[&String]) -> Result<()> {
+    for table in tables {
+        conn.query_drop(format!("DROP TABLE IF EXISTS {}", names.q(table))).await.context(|| format!("dropping {}", names.q(table)))?;
+    }
+    Ok(())
+}
+
+/// Creates the shadow table and runs the ALTER on it, then rebuilds it with a copying ALTER so
+/// it starts without instant-operation row versions. A failure is a refusal; the shadow is dropped.
+async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, summary: &AlterSummary) -> Result<Plan> {
+    let shadow = names.q(&names.shadow);
+    conn.query_drop(format!("CREATE TABLE {shadow} LIKE {}", names.q(&names.original))).await.context(|| format!("creating the shadow table {shadow}")).map_err(preflight)?;
+    let result = async {
+        if let Err(e) = conn.query_drop(format!("ALTER TABLE {shadow} {}", summary.clauses)).await {
+            return Err(Error::refused(
+                format!("the ALTER failed on the (empty) shadow table: {}", describe_mysql_error(&e)),
+                "fix the --alter text; it is run as `ALTER TABLE <table> <your text>`",
+            ));
+        }
+        conn.query_drop(format!("ALTER TABLE {shadow} FORCE, ALGORITHM=COPY")).await.context(|| "rebuilding the shadow table".into())?;
+        let shadow_info = inspect::load(conn, &names.database, &names.shadow).await?.ok_or_else(|| Error::failed("the shadow table vanished"))?;
+        let ddl: Option<(String, String)> = conn.query_first(format!("SHOW CREATE TABLE {shadow}")).await.context(|| "reading the shadow DDL".into())?;
+        plan::build(names.clone(), original, &shadow_info, summary, ddl.map(|(_, d)| d).unwrap_or_default())
+    }
+    .await;
+    if result.is_err() {
+        drop_tables(conn, names, &[&names.shadow]).await?;
+    }
+    result.map_err(preflight)
+}
+
+fn print_plan(plan: &Plan, original: &TableInfo, config: &Config) {
+    println!("Plan for {}:", plan.names.q(&plan.names.original));
+    println!("  ALTER:        {}", config.alter.trim());
+    println!("  rows:         about {} ({} MB data, {} MB indexes)", original.estimated_rows, original.data_bytes >> 20, original.index_bytes >> 20);
+    println!("  key:          {} ({})", plan.key_name, plan.key_source.join(", "));
+    let mapping: Vec<String> = plan.columns.iter().map(|c| if c.source.name == c.target { c.target.clone() } else { format!("{} -> {}", c.source.name, c.target) }).collect();
+    println!("  columns:      {}", mapping.join(", "));
+    println!("  shadow table: {}", plan.shadow_ddl.replace('\n', "\n                "));
+}
+
+/// A migration past preflight: what its phases share.
+struct Migration {
+    server: Server,
+    config: Config,
+    plan: Arc<Plan>,
+    state: Arc<RunState>,
+}
+
+impl Migration {
+    /// Changelog, stream, applier, copy, cut-over.
+    async fn execute(&self, conn: &mut Conn) -> Result<()> {
+        let names = &self.plan.names;
+        changelog::create(conn, names).await?;
+        let changelog_info = inspect::load(conn, &names.database, &names.changelog).await?.ok_or_else(|| Error::failed("the changelog table vanished"))?;
+        let original_info = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| Error::failed("the original table vanished"))?;
+        let start = self.server.binlog_position(conn).await?;
+        tracing::info!("reading the binlog from {start}");
+        let tables = Tables {
+            database: names.database.clone(),
+            original: names.original.clone(),
+            original_columns: original_info.columns,
+            picks: self.plan.columns.iter().map(|c| c.source.ordinal).collect(),
+            key_positions: self.plan.key_positions.clone(),
+            changelog: names.changelog.clone(),
+            changelog_columns: changelog_info.columns,
+        };
+        let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let runtime = tokio::runtime::Handle::current();
+        let threads = [
+            stream::spawn(runtime.clone(), self.server.clone(), start, self.config.server_id, tables, tx, self.state.clone()),
+            apply::spawn(runtime, self.server.clone(), self.plan.clone(), rx.clone(), self.state.clone(), self.config.retries),
+        ];
+        let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
+        let display = progress::spawn(self.state.clone(), self.config.progress);
+
+        let result = self.copy_and_cut_over(rx).await;
+        self.state.stop();
+        heartbeat.abort();
+        display.await.ok();
+        tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| t.join().unwrap_or_default())).await.ok();
+        result
+    }
+
+    async fn copy_and_cut_over(&self, rx: crossbeam_channel::Receiver<stream::Batch>) -> Result<()> {
+        self.state.set_phase("copying");
+        let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.chunk_size, self.config.retries);
+        copier.run().await?;
+        self.check_failure()?;
+        tracing::info!("copied {} rows", self.state.rows_copied.load(Ordering::Relaxed));
+
+        self.state.set_phase("catching up");
+        let mut conn = self.server.conn().await?;
+        let now = self.server.binlog_position(&mut conn).await?;
+        self.state.wait_applied(&now).await;
+        self.check_failure()?;
+
+        self.state.set_phase("cutting over");
+        let cut_over = CutOver {
+            server: self.server.clone(),
+            plan: self.plan.clone(),
+            state: self.state.clone(),
+            lock_timeout: self.config.cut_over_lock_timeout,
+            retries: self.config.retries.min(10),
+            changes: rx,
+        };
+        cut_over.run().await?;
+        self.state.set_phase("done");
+        Ok(())
+    }
+
+    fn check_failure(&self) -> Result<()> {
+        match self.state.take_failure() {
+            Some(e) => Err(e),
+            None if self.state.stopping() => Err(Error::new(ExitKind::Aborted, "the run was stopped")),
+            None => Ok(()),
+        }
+    }
+
+    /// After the swap: drop the changelog, and the old table when asked.
+    async fn finish(&self, conn: &mut Conn) -> Result<()> {
+        let names = &self.plan.names;
+        drop_tables(conn, names, &[&names.changelog]).await?;
+        if self.config.drop_old_table {
+            drop_tables(conn, names, &[&names.old]).await?;
+        }
+        Ok(())
+    }
+
+    /// After a failure: drop what this run created. The original table is never touched; a
+    /// `_del` table is dropped only if it is this run's cut-over sentry.
+    async fn clean_up_failed(&self, conn: &mut Conn) {
+        let names = &self.plan.names;
+        let swapped = inspect::exists(conn, &names.database, &names.original).await.unwrap_or(true)
+            && !inspect::exists(conn, &names.database, &names.shadow).await.unwrap_or(true);
+        if swapped {
+            tracing::warn!("the tables were swapped before the failure; keeping the old table {}", names.q(&names.old));
+            drop_tables(conn, names, &[&names.changelog]).await.ok();
+            return;
+        }
+        let sentry: Option<String> = conn
+            .exec_first("SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&names.database, &names.old))
+            .await
+            .ok()
+            .flatten();
+        let mut tables = vec![&names.shadow, &names.changelog];
+        if sentry.as_deref() == Some("alterego cut-over sentry") {
+            tables.push(&names.old);
+        }
+        if let Err(e) = drop_tables(conn, names, &tables).await {
+            eprintln!("alterego: cleaning up after the failure: {e}");
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, naming the signal.
+async fn shutdown_signal() -> &'static str {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

@@ -1,0 +1,275 @@
+//! The ALTER understood: shadow and helper table names, which old column feeds which new one,
+//! and the unique key shared by both schemas that the copy walks and the applier addresses rows by.
+//!
+//! Invariants: only columns present (possibly renamed) in both schemas and not generated are
+//! copied; the chosen key is unique and NOT NULL in *both* tables, so a key identifies one row
+//! on either side; a new NOT NULL column without a default is refused, since strict mode could
+//! not fill it.
+
+use crate::alter::AlterSummary;
+use crate::error::{Error, Result};
+use crate::inspect::{Column, TableInfo};
+use crate::sql::{qualified, Placeholder};
+
+/// Names of the tables a migration of `table` uses, gh-ost style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    pub database: String,
+    pub original: String,
+    pub shadow: String,
+    pub changelog: String,
+    pub old: String,
+}
+
+impl TableNames {
+    pub fn new(database: &str, table: &str) -> Result<TableNames> {
+        if table.chars().count() + 5 > 64 {
+            return Err(Error::refused(
+                format!("table name `{table}` is too long: the shadow table `_{table}_gho` would exceed MySQL's 64-character limit"),
+                "rename the table to 59 characters or fewer first",
+            ));
+        }
+        Ok(TableNames {
+            database: database.into(),
+            original: table.into(),
+            shadow: format!("_{table}_gho"),
+            changelog: format!("_{table}_ghc"),
+            old: format!("_{table}_del"),
+        })
+    }
+
+    pub fn q(&self, table: &str) -> String {
+        qualified(&self.database, table)
+    }
+}
+
+/// One copied column: where it comes from and where it goes.
+#[derive(Debug, Clone)]
+pub struct ColumnMapping {
+    pub source: Column,
+    pub target: String,
+}
+
+impl ColumnMapping {
+    /// How a binlog value of this column is bound (see [`Placeholder`]).
+    pub fn placeholder(&self) -> Placeholder {
+        let text = matches!(self.source.data_type.as_str(), "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "json");
+        match &self.source.charset {
+            Some(cs) if text => Placeholder::Charset(cs.clone()),
+            _ => Placeholder::Plain,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub names: TableNames,
+    pub columns: Vec<ColumnMapping>,
+    /// Name of the chosen key in the original table (used with FORCE INDEX).
+    pub key_name: String,
+    /// Chosen key columns, original names, in index order.
+    pub key_source: Vec<String>,
+    /// The same key columns under their names in the new table.
+    pub key_target: Vec<String>,
+    /// Positions of the key columns within `columns`.
+    pub key_positions: Vec<usize>,
+    pub shadow_ddl: String,
+}
+
+impl Plan {
+    pub fn source_names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.source.name.clone()).collect()
+    }
+
+    pub fn target_names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.target.clone()).collect()
+    }
+
+    pub fn placeholders(&self) -> Vec<Placeholder> {
+        self.columns.iter().map(ColumnMapping::placeholder).collect()
+    }
+
+    pub fn key_placeholders(&self) -> Vec<Placeholder> {
+        self.key_positions.iter().map(|&i| self.columns[i].placeholder()).collect()
+    }
+}
+
+/// Refuses column renames that were not approved. Runs before anything is created.
+pub fn check_renames(summary: &AlterSummary, approved: bool) -> Result<()> {
+    if summary.renamed_columns.is_empty() || approved {
+        return Ok(());
+    }
+    let list: Vec<String> = summary.renamed_columns.iter().map(|(a, b)| format!("{a} -> {b}")).collect();
+    Err(Error::refused(
+        format!("the ALTER renames columns ({}); a mistyped CHANGE would silently lose that column's data", list.join(", ")),
+        "check the renames and add --approve-renamed-columns",
+    ))
+}
+
+/// Builds the plan from the original table and the shadow table after the ALTER ran on it.
+pub fn build(names: TableNames, original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary, shadow_ddl: String) -> Result<Plan> {
+    let columns = map_columns(original, shadow, summary);
+    check_new_columns_fillable(shadow, &columns)?;
+    let (key_name, key_source, key_target) = choose_key(original, shadow, summary)?;
+    let key_positions = key_source
+        .iter()
+        .map(|k| columns.iter().position(|c| c.source.name.eq_ignore_ascii_case(k)).expect("key columns are mapped columns"))
+        .collect();
+    Ok(Plan { names, columns, key_name, key_source, key_target, key_positions, shadow_ddl })
+}
+
+fn target_name(summary: &AlterSummary, column: &str) -> Option<String> {
+    if summary.dropped_columns.iter().any(|d| d.eq_ignore_ascii_case(column)) {
+        return None;
+    }
+    let renamed = summary.renamed_columns.iter().find(|(old, _)| old.eq_ignore_ascii_case(column));
+    Some(renamed.map_or(column.to_string(), |(_, new)| new.clone()))
+}
+
+fn map_columns(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary) -> Vec<ColumnMapping> {
+    original
+        .columns
+        .iter()
+        .filter(|c| !c.generated)
+        .filter_map(|c| {
+            let target = shadow.column(&target_name(summary, &c.name)?).filter(|t| !t.generated)?;
+            Some(ColumnMapping { source: c.clone(), target: target.name.clone() })
+        })
+        .collect()
+}
+
+fn check_new_columns_fillable(shadow: &TableInfo, columns: &[ColumnMapping]) -> Result<()> {
+    let unfillable: Vec<&str> = shadow
+        .columns
+        .iter()
+        .filter(|c| !c.generated && !c.nullable && !c.has_default && !c.auto_increment)
+        .filter(|c| !columns.iter().any(|m| m.target == c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    if unfillable.is_empty() {
+        return Ok(());
+    }
+    Err(Error::refused(
+        format!("new NOT NULL column(s) without a DEFAULT: {}; the copy cannot fill them in strict mode", unfillable.join(", ")),
+        "give each a DEFAULT in the ALTER (e.g. ADD COLUMN c INT NOT NULL DEFAULT 0)",
+    ))
+}
+
+fn choose_key(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary) -> Result<(String, Vec<String>, Vec<String>)> {
+    let shadow_keys = shadow.usable_unique_keys();
+    for key in original.usable_unique_keys() {
+        let Some(target): Option<Vec<String>> = key.columns.iter().map(|c| target_name(summary, c)).collect() else { continue };
+        let same_set = |cols: &[String]| cols.len() == target.len() && target.iter().all(|t| cols.iter().any(|c| c.eq_ignore_ascii_case(t)));
+        let Some(shadow_key) = shadow_keys.iter().find(|k| same_set(&k.columns)) else { continue };
+        if let Some(why) = key_type_change(original, shadow, &key.columns, &target) {
+            return Err(Error::refused(why, "keep the key column's type, or migrate in two steps"));
+        }
+        let target = target.iter().map(|t| shadow_key.columns.iter().find(|c| c.eq_ignore_ascii_case(t)).cloned().expect("same set")).collect();
+        return Ok((key.name.clone(), key.columns.clone(), target));
+    }
+    Err(Error::refused(
+        format!(
+            "no PRIMARY or NOT NULL UNIQUE key is shared by the old and new schema of {}; rows could not be matched between them",
+            original.qualified()
+        ),
+        "keep the primary key (or another NOT NULL unique key) in the ALTER, or add one to the table first",
+    ))
+}
+
+/// A key column that changes from DATETIME to TIMESTAMP (or back) changes values with the time
+/// zone, so rows would no longer match by key.
+fn key_type_change(original: &TableInfo, shadow: &TableInfo, source: &[String], target: &[String]) -> Option<String> {
+    source.iter().zip(target).find_map(|(s, t)| {
+        let (a, b) = (&original.column(s)?.data_type, &shadow.column(t)?.data_type);
+        let moves = (a == "datetime" && b == "timestamp") || (a == "timestamp" && b == "datetime");
+        moves.then(|| format!("key column `{s}` changes from {a} to {b}; its values would shift with the time zone"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::Index;
+
+    fn col(name: &str, ordinal: usize, data_type: &str) -> Column {
+        Column {
+            name: name.into(),
+            ordinal,
+            data_type: data_type.into(),
+            column_type: data_type.into(),
+            nullable: false,
+            charset: (data_type == "varchar").then(|| "latin1".into()),
+            collation: None,
+            generated: false,
+            has_default: true,
+            auto_increment: false,
+        }
+    }
+
+    fn table(columns: Vec<Column>, indexes: Vec<Index>) -> TableInfo {
+        TableInfo { database: "d".into(), name: "t".into(), columns, indexes, estimated_rows: 0, data_bytes: 0, index_bytes: 0 }
+    }
+
+    fn key(name: &str, cols: &[&str]) -> Index {
+        Index { name: name.into(), unique: true, columns: cols.iter().map(|c| c.to_string()).collect(), has_prefix: false }
+    }
+
+    fn summary(renamed: &[(&str, &str)], dropped: &[&str]) -> AlterSummary {
+        AlterSummary {
+            clauses: String::new(),
+            renamed_columns: renamed.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            dropped_columns: dropped.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn maps_renamed_and_dropped_columns() {
+        let old = table(vec![col("id", 0, "int"), col("a", 1, "varchar"), col("b", 2, "int")], vec![key("PRIMARY", &["id"])]);
+        let new = table(vec![col("id", 0, "int"), col("z", 1, "varchar"), col("c", 2, "int")], vec![key("PRIMARY", &["id"])]);
+        let plan = build(TableNames::new("d", "t").unwrap(), &old, &new, &summary(&[("a", "z")], &["b"]), String::new()).unwrap();
+        let pairs: Vec<(String, String)> = plan.columns.iter().map(|m| (m.source.name.clone(), m.target.clone())).collect();
+        assert_eq!(pairs, vec![("id".into(), "id".into()), ("a".into(), "z".into())]);
+        assert_eq!(plan.placeholders()[1], Placeholder::Charset("latin1".into()));
+        assert_eq!(plan.key_positions, vec![0]);
+    }
+
+    #[test]
+    fn chooses_shared_unique_key_when_primary_changes() {
+        let old = table(vec![col("id", 0, "int"), col("a", 1, "int"), col("b", 2, "int")], vec![key("PRIMARY", &["id"]), key("uab", &["a", "b"])]);
+        let new = table(vec![col("id", 0, "int"), col("a", 1, "int"), col("b", 2, "int")], vec![key("PRIMARY", &["b", "a"])]);
+        let plan = build(TableNames::new("d", "t").unwrap(), &old, &new, &summary(&[], &[]), String::new()).unwrap();
+        assert_eq!(plan.key_name, "uab");
+        assert_eq!(plan.key_source, vec!["a", "b"]);
+        assert_eq!(plan.key_target, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn refuses_without_shared_key() {
+        let old = table(vec![col("id", 0, "int"), col("a", 1, "int")], vec![key("PRIMARY", &["id"])]);
+        let new = table(vec![col("id", 0, "int"), col("a", 1, "int")], vec![key("PRIMARY", &["a"])]);
+        let e = build(TableNames::new("d", "t").unwrap(), &old, &new, &summary(&[], &[]), String::new()).unwrap_err();
+        assert!(e.message.contains("no PRIMARY or NOT NULL UNIQUE key"));
+    }
+
+    #[test]
+    fn refuses_unfillable_not_null_column() {
+        let old = table(vec![col("id", 0, "int")], vec![key("PRIMARY", &["id"])]);
+        let mut extra = col("n", 1, "int");
+        extra.has_default = false;
+        let new = table(vec![col("id", 0, "int"), extra], vec![key("PRIMARY", &["id"])]);
+        let e = build(TableNames::new("d", "t").unwrap(), &old, &new, &summary(&[], &[]), String::new()).unwrap_err();
+        assert!(e.message.contains("without a DEFAULT"));
+    }
+
+    #[test]
+    fn unapproved_renames_are_refused() {
+        assert!(check_renames(&summary(&[("a", "b")], &[]), false).is_err());
+        assert!(check_renames(&summary(&[("a", "b")], &[]), true).is_ok());
+    }
+
+    #[test]
+    fn long_table_names_are_refused() {
+        assert!(TableNames::new("d", &"x".repeat(60)).is_err());
+        assert_eq!(TableNames::new("d", "orders").unwrap().shadow, "_orders_gho");
+    }
+}

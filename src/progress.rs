@@ -1,0 +1,58 @@
+//! What a person watching the run sees: on a terminal, an `indicatif` bar with rows copied of
+//! the estimate, rate, ETA, applied changes, backlog and phase; otherwise one status line at a
+//! steady interval.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::state::RunState;
+
+const LINE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Shows progress until the run stops. Dropping the handle's task ends the display.
+pub fn spawn(state: Arc<RunState>, terminal: bool) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if terminal {
+            show_bar(&state).await
+        } else {
+            log_lines(&state).await
+        }
+    })
+}
+
+fn status(state: &RunState) -> String {
+    format!(
+        "{}; applied {} changes, backlog {} transactions",
+        state.phase(),
+        state.changes_applied.load(Ordering::Relaxed),
+        state.backlog.load(Ordering::Relaxed)
+    )
+}
+
+async fn show_bar(state: &RunState) {
+    let bar = ProgressBar::with_draw_target(Some(state.rows_estimated.load(Ordering::Relaxed).max(1)), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows ({per_sec}, ETA {eta}) {msg}")
+            .expect("valid progress template"),
+    );
+    while !state.stopping() {
+        let copied = state.rows_copied.load(Ordering::Relaxed);
+        bar.set_length(state.rows_estimated.load(Ordering::Relaxed).max(copied).max(1));
+        bar.set_position(copied);
+        bar.set_message(status(state));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bar.finish_and_clear();
+}
+
+async fn log_lines(state: &RunState) {
+    while !state.stopping() {
+        tokio::time::sleep(LINE_INTERVAL).await;
+        let copied = state.rows_copied.load(Ordering::Relaxed);
+        let estimated = state.rows_estimated.load(Ordering::Relaxed).max(copied).max(1);
+        tracing::info!("copied {copied}/{estimated} rows ({:.1}%); {}", copied as f64 * 100.0 / estimated as f64, status(state));
+    }
+}

@@ -1,0 +1,305 @@
+//! The one place that opens connections: connection options, session settings, and the facts
+//! about the server (flavor, version, binlog settings, privileges) that preflight checks.
+//!
+//! Invariants: every working connection runs with `time_zone='+00:00'` (binlog TIMESTAMPs are
+//! UTC epochs), a strict `sql_mode` (a value that does not fit fails instead of being truncated),
+//! `NO_AUTO_VALUE_ON_ZERO` (a row with id 0 keeps id 0) and REPEATABLE READ (a copy chunk's
+//! `INSERT ... SELECT` takes shared locks on the rows it reads).
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, Row};
+
+use crate::config::Connection;
+use crate::error::{Context, Error, ExitKind, Result};
+
+/// Session settings for every connection that reads or writes table data.
+pub const SESSION_SETUP: &[&str] = &[
+    "SET SESSION time_zone = '+00:00'",
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    "SET SESSION innodb_lock_wait_timeout = 10",
+    "SET NAMES utf8mb4",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    MariaDb,
+    MySql,
+}
+
+/// A server version as (major, minor, patch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// Parses `SELECT VERSION()` output such as `10.11.14-MariaDB-0+deb12u2` or `8.4.3`.
+pub fn parse_version(text: &str) -> Option<(Flavor, Version)> {
+    let flavor = if text.to_ascii_lowercase().contains("mariadb") { Flavor::MariaDb } else { Flavor::MySql };
+    let numeric: String = text.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let mut parts = numeric.split('.').map(|p| p.parse::<u32>().ok());
+    let version = Version(parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0));
+    Some((flavor, version))
+}
+
+/// Whether alterego supports this server, and if not, why.
+pub fn check_supported(flavor: Flavor, version: Version) -> std::result::Result<(), String> {
+    match flavor {
+        Flavor::MariaDb if version < Version(10, 6, 0) => Err(format!("MariaDB {version} is older than 10.6")),
+        Flavor::MySql if version < Version(8, 0, 13) => {
+            Err(format!("MySQL {version} is older than 8.0.13 (needed for RENAME TABLE under LOCK TABLES)"))
+        }
+        Flavor::MySql if version >= Version(8, 5, 0) => Err(format!("MySQL {version} is newer than the 8.4 series alterego is written for")),
+        _ => Ok(()),
+    }
+}
+
+/// The statement that reports the current binlog file and position.
+pub fn binlog_status_statement(flavor: Flavor, version: Version) -> &'static str {
+    match flavor {
+        Flavor::MariaDb => "SHOW MASTER STATUS",
+        Flavor::MySql if version >= Version(8, 2, 0) => "SHOW BINARY LOG STATUS",
+        Flavor::MySql => "SHOW MASTER STATUS",
+    }
+}
+
+/// A binlog coordinate. Files of one server share a base name and a zero-padded sequence
+/// number, so (file, pos) orders like the log itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct BinlogPosition {
+    pub file: String,
+    pub pos: u64,
+}
+
+impl std::fmt::Display for BinlogPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+/// Facts about the server, read once at startup.
+#[derive(Debug, Clone)]
+pub struct ServerFacts {
+    pub flavor: Flavor,
+    pub version: Version,
+    pub version_text: String,
+}
+
+/// Connection options plus the server's facts; hands out configured connections.
+#[derive(Clone)]
+pub struct Server {
+    opts: Opts,
+    pub facts: ServerFacts,
+    pub describe: String,
+}
+
+impl Server {
+    /// Connects once to learn the server's facts. A failure here is a refusal: nothing exists yet.
+    pub async fn connect(connection: &Connection) -> Result<Server> {
+        let mut builder = OptsBuilder::default()
+            .user(Some(connection.user.clone()))
+            .pass(connection.password.clone())
+            .ip_or_hostname(connection.host.clone())
+            .tcp_port(connection.port)
+            .prefer_socket(false)
+            .setup(SESSION_SETUP.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let describe = match &connection.socket {
+            Some(socket) => {
+                builder = builder.socket(Some(socket.to_string_lossy().to_string()));
+                format!("{}@{}", connection.user, socket.display())
+            }
+            None => format!("{}@{}:{}", connection.user, connection.host, connection.port),
+        };
+        let opts = Opts::from(builder);
+        let mut conn = Conn::new(opts.clone()).await.map_err(|e| {
+            Error::refused(format!("cannot connect to {describe}: {}", crate::error::describe_mysql_error(&e)), "check --host/--port/--socket, --user and the password (ALTEREGO_PASSWORD, --ask-pass or the option file)")
+        })?;
+        let version_text: String = conn.query_first("SELECT VERSION()").await.context(|| "reading the server version".into())?.unwrap_or_default();
+        let (flavor, version) = parse_version(&version_text)
+            .ok_or_else(|| Error::refused(format!("cannot parse the server version `{version_text}`"), "alterego supports MariaDB 10.6+ and MySQL 8.0/8.4"))?;
+        conn.disconnect().await.ok();
+        Ok(Server { opts, facts: ServerFacts { flavor, version, version_text }, describe })
+    }
+
+    /// A new connection with the session settings applied.
+    pub async fn conn(&self) -> Result<Conn> {
+        Conn::new(self.opts.clone()).await.context(|| format!("connecting to {}", self.describe))
+    }
+
+    /// The options, for the binlog reader which must set its own session variables.
+    pub fn opts(&self) -> &Opts {
+        &self.opts
+    }
+
+    /// The current end of the binlog.
+    pub async fn binlog_position(&self, conn: &mut Conn) -> Result<BinlogPosition> {
+        let statement = binlog_status_statement(self.facts.flavor, self.facts.version);
+        let row: Option<Row> = conn.query_first(statement).await.context(|| format!("running {statement}"))?;
+        let row = row.ok_or_else(|| Error::refused("the binary log is off (SHOW MASTER STATUS is empty)", "start the server with log_bin enabled"))?;
+        Ok(BinlogPosition { file: row.get::<String, _>(0).unwrap_or_default(), pos: row.get::<u64, _>(1).unwrap_or_default() })
+    }
+}
+
+/// Reads a global variable as text; `None` when the server does not have it.
+pub async fn global_variable(conn: &mut Conn, name: &str) -> Result<Option<String>> {
+    let row: Option<(String, Option<String>)> = conn
+        .exec_first("SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = ?", (name.to_ascii_uppercase(),))
+        .await
+        .context(|| format!("reading @@global.{name}"))?;
+    Ok(row.and_then(|(_, v)| v))
+}
+
+/// One binlog setting that must hold, and how to fix it.
+struct Requirement {
+    variable: &'static str,
+    expected: &'static str,
+    fix: &'static str,
+}
+
+fn binlog_requirements(flavor: Flavor) -> Vec<Requirement> {
+    let mut reqs = vec![
+        Requirement { variable: "log_bin", expected: "ON", fix: "start the server with log_bin (binary logging) enabled" },
+        Requirement { variable: "binlog_format", expected: "ROW", fix: "SET GLOBAL binlog_format='ROW' (and in the server's config file), then reconnect the writers" },
+        Requirement { variable: "binlog_row_image", expected: "FULL", fix: "SET GLOBAL binlog_row_image='FULL' (and in the server's config file)" },
+    ];
+    match flavor {
+        Flavor::MariaDb => reqs.push(Requirement {
+            variable: "log_bin_compress",
+            expected: "OFF",
+            fix: "SET GLOBAL log_bin_compress=OFF: compressed row events cannot be replayed",
+        }),
+        Flavor::MySql => reqs.push(Requirement {
+            variable: "binlog_row_value_options",
+            expected: "",
+            fix: "SET GLOBAL binlog_row_value_options='': partial JSON updates cannot be replayed",
+        }),
+    }
+    reqs
+}
+
+/// Refuses a server whose version or binlog settings alterego cannot work with.
+pub async fn check_server(server: &Server, conn: &mut Conn, database: &str) -> Result<()> {
+    check_supported(server.facts.flavor, server.facts.version)
+        .map_err(|why| Error::refused(format!("unsupported server {}: {why}", server.facts.version_text), "alterego supports MariaDB 10.6+ and MySQL 8.0.13 to 8.4"))?;
+    for req in binlog_requirements(server.facts.flavor) {
+        let value = global_variable(conn, req.variable).await?.unwrap_or_default();
+        if !value.eq_ignore_ascii_case(req.expected) {
+            return Err(Error::refused(format!("{} is `{value}`, alterego needs `{}`", req.variable, req.expected), req.fix));
+        }
+    }
+    check_privileges(server.facts.flavor, conn, database).await
+}
+
+/// Privileges a run needs: global ones for reading the binlog, table-level ones for the shadow
+/// table, the copy and the swap.
+fn required_privileges(flavor: Flavor) -> (Vec<&'static str>, Vec<&'static str>) {
+    let global = match flavor {
+        Flavor::MariaDb => vec!["REPLICATION SLAVE", "BINLOG MONITOR"],
+        Flavor::MySql => vec!["REPLICATION SLAVE", "REPLICATION CLIENT"],
+    };
+    let schema = vec!["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "LOCK TABLES"];
+    (global, schema)
+}
+
+async fn check_privileges(flavor: Flavor, conn: &mut Conn, database: &str) -> Result<()> {
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await.context(|| "reading SHOW GRANTS".into())?;
+    let missing = missing_privileges(flavor, &grants, Some(database));
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::refused(
+        format!("the user lacks privileges alterego needs: {}", missing.join(", ")),
+        "GRANT them (see docs/security.md for the least privileges and why), or run as a user that has them",
+    ))
+}
+
+/// Compares `SHOW GRANTS` lines with what a run needs. Grants on `*.*` count everywhere; grants
+/// on the run's database count for the table-level privileges.
+pub fn missing_privileges(flavor: Flavor, grants: &[String], database: Option<&str>) -> Vec<String> {
+    let (global_needed, schema_needed) = required_privileges(flavor);
+    let mut global = Vec::new();
+    let mut schema = Vec::new();
+    for grant in grants {
+        let Some((privs, scope)) = parse_grant(grant) else { continue };
+        let on_all = scope == "*.*";
+        let on_db = database.is_some_and(|db| scope == format!("`{}`.*", db.replace('`', "``")));
+        for p in privs {
+            if on_all {
+                global.push(p.clone());
+            }
+            if on_all || on_db {
+                schema.push(p);
+            }
+        }
+    }
+    let has = |set: &[String], p: &str| set.iter().any(|g| g == "ALL PRIVILEGES" || g == "ALL" || g == p || (p == "BINLOG MONITOR" && (g == "SUPER" || g == "REPLICATION CLIENT")));
+    global_needed.into_iter().filter(|p| !has(&global, p)).chain(schema_needed.into_iter().filter(|p| !has(&schema, p))).map(String::from).collect()
+}
+
+/// `GRANT SELECT, INSERT ON `db`.* TO ...` -> (["SELECT", "INSERT"], "`db`.*")
+fn parse_grant(line: &str) -> Option<(Vec<String>, String)> {
+    let rest = line.strip_prefix("GRANT ")?;
+    let on = rest.find(" ON ")?;
+    let privs = rest[..on].split(',').map(|p| p.split('(').next().unwrap_or(p).trim().to_ascii_uppercase()).collect();
+    let scope = rest[on + 4..].split(" TO ").next()?.trim().to_string();
+    Some((privs, scope))
+}
+
+/// Maps a database error during preflight to a refusal: nothing has been created yet.
+pub fn preflight(e: Error) -> Error {
+    if e.kind == ExitKind::Failed { e.with_kind(ExitKind::Refused) } else { e }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(parse_version("10.11.14-MariaDB-0+deb12u2"), Some((Flavor::MariaDb, Version(10, 11, 14))));
+        assert_eq!(parse_version("8.4.3"), Some((Flavor::MySql, Version(8, 4, 3))));
+        assert_eq!(parse_version("8.0.36-log"), Some((Flavor::MySql, Version(8, 0, 36))));
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn supported_versions() {
+        assert!(check_supported(Flavor::MariaDb, Version(10, 6, 0)).is_ok());
+        assert!(check_supported(Flavor::MariaDb, Version(10, 5, 9)).is_err());
+        assert!(check_supported(Flavor::MySql, Version(8, 0, 12)).is_err());
+        assert!(check_supported(Flavor::MySql, Version(8, 4, 0)).is_ok());
+        assert!(check_supported(Flavor::MySql, Version(9, 1, 0)).is_err());
+    }
+
+    #[test]
+    fn binlog_status_per_flavor() {
+        assert_eq!(binlog_status_statement(Flavor::MariaDb, Version(10, 11, 0)), "SHOW MASTER STATUS");
+        assert_eq!(binlog_status_statement(Flavor::MySql, Version(8, 0, 36)), "SHOW MASTER STATUS");
+        assert_eq!(binlog_status_statement(Flavor::MySql, Version(8, 4, 0)), "SHOW BINARY LOG STATUS");
+    }
+
+    #[test]
+    fn positions_order_like_the_log() {
+        let a = BinlogPosition { file: "bin.000009".into(), pos: 900 };
+        let b = BinlogPosition { file: "bin.000010".into(), pos: 4 };
+        assert!(a < b);
+    }
+
+    #[test]
+    fn privileges_from_grants() {
+        let all = vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION".to_string()];
+        assert!(missing_privileges(Flavor::MariaDb, &all, Some("d")).is_empty());
+        let partial = vec![
+            "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `u`@`%`".to_string(),
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER ON `d`.* TO `u`@`%`".to_string(),
+        ];
+        assert_eq!(missing_privileges(Flavor::MariaDb, &partial, Some("d")), vec!["LOCK TABLES".to_string()]);
+        assert_eq!(missing_privileges(Flavor::MariaDb, &partial, Some("other")).len(), 8);
+        let mysql = vec!["GRANT SELECT ON *.* TO `u`@`%`".to_string()];
+        assert!(missing_privileges(Flavor::MySql, &mysql, Some("d")).contains(&"REPLICATION CLIENT".to_string()));
+    }
+}

@@ -1,0 +1,153 @@
+//! SQL text building: quoted identifiers, key-range predicates, and the statements the copy,
+//! apply and cut-over stages send.
+//!
+//! Invariants: every identifier is quoted with `quote_ident`; every value is a `?` placeholder
+//! bound by the caller, in the order the builder documents. Nothing here talks to a server, so
+//! all of it is unit-tested.
+
+/// Quotes an identifier with backticks, doubling any backtick inside it.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `db`.`table`
+pub fn qualified(db: &str, table: &str) -> String {
+    format!("{}.{}", quote_ident(db), quote_ident(table))
+}
+
+/// `a`, `b`, `c`
+pub fn column_list<S: AsRef<str>>(names: &[S]) -> String {
+    names.iter().map(|n| quote_ident(n.as_ref())).collect::<Vec<_>>().join(", ")
+}
+
+/// How a value taken from a binlog row image is bound. Strings arrive as raw bytes in the
+/// column's own character set; binding them as-is would make the server read them in the
+/// connection's character set, so they are re-labelled with their real one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placeholder {
+    Plain,
+    Charset(String),
+}
+
+impl Placeholder {
+    pub fn expr(&self) -> String {
+        match self {
+            Placeholder::Plain => "?".to_string(),
+            Placeholder::Charset(cs) => format!("CONVERT(CAST(? AS BINARY) USING {cs})"),
+        }
+    }
+}
+
+/// `(k1 > ? OR (k1 = ? AND k2 > ?))`: rows strictly after a key tuple, in index order.
+/// Bind order: see [`tuple_compare_params`]. Written as ORs of equalities rather than a row
+/// constructor so that every supported server turns it into index ranges.
+pub fn tuple_after(key: &[String], exprs: &[String]) -> String {
+    tuple_compare(key, exprs, ">", ">")
+}
+
+/// `(k1 < ? OR (k1 = ? AND k2 <= ?))`: rows up to and including a key tuple.
+pub fn tuple_up_to(key: &[String], exprs: &[String]) -> String {
+    tuple_compare(key, exprs, "<", "<=")
+}
+
+fn tuple_compare(key: &[String], exprs: &[String], strict: &str, last: &str) -> String {
+    let mut terms = Vec::with_capacity(key.len());
+    for i in 0..key.len() {
+        let mut parts: Vec<String> = (0..i).map(|j| format!("{} = {}", quote_ident(&key[j]), exprs[j])).collect();
+        let op = if i + 1 == key.len() { last } else { strict };
+        parts.push(format!("{} {} {}", quote_ident(&key[i]), op, exprs[i]));
+        terms.push(if parts.len() == 1 { parts.remove(0) } else { format!("({})", parts.join(" AND ")) });
+    }
+    format!("({})", terms.join(" OR "))
+}
+
+/// The parameter list for a `tuple_after`/`tuple_up_to` predicate: term `i` binds values `0..=i`.
+pub fn tuple_compare_params<T: Clone>(values: &[T]) -> Vec<T> {
+    (0..values.len()).flat_map(|i| values[..=i].iter().cloned()).collect()
+}
+
+/// `k1 = ? AND k2 = ?`
+pub fn key_equals(key: &[String], exprs: &[String]) -> String {
+    key.iter().zip(exprs).map(|(k, e)| format!("{} = {}", quote_ident(k), e)).collect::<Vec<_>>().join(" AND ")
+}
+
+/// The ON DUPLICATE KEY UPDATE clause shared by copy and apply.
+///
+/// A duplicate on the chosen key is the same row arriving again: its columns are overwritten.
+/// A duplicate on any *other* unique key is two different rows colliding: the guard assigns NULL
+/// to a NOT NULL key column, which strict mode turns into error 1048 instead of merging the two
+/// rows (what `REPLACE` or a plain upsert would silently do). The guards come first because
+/// MySQL evaluates the assignments left to right. Existing values are qualified with `table` so
+/// that an `INSERT ... SELECT` from a table with the same column names is not ambiguous.
+pub fn upsert_clause(table: &str, key: &[String], columns: &[String]) -> String {
+    let same_key = key
+        .iter()
+        .map(|k| format!("BINARY {table}.{q} <=> BINARY VALUES({q})", q = quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let guards = key.iter().map(|k| format!("{q} = IF({same_key}, {table}.{q}, NULL)", q = quote_ident(k)));
+    let sets = columns
+        .iter()
+        .filter(|c| !key.contains(c))
+        .map(|c| format!("{q} = VALUES({q})", q = quote_ident(c)));
+    format!("ON DUPLICATE KEY UPDATE {}", guards.chain(sets).collect::<Vec<_>>().join(", "))
+}
+
+/// Multi-row upsert of row images: `INSERT INTO t (cols) VALUES (...), (...) ON DUPLICATE ...`.
+pub fn upsert_rows(table: &str, columns: &[String], placeholders: &[Placeholder], key: &[String], rows: usize) -> String {
+    let one = format!("({})", placeholders.iter().map(Placeholder::expr).collect::<Vec<_>>().join(", "));
+    let values = vec![one; rows].join(", ");
+    format!("INSERT INTO {table} ({}) VALUES {values} {}", column_list(columns), upsert_clause(table, key, columns))
+}
+
+/// Deletes rows by key: `DELETE FROM t WHERE (k = ?) OR (k = ?)`.
+pub fn delete_rows(table: &str, key: &[String], placeholders: &[Placeholder], rows: usize) -> String {
+    let exprs: Vec<String> = placeholders.iter().map(Placeholder::expr).collect();
+    let one = format!("({})", key_equals(key, &exprs));
+    format!("DELETE FROM {table} WHERE {}", vec![one; rows].join(" OR "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn quotes_backticks_and_unicode() {
+        assert_eq!(quote_ident("order"), "`order`");
+        assert_eq!(quote_ident("a`b"), "`a``b`");
+        assert_eq!(quote_ident("naïve col"), "`naïve col`");
+        assert_eq!(qualified("d b", "t"), "`d b`.`t`");
+    }
+
+    #[test]
+    fn tuple_predicates_expand_composite_keys() {
+        let q = s(&["?", "?", "?"]);
+        assert_eq!(tuple_after(&s(&["a"]), &q[..1]), "(`a` > ?)");
+        assert_eq!(
+            tuple_after(&s(&["a", "b", "c"]), &q),
+            "(`a` > ? OR (`a` = ? AND `b` > ?) OR (`a` = ? AND `b` = ? AND `c` > ?))"
+        );
+        assert_eq!(tuple_up_to(&s(&["a", "b"]), &q[..2]), "(`a` < ? OR (`a` = ? AND `b` <= ?))");
+        assert_eq!(tuple_compare_params(&[1, 2, 3]), vec![1, 1, 2, 1, 2, 3]);
+    }
+
+    #[test]
+    fn upsert_guards_other_unique_keys() {
+        let sql = upsert_rows("`t`", &s(&["id", "v"]), &[Placeholder::Plain, Placeholder::Charset("latin1".into())], &s(&["id"]), 2);
+        assert_eq!(
+            sql,
+            "INSERT INTO `t` (`id`, `v`) VALUES (?, CONVERT(CAST(? AS BINARY) USING latin1)), (?, CONVERT(CAST(? AS BINARY) USING latin1)) \
+             ON DUPLICATE KEY UPDATE `id` = IF(BINARY `t`.`id` <=> BINARY VALUES(`id`), `t`.`id`, NULL), `v` = VALUES(`v`)"
+        );
+    }
+
+    #[test]
+    fn delete_by_composite_key() {
+        let sql = delete_rows("`t`", &s(&["a", "b"]), &[Placeholder::Plain, Placeholder::Plain], 2);
+        assert_eq!(sql, "DELETE FROM `t` WHERE (`a` = ? AND `b` = ?) OR (`a` = ? AND `b` = ?)");
+    }
+}

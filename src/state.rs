@@ -1,0 +1,89 @@
+//! State shared by the pipeline's stages: counters for progress, the positions the reader and
+//! applier have reached, the first failure, and the stop flag.
+//!
+//! Invariant: the first failure recorded wins and stops every stage; later ones are logged only.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::error::Error;
+use crate::server::BinlogPosition;
+
+#[derive(Default)]
+pub struct RunState {
+    pub rows_copied: AtomicU64,
+    pub rows_estimated: AtomicU64,
+    pub changes_read: AtomicU64,
+    pub changes_applied: AtomicU64,
+    /// Transactions read from the binlog but not applied yet.
+    pub backlog: AtomicU64,
+    /// Highest cut-over marker the applier has applied everything before.
+    pub applied_marker: AtomicU64,
+    /// When non-zero, the applier pauses after applying this marker (cut-over in progress).
+    pub hold_at_marker: AtomicU64,
+    /// Set by the cut-over before it renames: the reader then takes the RENAME of the original
+    /// table as the swap, not as foreign DDL.
+    pub swap_started: AtomicBool,
+    pub reader_position: Mutex<BinlogPosition>,
+    pub applied_position: Mutex<BinlogPosition>,
+    phase: Mutex<&'static str>,
+    stop: AtomicBool,
+    failure: Mutex<Option<Error>>,
+}
+
+impl RunState {
+    /// The run's current phase, for people: "copying", "cutting over", ...
+    pub fn phase(&self) -> &'static str {
+        *self.phase.lock().expect("phase lock")
+    }
+
+    pub fn set_phase(&self, phase: &'static str) {
+        tracing::info!("phase: {phase}");
+        *self.phase.lock().expect("phase lock") = phase;
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Records a stage's failure and stops the run; only the first one is kept.
+    pub fn fail(&self, error: Error) {
+        let mut slot = self.failure.lock().expect("failure lock");
+        if slot.is_none() {
+            tracing::error!("{error}");
+            *slot = Some(error);
+        } else {
+            tracing::warn!("after the first failure: {error}");
+        }
+        self.stop();
+    }
+
+    pub fn take_failure(&self) -> Option<Error> {
+        self.failure.lock().expect("failure lock").take()
+    }
+
+    pub fn has_failed(&self) -> bool {
+        self.failure.lock().expect("failure lock").is_some()
+    }
+
+    pub fn count(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl RunState {
+    /// Waits until the applier has replayed everything up to `target`; false if the run stopped first.
+    pub async fn wait_applied(&self, target: &BinlogPosition) -> bool {
+        while *self.applied_position.lock().expect("position lock") < *target {
+            if self.stopping() {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
+    }
+}
