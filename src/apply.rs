@@ -23,7 +23,8 @@ use crate::binlog::stream::{Batch, Change};
 use crate::error::{codes, describe_mysql_error, server_code, Error, Result};
 use crate::plan::Plan;
 use crate::server::Server;
-use crate::state::RunState;
+use crate::sql::Placeholder;
+use crate::state::{spawn_stage, RunState};
 
 /// Most changes replayed in one shadow transaction.
 const MAX_GROUP_CHANGES: usize = 2000;
@@ -32,14 +33,8 @@ const MAX_STATEMENT_ROWS: usize = 200;
 
 /// Starts the applier thread. It runs until `state` says stop or the channel closes.
 pub fn spawn(runtime: Handle, server: Server, plan: Arc<Plan>, rx: Receiver<Batch>, state: Arc<RunState>, retries: u32) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("applier".into())
-        .spawn(move || {
-            if let Err(e) = run(&runtime, &server, &plan, &rx, &state, retries) {
-                state.fail(e);
-            }
-        })
-        .expect("spawning the applier thread")
+    let stage_state = state.clone();
+    spawn_stage("applier", runtime.clone(), state, move || run(&runtime, &server, &plan, &rx, &stage_state, retries))
 }
 
 fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, state: &RunState, retries: u32) -> Result<()> {
@@ -139,19 +134,22 @@ async fn apply_group(conn: &mut Conn, plan: &Plan, group: &[Batch]) -> std::resu
 /// The statement and parameters for a run of changes of one kind.
 fn statement(plan: &Plan, run: &[&Change]) -> (String, Vec<Value>) {
     let shadow = plan.names.q(&plan.names.shadow);
+    let bind = |placeholders: &[Placeholder], values: &[Value]| placeholders.iter().zip(values).map(|(p, v)| p.bind(v)).collect::<Vec<_>>();
     match run[0] {
         Change::Upsert(_) => {
-            let sql = crate::sql::upsert_rows(&shadow, &plan.target_names(), &plan.placeholders(), &plan.key_target, run.len());
+            let placeholders = plan.placeholders();
+            let sql = crate::sql::upsert_rows(&shadow, &plan.target_names(), &placeholders, &plan.key_target, run.len());
             let params = run.iter().flat_map(|c| match c {
-                Change::Upsert(row) => row.clone(),
+                Change::Upsert(row) => bind(&placeholders, row),
                 Change::Delete(_) => unreachable!("runs hold one kind of change"),
             });
             (sql, params.collect())
         }
         Change::Delete(_) => {
-            let sql = crate::sql::delete_rows(&shadow, &plan.key_target, &plan.key_placeholders(), run.len());
+            let placeholders = plan.key_placeholders();
+            let sql = crate::sql::delete_rows(&shadow, &plan.key_target, &placeholders, run.len());
             let params = run.iter().flat_map(|c| match c {
-                Change::Delete(key) => key.clone(),
+                Change::Delete(key) => bind(&placeholders, key),
                 Change::Upsert(_) => unreachable!("runs hold one kind of change"),
             });
             (sql, params.collect())

@@ -66,7 +66,14 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     match result {
         Ok(()) => {
             migration.finish(&mut conn).await?;
-            println!("Migrated {}: the new table is in place{}.", names.q(&names.original), if config.drop_old_table { "" } else { "; the old one is kept as the _del table" });
+            println!(
+                "Migrated {}: copied {} rows, replayed {} binlog changes, cut-over lock held {} ms; {}.",
+                names.q(&names.original),
+                state.rows_copied.load(Ordering::Relaxed),
+                state.changes_applied.load(Ordering::Relaxed),
+                state.cut_over_lock_ms.load(Ordering::Relaxed),
+                if config.drop_old_table { "the old table was dropped".to_string() } else { format!("the old table is kept as {}", names.q(&names.old)) }
+            );
             Ok(Outcome::Migrated)
         }
         Err(e) => {
@@ -278,8 +285,7 @@ impl Migration {
         Ok(())
     }
 
-    /// After a failure: drop what this run created. The original table is never touched; a
-    /// `_del` table is dropped only if it is this run's cut-over sentry.
+    /// After a failure: drop what this run created. The original table is never touched.
     async fn clean_up_failed(&self, conn: &mut Conn) {
         let names = &self.plan.names;
         let swapped = inspect::exists(conn, &names.database, &names.original).await.unwrap_or(true)
@@ -289,16 +295,7 @@ impl Migration {
             drop_tables(conn, names, &[&names.changelog]).await.ok();
             return;
         }
-        let sentry: Option<String> = conn
-            .exec_first("SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&names.database, &names.old))
-            .await
-            .ok()
-            .flatten();
-        let mut tables = vec![&names.shadow, &names.changelog];
-        if sentry.as_deref() == Some("alterego cut-over sentry") {
-            tables.push(&names.old);
-        }
-        if let Err(e) = drop_tables(conn, names, &tables).await {
+        if let Err(e) = drop_tables(conn, names, &[&names.shadow, &names.changelog]).await {
             eprintln!("alterego: cleaning up after the failure: {e}");
         }
     }

@@ -51,11 +51,12 @@ pub struct ColumnMapping {
 }
 
 impl ColumnMapping {
-    /// How a binlog value of this column is bound (see [`Placeholder`]).
+    /// How a binlog value of this column is bound (see [`Placeholder`]). ENUM and SET values
+    /// are bound as member names, which come from the server in UTF-8.
     pub fn placeholder(&self) -> Placeholder {
         let text = matches!(self.source.data_type.as_str(), "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "json");
         match &self.source.charset {
-            Some(cs) if text => Placeholder::Charset(cs.clone()),
+            Some(cs) if text && !cs.starts_with("utf8") => Placeholder::Hex(cs.clone()),
             _ => Placeholder::Plain,
         }
     }
@@ -229,7 +230,7 @@ mod tests {
         let plan = build(TableNames::new("d", "t").unwrap(), &old, &new, &summary(&[("a", "z")], &["b"]), String::new()).unwrap();
         let pairs: Vec<(String, String)> = plan.columns.iter().map(|m| (m.source.name.clone(), m.target.clone())).collect();
         assert_eq!(pairs, vec![("id".into(), "id".into()), ("a".into(), "z".into())]);
-        assert_eq!(plan.placeholders()[1], Placeholder::Charset("latin1".into()));
+        assert_eq!(plan.placeholders()[1], Placeholder::Hex("latin1".into()));
         assert_eq!(plan.key_positions, vec![0]);
     }
 

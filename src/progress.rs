@@ -49,8 +49,13 @@ async fn show_bar(state: &RunState) {
 }
 
 async fn log_lines(state: &RunState) {
+    let mut last = std::time::Instant::now();
     while !state.stopping() {
-        tokio::time::sleep(LINE_INTERVAL).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if last.elapsed() < LINE_INTERVAL {
+            continue;
+        }
+        last = std::time::Instant::now();
         let copied = state.rows_copied.load(Ordering::Relaxed);
         let estimated = state.rows_estimated.load(Ordering::Relaxed).max(copied).max(1);
         tracing::info!("copied {copied}/{estimated} rows ({:.1}%); {}", copied as f64 * 100.0 / estimated as f64, status(state));

@@ -21,19 +21,28 @@ pub fn column_list<S: AsRef<str>>(names: &[S]) -> String {
 }
 
 /// How a value taken from a binlog row image is bound. Strings arrive as raw bytes in the
-/// column's own character set; binding them as-is would make the server read them in the
-/// connection's character set, so they are re-labelled with their real one.
+/// column's own character set. UTF-8 ones can be bound as they are (the connection speaks
+/// utf8mb4); any other character set would fail the server's UTF-8 check on the way in, so such
+/// bytes travel hex-encoded and are re-labelled with their real character set by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placeholder {
     Plain,
-    Charset(String),
+    Hex(String),
 }
 
 impl Placeholder {
     pub fn expr(&self) -> String {
         match self {
             Placeholder::Plain => "?".to_string(),
-            Placeholder::Charset(cs) => format!("CONVERT(CAST(? AS BINARY) USING {cs})"),
+            Placeholder::Hex(cs) => format!("CONVERT(UNHEX(?) USING {cs})"),
+        }
+    }
+
+    /// The value to bind for this placeholder.
+    pub fn bind(&self, value: &mysql_async::Value) -> mysql_async::Value {
+        match (self, value) {
+            (Placeholder::Hex(_), mysql_async::Value::Bytes(bytes)) => mysql_async::Value::Bytes(hex::encode(bytes).into_bytes()),
+            _ => value.clone(),
         }
     }
 }
@@ -137,12 +146,21 @@ mod tests {
 
     #[test]
     fn upsert_guards_other_unique_keys() {
-        let sql = upsert_rows("`t`", &s(&["id", "v"]), &[Placeholder::Plain, Placeholder::Charset("latin1".into())], &s(&["id"]), 2);
+        let sql = upsert_rows("`t`", &s(&["id", "v"]), &[Placeholder::Plain, Placeholder::Hex("latin1".into())], &s(&["id"]), 2);
         assert_eq!(
             sql,
-            "INSERT INTO `t` (`id`, `v`) VALUES (?, CONVERT(CAST(? AS BINARY) USING latin1)), (?, CONVERT(CAST(? AS BINARY) USING latin1)) \
+            "INSERT INTO `t` (`id`, `v`) VALUES (?, CONVERT(UNHEX(?) USING latin1)), (?, CONVERT(UNHEX(?) USING latin1)) \
              ON DUPLICATE KEY UPDATE `id` = IF(BINARY `t`.`id` <=> BINARY VALUES(`id`), `t`.`id`, NULL), `v` = VALUES(`v`)"
         );
+    }
+
+    #[test]
+    fn hex_placeholders_bind_hex_text() {
+        use mysql_async::Value;
+        let hex = Placeholder::Hex("latin1".into());
+        assert_eq!(hex.bind(&Value::Bytes(vec![0xF1, 0x00])), Value::Bytes(b"f100".to_vec()));
+        assert_eq!(hex.bind(&Value::NULL), Value::NULL);
+        assert_eq!(Placeholder::Plain.bind(&Value::Bytes(vec![0xF1])), Value::Bytes(vec![0xF1]));
     }
 
     #[test]

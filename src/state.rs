@@ -17,6 +17,8 @@ pub struct RunState {
     pub changes_applied: AtomicU64,
     /// Transactions read from the binlog but not applied yet.
     pub backlog: AtomicU64,
+    /// How long the successful cut-over held the table lock, in milliseconds.
+    pub cut_over_lock_ms: AtomicU64,
     /// Highest cut-over marker the applier has applied everything before.
     pub applied_marker: AtomicU64,
     /// When non-zero, the applier pauses after applying this marker (cut-over in progress).
@@ -24,6 +26,8 @@ pub struct RunState {
     /// Set by the cut-over before it renames: the reader then takes the RENAME of the original
     /// table as the swap, not as foreign DDL.
     pub swap_started: AtomicBool,
+    /// Set by the reader when it reads that RENAME: every transaction before it has been passed on.
+    pub rename_seen: AtomicBool,
     pub reader_position: Mutex<BinlogPosition>,
     pub applied_position: Mutex<BinlogPosition>,
     phase: Mutex<&'static str>,
@@ -86,4 +90,21 @@ impl RunState {
         }
         true
     }
+}
+
+/// Runs a pipeline stage on its own thread inside the async runtime's context; an error or a
+/// panic in the stage fails the run instead of leaving the other stages waiting for it.
+pub fn spawn_stage(name: &str, runtime: tokio::runtime::Handle, state: std::sync::Arc<RunState>, stage: impl FnOnce() -> crate::error::Result<()> + Send + 'static) -> std::thread::JoinHandle<()> {
+    let stage_name = name.to_string();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _context = runtime.enter();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(stage)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => state.fail(e),
+                Err(_) => state.fail(Error::failed(format!("the {stage_name} thread panicked (a bug; please report it with the log)"))),
+            }
+        })
+        .expect("spawning a pipeline thread")
 }

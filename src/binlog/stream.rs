@@ -20,11 +20,11 @@ use tokio::runtime::Handle;
 
 use super::decode::{RowDecoder, RowImage};
 use super::mariadb;
-use crate::alter::names_table;
+use crate::alter::ddl_changes_table;
 use crate::error::{describe_mysql_error, Error, Result};
 use crate::inspect::Column;
 use crate::server::{BinlogPosition, Flavor, Server};
-use crate::state::RunState;
+use crate::state::{spawn_stage, RunState};
 
 /// A change to one row of the original table, as the applier replays it on the shadow.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,15 +64,10 @@ const RECONNECT_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Starts the reader thread. It runs until `state` says stop, or fails the run.
 pub fn spawn(runtime: Handle, server: Server, start: BinlogPosition, server_id: u32, tables: Tables, tx: Sender<Batch>, state: Arc<RunState>) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("binlog-reader".into())
-        .spawn(move || {
-            let mut reader = Reader { runtime, server, server_id, tables, tx, state: state.clone(), committed: start, decoders: HashMap::new() };
-            if let Err(e) = reader.run() {
-                state.fail(e);
-            }
-        })
-        .expect("spawning the binlog reader thread")
+    let reader_state = state.clone();
+    spawn_stage("binlog-reader", runtime.clone(), state, move || {
+        Reader { runtime, server, server_id, tables, tx, state: reader_state, committed: start, decoders: HashMap::new() }.run()
+    })
 }
 
 struct Reader {
@@ -181,9 +176,10 @@ impl Reader {
                     if text.eq_ignore_ascii_case("COMMIT") {
                         self.commit(&mut txn, &file, header.log_pos())?;
                     } else if !text.eq_ignore_ascii_case("BEGIN") {
-                        if names_table(text, &self.tables.original) {
+                        if ddl_changes_table(text, &query.schema(), &self.tables.database, &self.tables.original) {
                             if self.state.swap_started.load(std::sync::atomic::Ordering::SeqCst) && text.to_ascii_uppercase().starts_with("RENAME") {
                                 // Our own swap: nothing after it belongs to this migration.
+                                self.state.rename_seen.store(true, std::sync::atomic::Ordering::SeqCst);
                                 return Ok(StreamEnd::Stopped);
                             }
                             return Err(Error::failed(format!("the original table was changed by DDL during the migration: {text}")).with_fix("run the migration again once no other DDL touches the table"));
