@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use mysql_async::prelude::*;
-use mysql_async::{Conn, TxOpts, Value};
+use mysql_async::{Conn, Value};
 use tokio::runtime::Handle;
 
 use crate::binlog::stream::{Batch, Change};
-use crate::error::{codes, describe_mysql_error, server_code, Error, Result};
+use crate::error::{codes, Error, Result};
 use crate::plan::Plan;
 use crate::server::Server;
 use crate::sql::Placeholder;
@@ -51,7 +51,7 @@ fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, sta
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         let group = gather(first, rx, hold);
-        runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries))?;
+        runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries, Session::Own))?;
         record_applied(state, &group);
     }
     Ok(())
@@ -85,50 +85,59 @@ fn record_applied(state: &RunState, group: &[Batch]) {
     }
 }
 
-/// Applies a group, retrying deadlocks, lock wait timeouts and lost connections.
-pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, group: &[Batch], retries: u32) -> Result<()> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match apply_group(conn, plan, group).await {
-            Ok(()) => return Ok(()),
-            Err(ApplyError::Fatal(e)) => return Err(e),
-            Err(ApplyError::Retry(e)) if attempt < retries => {
-                tracing::warn!("applying binlog changes (attempt {attempt}): {e}; retrying");
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt.min(20)))).await;
-                if conn.ping().await.is_err() {
-                    *conn = server.conn().await?;
-                }
-            }
-            Err(ApplyError::Retry(e)) => return Err(Error::failed(format!("applying binlog changes failed {attempt} times: {e}"))),
-        }
-    }
+/// Applies a group, retrying deadlocks, lock wait timeouts and lost connections (replaying a
+/// group again is harmless: its upserts carry full images and its deletes are by key). A
+/// collision with a different row on a unique key is not retried: it names the keys.
+pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, group: &[Batch], retries: u32, session: Session) -> Result<()> {
+    let mut failing_keys = String::new();
+    let result = server.retrying(conn, retries, "applying binlog changes to the shadow table", async |c| apply_group(c, plan, group, session, &mut failing_keys).await).await;
+    result.map_err(|e| match e.server_code() {
+        Some(codes::BAD_NULL | codes::DUPLICATE_KEY) => Error::failed(format!(
+            "a replayed change collides with a different row on a unique key of the new table (rows with key {failing_keys}): {}",
+            e.message
+        ))
+        .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER and run again"),
+        _ => e,
+    })
 }
 
-enum ApplyError {
-    /// Worth retrying: a deadlock, a lock wait timeout, a lost connection.
-    Retry(String),
-    /// Not worth retrying: two rows collide on a unique key of the new table, or the server
-    /// rejects the change (a value that does not fit the new type).
-    Fatal(Error),
+/// The session a group is replayed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// The applier's own connection: each group is one transaction.
+    Own,
+    /// The cut-over's connection holding `LOCK TABLES` (MySQL): starting a transaction would
+    /// silently release the table locks, so statements run one by one under the lock.
+    UnderLock,
 }
 
-/// Replays a group of transactions in one shadow transaction.
-async fn apply_group(conn: &mut Conn, plan: &Plan, group: &[Batch]) -> std::result::Result<(), ApplyError> {
+/// Replays a group of transactions (in one shadow transaction on the applier's own session).
+/// On a failed statement, `failing_keys` names the keys of the changes it carried.
+async fn apply_group(conn: &mut Conn, plan: &Plan, group: &[Batch], session: Session, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
     let changes: Vec<&Change> = group.iter().flat_map(|b| &b.changes).collect();
     if changes.is_empty() {
         return Ok(());
     }
-    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| ApplyError::Retry(describe_mysql_error(&e)))?;
+    let own = session == Session::Own;
+    if own {
+        conn.query_drop("START TRANSACTION").await?;
+    }
     for run in changes.chunk_by(|a, b| std::mem::discriminant(*a) == std::mem::discriminant(*b)) {
         for part in run.chunks(MAX_STATEMENT_ROWS) {
             let (sql, params) = statement(plan, part);
-            if let Err(e) = tx.exec_drop(sql, params).await {
-                return Err(classify(plan, part, &e));
+            if let Err(e) = conn.exec_drop(sql, params).await {
+                *failing_keys = keys_of(plan, part);
+                if own {
+                    conn.query_drop("ROLLBACK").await.ok();
+                }
+                return Err(e);
             }
         }
     }
-    tx.commit().await.map_err(|e| ApplyError::Retry(describe_mysql_error(&e)))
+    if own {
+        conn.query_drop("COMMIT").await?;
+    }
+    Ok(())
 }
 
 /// The statement and parameters for a run of changes of one kind.
@@ -157,31 +166,10 @@ fn statement(plan: &Plan, run: &[&Change]) -> (String, Vec<Value>) {
     }
 }
 
-fn classify(plan: &Plan, run: &[&Change], e: &mysql_async::Error) -> ApplyError {
-    match server_code(e) {
-        Some(codes::BAD_NULL | codes::DUPLICATE_KEY) => {
-            let keys: Vec<String> = run
-                .iter()
-                .take(5)
-                .map(|c| match c {
-                    Change::Upsert(row) => format_key(&plan.key_positions.iter().map(|&i| row[i].clone()).collect::<Vec<_>>()),
-                    Change::Delete(key) => format_key(key),
-                })
-                .collect();
-            ApplyError::Fatal(
-                Error::failed(format!(
-                    "a replayed change collides with a different row on a unique key of the new table (rows with key {}{}): {}",
-                    keys.join(", "),
-                    if run.len() > 5 { ", ..." } else { "" },
-                    describe_mysql_error(e)
-                ))
-                .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER and run again"),
-            )
-        }
-        Some(code) if codes::is_transient(code) => ApplyError::Retry(describe_mysql_error(e)),
-        Some(_) => ApplyError::Fatal(Error::failed(format!("replaying binlog changes on the shadow table: {}", describe_mysql_error(e)))),
-        None => ApplyError::Retry(describe_mysql_error(e)),
-    }
+/// The keys of some changes, for an error message.
+fn keys_of(plan: &Plan, run: &[&Change]) -> String {
+    let keys: Vec<String> = run.iter().take(5).map(|c| format_key(&c.key(&plan.key_positions))).collect();
+    format!("{}{}", keys.join(", "), if run.len() > 5 { ", ..." } else { "" })
 }
 
 /// A key tuple for people: `(1, 'abc')`.

@@ -11,13 +11,12 @@
 //! be a stale image), and fails the run naming the key range when the collision persists.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Value};
 
 use crate::apply::format_key;
-use crate::error::{codes, describe_mysql_error, server_code, Context, Error, Result};
+use crate::error::{codes, Error, Result};
 use crate::plan::Plan;
 use crate::server::Server;
 use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, upsert_clause};
@@ -75,7 +74,7 @@ impl Copier {
     async fn bounds(&self, conn: &mut Conn) -> Result<Option<Bounds>> {
         let desc = self.plan.key_source.iter().map(|k| format!("{} DESC", quote_ident(k))).collect::<Vec<_>>().join(", ");
         let sql = format!("SELECT {} FROM {} ORDER BY {desc} LIMIT 1", self.key_list(), self.source());
-        let max: Option<Row> = conn.exec_first(sql, ()).await.context(|| "reading the highest key".into())?;
+        let max: Option<Row> = self.server.retrying(conn, self.retries, "reading the highest key", async |c| c.exec_first(sql.as_str(), ()).await).await?;
         Ok(max.map(|row| Bounds { max: row.unwrap() }))
     }
 
@@ -83,7 +82,7 @@ impl Copier {
     async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, bounds: &Bounds) -> Result<Vec<Value>> {
         let (range, params) = self.range(lower, &bounds.max);
         let sql = format!("SELECT {keys} FROM {} WHERE {range} ORDER BY {keys} LIMIT 1 OFFSET {}", self.source(), self.chunk_size - 1, keys = self.key_list());
-        let row: Option<Row> = conn.exec_first(sql, params).await.context(|| "finding the next chunk boundary".into())?;
+        let row: Option<Row> = self.server.retrying(conn, self.retries, "finding the next chunk boundary", async |c| c.exec_first(sql.as_str(), params.clone()).await).await?;
         Ok(row.map(Row::unwrap).unwrap_or_else(|| bounds.max.clone()))
     }
 
@@ -100,40 +99,24 @@ impl Copier {
     }
 
     async fn copy_chunk_with_retries(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> Result<u64> {
-        let (mut attempt, mut collisions) = (0, 0);
+        let range = format!("keys after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper));
+        let doing = format!("copying the chunk of {range}");
+        let mut collisions = 0;
         loop {
-            attempt += 1;
-            let error = match self.copy_chunk(conn, lower, upper).await {
+            let error = match self.server.retrying(conn, self.retries, &doing, async |c| self.copy_chunk(c, lower, upper).await).await {
                 Ok(rows) => return Ok(rows),
                 Err(e) => e,
             };
-            let code = server_code(&error);
-            let range = format!("keys after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper));
-            match code {
-                Some(codes::BAD_NULL | codes::DUPLICATE_KEY) if collisions < COLLISION_RETRIES => {
-                    collisions += 1;
-                    tracing::info!("chunk {range} collides on a unique key; retrying once the applier has caught up");
-                    self.wait_for_applier().await?;
-                }
-                Some(codes::BAD_NULL | codes::DUPLICATE_KEY) => {
-                    return Err(Error::failed(format!(
-                        "rows in the chunk of {range} collide with other rows on a unique key of the new table: {}",
-                        describe_mysql_error(&error)
-                    ))
-                    .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER"))
-                }
-                Some(c) if !codes::is_transient(c) => return Err(Error::failed(format!("copying the chunk of {range}: {}", describe_mysql_error(&error)))),
-                _ if attempt >= self.retries => {
-                    return Err(Error::failed(format!("copying the chunk of {range} failed {attempt} times: {}", describe_mysql_error(&error))))
-                }
-                _ => {
-                    tracing::warn!("copying the chunk of {range} (attempt {attempt}): {}; retrying", describe_mysql_error(&error));
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20)))).await;
-                    if conn.ping().await.is_err() {
-                        *conn = self.server.conn().await?;
-                    }
-                }
+            if !matches!(error.server_code(), Some(codes::BAD_NULL | codes::DUPLICATE_KEY)) {
+                return Err(error);
             }
+            if collisions == COLLISION_RETRIES {
+                return Err(Error::failed(format!("rows in the chunk of {range} collide with other rows on a unique key of the new table: {}", error.message))
+                    .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER"));
+            }
+            collisions += 1;
+            tracing::info!("chunk {range} collides on a unique key; retrying once the applier has caught up");
+            self.wait_for_applier().await?;
         }
     }
 

@@ -29,8 +29,8 @@ use crossbeam_channel::Receiver;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 
-use crate::apply::{apply_with_retries, format_key};
-use crate::binlog::stream::{Batch, Change};
+use crate::apply::{apply_with_retries, format_key, Session};
+use crate::binlog::stream::Batch;
 use crate::changelog;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
 use crate::inspect::exists;
@@ -127,10 +127,7 @@ impl CutOver {
             .changes
             .try_iter()
             .flat_map(|batch| batch.changes)
-            .map(|change| match change {
-                Change::Upsert(row) => format_key(&self.plan.key_positions.iter().map(|&i| row[i].clone()).collect::<Vec<_>>()),
-                Change::Delete(key) => format_key(&key),
-            })
+            .map(|change| format_key(&change.key(&self.plan.key_positions)))
             .collect();
         if late.is_empty() {
             return Ok(());
@@ -250,7 +247,7 @@ impl CutOver {
                 a.query_drop("UNLOCK TABLES").await.ok();
                 return Ok(Err(Attempt::Retry("the binlog did not reach the lock position in time".into())));
             };
-            apply_with_retries(&mut a, &self.server, &self.plan, std::slice::from_ref(&batch), 1).await?;
+            apply_with_retries(&mut a, &self.server, &self.plan, std::slice::from_ref(&batch), 1, Session::UnderLock).await?;
             *self.state.applied_position.lock().expect("position lock") = batch.end.clone();
             self.state.backlog.fetch_sub(1, Ordering::Relaxed);
         }

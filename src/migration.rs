@@ -65,7 +65,8 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     state.stop();
     match result {
         Ok(()) => {
-            migration.finish(&mut conn).await?;
+            // A fresh connection: the first one may not have survived a server restart mid-run.
+            migration.finish(&mut server.conn().await?).await?;
             println!(
                 "Migrated {}: copied {} rows, replayed {} binlog changes, cut-over lock held {} ms; {}.",
                 names.q(&names.original),

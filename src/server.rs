@@ -130,6 +130,46 @@ impl Server {
         Conn::new(self.opts.clone()).await.context(|| format!("connecting to {}", self.describe))
     }
 
+    /// Runs `op`, retrying what goes away when tried again (a lost connection, a deadlock, a
+    /// lock wait timeout) up to `attempts` times with a growing pause, reconnecting as needed.
+    /// Any other server error fails at once. Every caller's `op` must be idempotent.
+    pub async fn retrying<T>(
+        &self,
+        conn: &mut Conn,
+        attempts: u32,
+        doing: &str,
+        mut op: impl AsyncFnMut(&mut Conn) -> std::result::Result<T, mysql_async::Error>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let e = match op(conn).await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            let transient = crate::error::server_code(&e).is_none_or(crate::error::codes::is_transient);
+            if !transient || attempt >= attempts {
+                let tries = if transient { format!(" (after {attempt} attempts)") } else { String::new() };
+                return Err(Error::failed(format!("{doing}{tries}: {}", crate::error::describe_mysql_error(&e))));
+            }
+            tracing::warn!("{doing} (attempt {attempt}): {}; retrying", crate::error::describe_mysql_error(&e));
+            tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt.min(20)))).await;
+            self.reconnect_if_lost(conn).await;
+        }
+    }
+
+    /// Replaces `conn` with a new connection if it no longer answers. A failure to reconnect is
+    /// only logged: the caller's next attempt fails and is retried with its own backoff.
+    pub async fn reconnect_if_lost(&self, conn: &mut Conn) {
+        if conn.ping().await.is_ok() {
+            return;
+        }
+        match self.conn().await {
+            Ok(fresh) => *conn = fresh,
+            Err(e) => tracing::warn!("{e}; will retry"),
+        }
+    }
+
     /// The options, for the binlog reader which must set its own session variables.
     pub fn opts(&self) -> &Opts {
         &self.opts
@@ -144,10 +184,13 @@ impl Server {
     }
 }
 
-/// Reads a global variable as text; `None` when the server does not have it.
-pub async fn global_variable(conn: &mut Conn, name: &str) -> Result<Option<String>> {
+/// Reads a global variable as text; `None` when the server does not have it. SHOW works on
+/// both flavors (MySQL 8 has no information_schema.GLOBAL_VARIABLES) but cannot be prepared,
+/// so `name` must be one of our own constant variable names, never input.
+pub async fn global_variable(conn: &mut Conn, name: &'static str) -> Result<Option<String>> {
+    assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "not a variable name: {name}");
     let row: Option<(String, Option<String>)> = conn
-        .exec_first("SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = ?", (name.to_ascii_uppercase(),))
+        .query_first(format!("SHOW GLOBAL VARIABLES LIKE '{name}'"))
         .await
         .context(|| format!("reading @@global.{name}"))?;
     Ok(row.and_then(|(_, v)| v))

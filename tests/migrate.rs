@@ -103,6 +103,7 @@ fn all_types_workload() -> Workload {
         // moves both key columns; UPPER keeps k2 equal under the case-insensitive collation
         move_key: format!("id = id + {MOVE}, k2 = UPPER(k2)"),
         initial_rows: 3000,
+        tolerate_disconnects: false,
     }
 }
 
@@ -133,6 +134,7 @@ fn simple_workload(columns: &[&str], values: &[&[&str]]) -> Workload {
         key_values: |id| vec![id.to_string(), id.to_string()],
         move_key: format!("id = id + {MOVE}, u = u + {MOVE}"),
         initial_rows: 5000,
+        tolerate_disconnects: false,
     }
 }
 

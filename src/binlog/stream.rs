@@ -1,5 +1,6 @@
 //! The binlog stream: connects as a replica from a position taken before the copy started,
-//! keeps only committed transactions on the original and changelog tables, and reconnects
+//! decodes the changes of committed transactions to the original table (and the cut-over
+//! markers in the changelog), and reconnects
 //! from the last committed position when the connection drops or the server restarts.
 //!
 //! Invariants: a transaction is handed on only when its commit (XID or COMMIT) has been read,
@@ -35,7 +36,18 @@ pub enum Change {
     Delete(Vec<Value>),
 }
 
-/// One committed binlog transaction's effect.
+impl Change {
+    /// The chosen key of the row this change is about.
+    pub fn key(&self, key_positions: &[usize]) -> Vec<Value> {
+        match self {
+            Change::Upsert(row) => key_positions.iter().map(|&i| row[i].clone()).collect(),
+            Change::Delete(key) => key.clone(),
+        }
+    }
+}
+
+/// One committed binlog transaction's effect (every commit on the server yields one, mostly
+/// empty: the applier's position then follows the binlog even when the table is idle).
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub changes: Vec<Change>,
@@ -131,6 +143,7 @@ impl Reader {
             Err(e) => return Ok(StreamEnd::Lost(e)),
         };
         let mut file = self.committed.file.clone();
+        let mut seen_format_description = false;
         let mut txn = Batch { changes: Vec::new(), markers: Vec::new(), end: self.committed.clone() };
         loop {
             if self.state.stopping() {
@@ -151,16 +164,24 @@ impl Reader {
                 if let Some((domain, seq)) = mariadb::gtid(event.data()) {
                     tracing::trace!("gtid {domain}-{}-{seq}", header.server_id());
                 }
+                // A transaction starts: whatever is buffered belonged to one that never
+                // committed (cut off by a crash), and must not be merged into this one.
+                txn.changes.clear();
+                txn.markers.clear();
                 continue;
             }
             let data = event.read_data().map_err(|e| Error::failed(format!("undecodable binlog event at {file}:{}: {e}", header.log_pos())))?;
             match data {
                 Some(EventData::RotateEvent(rotate)) => {
-                    // The artificial ROTATE at the start of a stream names the file we asked for
-                    // (with stray checksum bytes on MariaDB); only real ones move us to a new file.
-                    let artificial = header.flags_raw() & 0x20 != 0 || header.timestamp() == 0;
-                    if !artificial {
-                        file = rotate.name().to_string();
+                    // Real ROTATEs end a file; artificial ones start each file we are sent, and
+                    // after a crash they are the only sign of a new file. The one before the
+                    // connection's first FORMAT_DESCRIPTION names the file we asked for, with
+                    // stray checksum bytes (mysql_async issue 189): it is skipped.
+                    let name = rotate.name().to_string();
+                    if seen_format_description && name != file {
+                        txn.changes.clear();
+                        txn.markers.clear();
+                        file = name;
                         self.committed = BinlogPosition { file: file.clone(), pos: rotate.position() };
                     }
                 }
@@ -175,7 +196,10 @@ impl Reader {
                     let text = text.trim();
                     if text.eq_ignore_ascii_case("COMMIT") {
                         self.commit(&mut txn, &file, header.log_pos())?;
-                    } else if !text.eq_ignore_ascii_case("BEGIN") {
+                    } else if text.eq_ignore_ascii_case("BEGIN") {
+                        txn.changes.clear();
+                        txn.markers.clear();
+                    } else {
                         if ddl_changes_table(text, &query.schema(), &self.tables.database, &self.tables.original) {
                             if self.state.swap_started.load(std::sync::atomic::Ordering::SeqCst) && text.to_ascii_uppercase().starts_with("RENAME") {
                                 // Our own swap: nothing after it belongs to this migration.
@@ -191,6 +215,7 @@ impl Reader {
                 _ => {}
             }
             if header.event_type() == Ok(EventType::FORMAT_DESCRIPTION_EVENT) {
+                seen_format_description = true;
                 self.decoders.clear();
             }
         }
@@ -263,16 +288,16 @@ impl Reader {
 /// Turns one row of a rows event into changes: an update that moves the key is a delete of the
 /// old key followed by an upsert of the new row.
 fn push_change(changes: &mut Vec<Change>, key: &[usize], before: Option<RowImage>, after: Option<RowImage>) {
-    let key_of = |row: &RowImage| key.iter().map(|&i| row[i].clone()).collect::<Vec<_>>();
     match (before, after) {
         (None, Some(after)) => changes.push(Change::Upsert(after)),
-        (Some(before), None) => changes.push(Change::Delete(key_of(&before))),
+        (Some(before), None) => changes.push(Change::Delete(Change::Upsert(before).key(key))),
         (Some(before), Some(after)) => {
-            let old_key = key_of(&before);
-            if old_key != key_of(&after) {
+            let old_key = Change::Upsert(before).key(key);
+            let after = Change::Upsert(after);
+            if old_key != after.key(key) {
                 changes.push(Change::Delete(old_key));
             }
-            changes.push(Change::Upsert(after));
+            changes.push(after);
         }
         (None, None) => {}
     }

@@ -192,8 +192,11 @@ impl TestServer {
 
     pub fn alterego_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_alterego"));
+        command.args(["--host", "127.0.0.1", "--port", &self.port.to_string()]);
+        if !args.contains(&"--user") {
+            command.args(["--user", USER]);
+        }
         command
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--user", USER])
             .args(args)
             .env("ALTEREGO_PASSWORD", PASSWORD)
             .env("HOME", "/nonexistent")
@@ -234,9 +237,10 @@ pub async fn tables(conn: &mut Conn) -> Vec<String> {
 pub async fn snapshot(conn: &mut Conn) -> Vec<(String, String, Vec<Vec<Value>>)> {
     let mut out = Vec::new();
     for table in tables(conn).await {
-        let ddl: Option<(String, String)> = conn.query_first(format!("SHOW CREATE TABLE `{table}`")).await.unwrap();
+        let ddl: Option<Row> = conn.query_first(format!("SHOW CREATE TABLE `{table}`")).await.unwrap();
+        let ddl: String = ddl.and_then(|r| r.get(1)).unwrap_or_default();
         let checksum = rows(conn, &format!("CHECKSUM TABLE `{table}` EXTENDED")).await;
-        out.push((table, ddl.map(|d| d.1).unwrap_or_default(), checksum));
+        out.push((table, ddl, checksum));
     }
     out
 }
@@ -253,3 +257,4 @@ pub async fn assert_same_rows(conn: &mut Conn, left: &str, right: &str) -> usize
     a.len()
 }
 pub mod workload;
+pub mod interrupt;

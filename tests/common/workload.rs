@@ -32,12 +32,15 @@ pub struct Workload {
     pub move_key: String,
     /// Ids 1..=initial_rows exist when the writers start.
     pub initial_rows: i64,
+    /// Reconnect after a lost connection instead of failing (server restart tests).
+    pub tolerate_disconnects: bool,
 }
 
 #[derive(Default)]
 pub struct Stats {
     pub transactions: AtomicU64,
     pub deadlocks: AtomicU64,
+    pub disconnects: AtomicU64,
     pub errors: std::sync::Mutex<Vec<String>>,
 }
 
@@ -116,9 +119,14 @@ impl Workload {
         Running { stop, handles, stats }
     }
 
+    async fn connect(opts: &Opts) -> Option<Conn> {
+        let mut conn = Conn::new(opts.clone()).await.ok()?;
+        conn.query_drop("SET SESSION innodb_lock_wait_timeout = 120, SESSION lock_wait_timeout = 120").await.ok()?;
+        Some(conn)
+    }
+
     async fn writer(self, w: i64, opts: Opts, stop: Arc<AtomicBool>, stats: Arc<Stats>, seed: u64) {
-        let mut conn = Conn::new(opts).await.unwrap();
-        conn.query_drop("SET SESSION innodb_lock_wait_timeout = 120, SESSION lock_wait_timeout = 120").await.unwrap();
+        let mut conn = Self::connect(&opts).await.expect("writer connection");
         let mut rng = Rng::new(seed);
         let mut live: Vec<i64> = (1..=self.initial_rows).filter(|id| id % WRITERS == w).collect();
         let mut next_new = 10_000_000 + w;
@@ -136,6 +144,15 @@ impl Workload {
                 }
                 Err(e) if e.contains("1213") || e.contains("1205") => {
                     stats.deadlocks.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if self.tolerate_disconnects && !e.contains("Server error") => {
+                    // The server went away: the transaction committed on both tables or on
+                    // neither, so the oracle still holds. Reconnect and carry on.
+                    stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    if let Some(c) = Self::connect(&opts).await {
+                        conn = c;
+                    }
                 }
                 Err(e) => {
                     stats.errors.lock().unwrap().push(e);
