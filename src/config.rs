@@ -28,7 +28,9 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "resume", "check-flag", "stack", "storage-engine", "allow-master-master", "allow-nullable-unique-key",
     "approve-renamed-columns-on-replica", "mysql-timeout", "mysql-wait-replication-timeout",
     "throttle-http-interval-millis", "throttle-http-timeout-millis", "ignore-http-errors", "panic-on-warnings",
-    "table-engine", "revert", "old-table",
+    "table-engine", "revert", "old-table", "quiet", "charset", "gtid", "master-user", "include-triggers",
+    "trigger-suffix", "remove-trigger-suffix-if-exists", "skip-port-validation", "force-table-names",
+    "initially-drop-socket-file", "checkpoint-seconds",
 ];
 
 /// Flags that put a password on the command line, visible to every user of the machine.
@@ -89,14 +91,16 @@ pub struct Cli {
     /// Accepted for gh-ost compatibility: alterego always reads the binlog of the server it connects to.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub allow_on_master: bool,
-    /// Replica lag (ms) above which the copy pauses. Lag throttling arrives with replica support;
-    /// the value is validated and reported today.
+    /// Accepted for gh-ost compatibility. Replica lag is not measured or throttled on yet: the
+    /// value has no effect in this version.
     #[arg(long, default_value_t = 1500)]
     pub max_lag_millis: u64,
-    /// Seconds a cut-over waits for its table locks before giving up that attempt.
+    /// Seconds a cut-over attempt waits for the table lock, and for the RENAME to queue; the
+    /// wait for the final replay under the lock is bounded by twice this.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub cut_over_lock_timeout_seconds: u64,
-    /// How many times a failing step (cut-over, a copy chunk) is retried.
+    /// Attempts for a step that fails transiently (a lost connection, a deadlock, a lock wait
+    /// timeout) in the copy or the apply; cut-over attempts are capped at 10.
     #[arg(long, default_value_t = 60)]
     pub default_retries: u32,
     /// Server id the binlog reader registers with; must be unique among the server's replicas.
@@ -106,7 +110,7 @@ pub struct Cli {
     /// Show a progress bar (default: when stderr is a terminal).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub progress: Option<bool>,
-    /// More log output (repeat for more).
+    /// More log output.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub verbose: bool,
     /// Debug log output.

@@ -38,8 +38,24 @@ pub enum Outcome {
     Migrated,
 }
 
-/// Runs the whole migration as configured.
+/// Runs the whole migration as configured. A failure or a signal at any point removes the
+/// tables this run created (see [`Created`]) before returning.
 pub async fn run(config: &Config) -> Result<Outcome> {
+    let created = Created::default();
+    let state = Arc::new(RunState::default());
+    let result = tokio::select! {
+        r = migrate(config, &created, &state) => r,
+        signal = shutdown_signal() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),
+    };
+    state.stop();
+    let result = result.map_err(|e| if e.kind == ExitKind::Aborted { e } else { state.take_failure().unwrap_or(e) });
+    if result.is_err() {
+        created.remove().await;
+    }
+    result
+}
+
+async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>) -> Result<Outcome> {
     let server = Server::connect(&config.connection).await?;
     let names = TableNames::new(&config.database, &config.table)?;
     let mut conn = server.conn().await.map_err(preflight)?;
@@ -47,41 +63,83 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let _run_lock = take_run_lock(&server, &names).await?;
     drop_leftovers(&mut conn, config, &names).await.map_err(preflight)?;
 
-    let plan = Arc::new(prove_alter(&mut conn, &names, &original, &summary).await?);
+    created.track(&server, &names);
+    let plan = Arc::new(prove_alter(&mut conn, &names, &original, &summary, created).await?);
     print_plan(&plan, &original, config);
     if !config.execute {
-        drop_tables(&mut conn, &names, &[&names.shadow]).await?;
+        created.drop_all(&mut conn).await?;
         println!("Dry run: the ALTER works on the shadow table, which has been dropped again. Add --execute to migrate.");
         return Ok(Outcome::DryRun);
     }
 
-    let state = Arc::new(RunState::default());
     state.rows_estimated.store(original.estimated_rows, Ordering::Relaxed);
     let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone() };
-    let result = tokio::select! {
-        r = migration.execute(&mut conn) => r,
-        signal = shutdown_signal() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),
-    };
-    state.stop();
-    match result {
-        Ok(()) => {
-            // A fresh connection: the first one may not have survived a server restart mid-run.
-            migration.finish(&mut server.conn().await?).await?;
-            println!(
-                "Migrated {}: copied {} rows, replayed {} binlog changes, cut-over lock held {} ms; {}.",
-                names.q(&names.original),
-                state.rows_copied.load(Ordering::Relaxed),
-                state.changes_applied.load(Ordering::Relaxed),
-                state.cut_over_lock_ms.load(Ordering::Relaxed),
-                if config.drop_old_table { "the old table was dropped".to_string() } else { format!("the old table is kept as {}", names.q(&names.old)) }
-            );
-            Ok(Outcome::Migrated)
+    migration.execute(&mut conn, created).await?;
+    // A fresh connection: the first one may not have survived a server restart mid-run.
+    migration.finish(&mut server.conn().await?, created).await?;
+    println!(
+        "Migrated {}: copied {} rows, replayed {} binlog changes, cut-over lock held {} ms; {}.",
+        names.q(&names.original),
+        state.rows_copied.load(Ordering::Relaxed),
+        state.changes_applied.load(Ordering::Relaxed),
+        state.cut_over_lock_ms.load(Ordering::Relaxed),
+        if config.drop_old_table { "the old table was dropped".to_string() } else { format!("the old table is kept as {}", names.q(&names.old)) }
+    );
+    Ok(Outcome::Migrated)
+}
+
+/// The tables this run created, so that a failure or a signal removes exactly those: never
+/// the original, never a leftover of another run, and not the old table after a swap.
+#[derive(Default)]
+struct Created {
+    inner: std::sync::Mutex<Option<(Server, TableNames, Vec<String>)>>,
+}
+
+impl Created {
+    fn track(&self, server: &Server, names: &TableNames) {
+        *self.inner.lock().expect("created lock") = Some((server.clone(), names.clone(), Vec::new()));
+    }
+
+    fn add(&self, table: &str) {
+        if let Some((_, _, tables)) = self.inner.lock().expect("created lock").as_mut() {
+            tables.push(table.to_string());
         }
-        Err(e) => {
-            let e = state.take_failure().filter(|_| e.kind != ExitKind::Aborted).unwrap_or(e);
-            let mut cleanup = server.conn().await?;
-            migration.clean_up_failed(&mut cleanup).await;
-            Err(e)
+    }
+
+    fn forget(&self, table: &str) {
+        if let Some((_, _, tables)) = self.inner.lock().expect("created lock").as_mut() {
+            tables.retain(|t| t != table);
+        }
+    }
+
+    fn snapshot(&self) -> Option<(Server, TableNames, Vec<String>)> {
+        self.inner.lock().expect("created lock").clone()
+    }
+
+    async fn drop_all(&self, conn: &mut Conn) -> Result<()> {
+        let Some((_, names, tables)) = self.snapshot() else { return Ok(()) };
+        for table in &tables {
+            drop_tables(conn, &names, &[table]).await?;
+            self.forget(table);
+        }
+        Ok(())
+    }
+
+    /// Cleanup after a failure. If the swap already happened (the shadow is gone and the old
+    /// table exists), the shadow is the live table now: only the changelog is dropped.
+    async fn remove(&self) {
+        let Some((server, names, _)) = self.snapshot() else { return };
+        let mut conn = match server.conn().await {
+            Ok(c) => c,
+            Err(e) => return eprintln!("alterego: cannot connect to clean up ({e}); drop {} and {} by hand if they exist", names.q(&names.shadow), names.q(&names.changelog)),
+        };
+        let shadow_exists = inspect::exists(&mut conn, &names.database, &names.shadow).await.unwrap_or(true);
+        if !shadow_exists && inspect::exists(&mut conn, &names.database, &names.old).await.unwrap_or(false) {
+            tracing::warn!("the tables were swapped before the failure; keeping the old table {}", names.q(&names.old));
+            self.forget(&names.shadow);
+        }
+        if let Err(e) = self.drop_all(&mut conn).await {
+            eprintln!("alterego: cleaning up after the failure: {e}");
         }
     }
 }
@@ -166,9 +224,10 @@ async fn drop_tables(conn: &mut Conn, names: &TableNames, tables: &[&String]) ->
 
 /// Creates the shadow table and runs the ALTER on it, then rebuilds it with a copying ALTER so
 /// it starts without instant-operation row versions. A failure is a refusal; the shadow is dropped.
-async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, summary: &AlterSummary) -> Result<Plan> {
+async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, summary: &AlterSummary, created: &Created) -> Result<Plan> {
     let shadow = names.q(&names.shadow);
     conn.query_drop(format!("CREATE TABLE {shadow} LIKE {}", names.q(&names.original))).await.context(|| format!("creating the shadow table {shadow}")).map_err(preflight)?;
+    created.add(&names.shadow);
     let result = async {
         if let Err(e) = conn.query_drop(format!("ALTER TABLE {shadow} {}", summary.clauses)).await {
             return Err(Error::refused(
@@ -183,7 +242,7 @@ async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, 
     }
     .await;
     if result.is_err() {
-        drop_tables(conn, names, &[&names.shadow]).await?;
+        created.drop_all(conn).await?;
     }
     result.map_err(preflight)
 }
@@ -208,9 +267,10 @@ struct Migration {
 
 impl Migration {
     /// Changelog, stream, applier, copy, cut-over.
-    async fn execute(&self, conn: &mut Conn) -> Result<()> {
+    async fn execute(&self, conn: &mut Conn, created: &Created) -> Result<()> {
         let names = &self.plan.names;
         changelog::create(conn, names).await?;
+        created.add(&names.changelog);
         let changelog_info = inspect::load(conn, &names.database, &names.changelog).await?.ok_or_else(|| Error::failed("the changelog table vanished"))?;
         let original_info = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| Error::failed("the original table vanished"))?;
         let start = self.server.binlog_position(conn).await?;
@@ -276,29 +336,15 @@ impl Migration {
         }
     }
 
-    /// After the swap: drop the changelog, and the old table when asked.
-    async fn finish(&self, conn: &mut Conn) -> Result<()> {
+    /// After the swap: the shadow is the live table; drop the changelog, and the old table when asked.
+    async fn finish(&self, conn: &mut Conn, created: &Created) -> Result<()> {
         let names = &self.plan.names;
-        drop_tables(conn, names, &[&names.changelog]).await?;
+        created.forget(&names.shadow);
+        created.drop_all(conn).await?;
         if self.config.drop_old_table {
             drop_tables(conn, names, &[&names.old]).await?;
         }
         Ok(())
-    }
-
-    /// After a failure: drop what this run created. The original table is never touched.
-    async fn clean_up_failed(&self, conn: &mut Conn) {
-        let names = &self.plan.names;
-        let swapped = inspect::exists(conn, &names.database, &names.original).await.unwrap_or(true)
-            && !inspect::exists(conn, &names.database, &names.shadow).await.unwrap_or(true);
-        if swapped {
-            tracing::warn!("the tables were swapped before the failure; keeping the old table {}", names.q(&names.old));
-            drop_tables(conn, names, &[&names.changelog]).await.ok();
-            return;
-        }
-        if let Err(e) = drop_tables(conn, names, &[&names.shadow, &names.changelog]).await {
-            eprintln!("alterego: cleaning up after the failure: {e}");
-        }
     }
 }
 
