@@ -88,6 +88,9 @@ pub struct Cli {
     /// Allow column renames (`CHANGE old new ...`, `RENAME COLUMN`); the data moves to the new name.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub approve_renamed_columns: bool,
+    /// Swap without comparing the shadow table with the original first (not recommended).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub skip_checksum: bool,
     /// Accepted for gh-ost compatibility: alterego always reads the binlog of the server it connects to.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub allow_on_master: bool,
@@ -144,6 +147,7 @@ pub struct Config {
     pub initially_drop_ghost_table: bool,
     pub initially_drop_old_table: bool,
     pub approve_renamed_columns: bool,
+    pub skip_checksum: bool,
     pub max_lag: Duration,
     pub cut_over_lock_timeout: Duration,
     pub retries: u32,
@@ -263,6 +267,7 @@ impl Config {
             initially_drop_ghost_table: cli.initially_drop_ghost_table,
             initially_drop_old_table: cli.initially_drop_old_table,
             approve_renamed_columns: cli.approve_renamed_columns,
+            skip_checksum: cli.skip_checksum,
             max_lag: Duration::from_millis(cli.max_lag_millis),
             cut_over_lock_timeout: Duration::from_secs(cli.cut_over_lock_timeout_seconds),
             retries: cli.default_retries.max(1),

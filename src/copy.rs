@@ -29,8 +29,54 @@ pub struct Copier {
     server: Server,
     plan: Arc<Plan>,
     state: Arc<RunState>,
-    chunk_size: u64,
+    walk: KeyWalk,
     retries: u32,
+}
+
+/// Walks the original table's chosen key in ranges of about `chunk_size` rows. Shared by the
+/// copy and the verification, so both cut the table the same way.
+pub struct KeyWalk {
+    plan: Arc<Plan>,
+    chunk_size: u64,
+}
+
+impl KeyWalk {
+    pub fn new(plan: Arc<Plan>, chunk_size: u64) -> KeyWalk {
+        KeyWalk { plan, chunk_size }
+    }
+
+    fn source(&self) -> String {
+        format!("{} FORCE INDEX ({})", self.plan.names.q(&self.plan.names.original), quote_ident(&self.plan.key_name))
+    }
+
+    /// The highest key of the original table, or `None` when it is empty.
+    pub async fn max_key(&self, conn: &mut Conn) -> std::result::Result<Option<Vec<Value>>, mysql_async::Error> {
+        let desc = self.plan.key_source.iter().map(|k| format!("{} DESC", quote_ident(k))).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {} FROM {} ORDER BY {desc} LIMIT 1", column_list(&self.plan.key_source), self.source());
+        let max: Option<Row> = conn.exec_first(sql, ()).await?;
+        Ok(max.map(Row::unwrap))
+    }
+
+    /// The last key of the range after `lower`: `chunk_size` rows on, or `max`.
+    pub async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, max: &[Value]) -> std::result::Result<Vec<Value>, mysql_async::Error> {
+        let (range, params) = key_range(&self.plan.key_source, lower, max);
+        let keys = column_list(&self.plan.key_source);
+        let sql = format!("SELECT {keys} FROM {} WHERE {range} ORDER BY {keys} LIMIT 1 OFFSET {}", self.source(), self.chunk_size - 1);
+        let row: Option<Row> = conn.exec_first(sql, params).await?;
+        Ok(row.map(Row::unwrap).unwrap_or_else(|| max.to_vec()))
+    }
+}
+
+/// `key > lower AND key <= upper` over the given key columns, and its parameters.
+pub fn key_range(key: &[String], lower: Option<&[Value]>, upper: &[Value]) -> (String, Vec<Value>) {
+    let q = vec!["?".to_string(); key.len()];
+    let mut sql = tuple_up_to(key, &q);
+    let mut params = tuple_compare_params(upper);
+    if let Some(lower) = lower {
+        sql = format!("{} AND {sql}", tuple_after(key, &q));
+        params = tuple_compare_params(lower).into_iter().chain(params).collect();
+    }
+    (sql, params)
 }
 
 /// The first and last key of the original table, read when the copy starts.
@@ -40,7 +86,7 @@ struct Bounds {
 
 impl Copier {
     pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, chunk_size: u64, retries: u32) -> Copier {
-        Copier { server, plan, state, chunk_size, retries }
+        Copier { server, walk: KeyWalk::new(plan.clone(), chunk_size), plan, state, retries }
     }
 
     /// Copies every chunk. Returns early (Ok) when the run is stopping; the caller checks why.
@@ -64,38 +110,20 @@ impl Copier {
     }
 
     fn source(&self) -> String {
-        format!("{} FORCE INDEX ({})", self.plan.names.q(&self.plan.names.original), quote_ident(&self.plan.key_name))
-    }
-
-    fn key_list(&self) -> String {
-        column_list(&self.plan.key_source)
+        self.walk.source()
     }
 
     async fn bounds(&self, conn: &mut Conn) -> Result<Option<Bounds>> {
-        let desc = self.plan.key_source.iter().map(|k| format!("{} DESC", quote_ident(k))).collect::<Vec<_>>().join(", ");
-        let sql = format!("SELECT {} FROM {} ORDER BY {desc} LIMIT 1", self.key_list(), self.source());
-        let max: Option<Row> = self.server.retrying(conn, self.retries, "reading the highest key", async |c| c.exec_first(sql.as_str(), ()).await).await?;
-        Ok(max.map(|row| Bounds { max: row.unwrap() }))
+        let max = self.server.retrying(conn, self.retries, "reading the highest key", async |c| self.walk.max_key(c).await).await?;
+        Ok(max.map(|max| Bounds { max }))
     }
 
-    /// The last key of the next chunk: `chunk_size` rows after `lower`, or the maximum.
     async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, bounds: &Bounds) -> Result<Vec<Value>> {
-        let (range, params) = self.range(lower, &bounds.max);
-        let sql = format!("SELECT {keys} FROM {} WHERE {range} ORDER BY {keys} LIMIT 1 OFFSET {}", self.source(), self.chunk_size - 1, keys = self.key_list());
-        let row: Option<Row> = self.server.retrying(conn, self.retries, "finding the next chunk boundary", async |c| c.exec_first(sql.as_str(), params.clone()).await).await?;
-        Ok(row.map(Row::unwrap).unwrap_or_else(|| bounds.max.clone()))
+        self.server.retrying(conn, self.retries, "finding the next chunk boundary", async |c| self.walk.next_upper(c, lower, &bounds.max).await).await
     }
 
-    /// `key > lower AND key <= upper`, and its parameters.
     fn range(&self, lower: Option<&[Value]>, upper: &[Value]) -> (String, Vec<Value>) {
-        let q = vec!["?".to_string(); self.plan.key_source.len()];
-        let mut sql = tuple_up_to(&self.plan.key_source, &q);
-        let mut params = tuple_compare_params(upper);
-        if let Some(lower) = lower {
-            sql = format!("{} AND {sql}", tuple_after(&self.plan.key_source, &q));
-            params = tuple_compare_params(lower).into_iter().chain(params).collect();
-        }
-        (sql, params)
+        key_range(&self.plan.key_source, lower, upper)
     }
 
     async fn copy_chunk_with_retries(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> Result<u64> {

@@ -84,7 +84,7 @@ impl CutOver {
             if self.state.stopping() {
                 return Err(self.state.take_failure().unwrap_or_else(|| Error::new(ExitKind::Aborted, "stopped during cut-over")));
             }
-            let marker = attempt as u64;
+            let marker = self.state.next_marker();
             let outcome = match self.server.facts.flavor {
                 Flavor::MariaDb => self.queued_rename_attempt(marker).await,
                 Flavor::MySql => self.lock_rename_attempt(marker).await,
@@ -147,18 +147,8 @@ impl CutOver {
         Ok(conn)
     }
 
-    /// Holds the applier at `marker` and waits until everything before it is replayed.
     async fn flush_to_marker(&self, conn: &mut Conn, marker: u64) -> Result<bool> {
-        self.state.hold_at_marker.store(marker, Ordering::SeqCst);
-        changelog::write_marker(conn, &self.plan.names, marker).await?;
-        let deadline = Instant::now() + self.lock_timeout * 2;
-        while self.state.applied_marker.load(Ordering::SeqCst) < marker {
-            if self.state.stopping() || Instant::now() > deadline {
-                return Ok(false);
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        Ok(true)
+        flush_to_marker(&self.state, &self.plan.names, conn, marker, self.lock_timeout * 2).await
     }
 
     /// One attempt of the queued-rename method. Outer error: fatal; inner: not swapped.
@@ -260,6 +250,21 @@ impl CutOver {
             Err(e) => self.resolve_ambiguous(&mut watcher, describe_mysql_error(&e), lock_time).await,
         }
     }
+}
+
+/// Holds the applier at `marker`, writes it, and waits up to `timeout` until everything before
+/// it in the binlog has been replayed (the applier then stays paused until the hold is lifted).
+pub async fn flush_to_marker(state: &RunState, names: &TableNames, conn: &mut Conn, marker: u64, timeout: Duration) -> Result<bool> {
+    state.hold_at_marker.store(marker, Ordering::SeqCst);
+    changelog::write_marker(conn, names, marker).await?;
+    let deadline = Instant::now() + timeout;
+    while state.applied_marker.load(Ordering::SeqCst) < marker {
+        if state.stopping() || Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

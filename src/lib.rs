@@ -22,3 +22,4 @@ pub mod progress;
 pub mod server;
 pub mod sql;
 pub mod state;
+pub mod verify;

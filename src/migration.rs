@@ -5,7 +5,8 @@
 //! 2. prove: create the shadow table and run the ALTER on it (copying), build the plan; a dry
 //!    run stops here and drops the shadow;
 //! 3. pipeline: changelog, binlog reader from the current position, applier, heartbeat, copy;
-//! 4. cut-over; 5. cleanup.
+//! 4. verification: the shadow compared with the original at one consistent point;
+//! 5. cut-over; 6. cleanup.
 //!
 //! Invariants: the original table is never written except by the final RENAME; whatever fails
 //! after the shadow exists, the tables this run created are dropped before it exits (the old
@@ -27,6 +28,7 @@ use crate::inspect::{self, TableInfo};
 use crate::plan::{self, Plan, TableNames};
 use crate::server::{self, preflight, Server};
 use crate::state::RunState;
+use crate::verify::Verifier;
 use crate::{apply, changelog, progress};
 
 /// Transactions buffered between the binlog reader and the applier.
@@ -78,10 +80,11 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>) -> R
     // A fresh connection: the first one may not have survived a server restart mid-run.
     migration.finish(&mut server.conn().await?, created).await?;
     println!(
-        "Migrated {}: copied {} rows, replayed {} binlog changes, cut-over lock held {} ms; {}.",
+        "Migrated {}: copied {} rows, replayed {} binlog changes, verified {} rows, cut-over lock held {} ms; {}.",
         names.q(&names.original),
         state.rows_copied.load(Ordering::Relaxed),
         state.changes_applied.load(Ordering::Relaxed),
+        state.verified_rows.load(Ordering::Relaxed),
         state.cut_over_lock_ms.load(Ordering::Relaxed),
         if config.drop_old_table { "the old table was dropped".to_string() } else { format!("the old table is kept as {}", names.q(&names.old)) }
     );
@@ -314,6 +317,8 @@ impl Migration {
         self.state.wait_applied(&now).await;
         self.check_failure()?;
 
+        self.verify().await?;
+
         self.state.set_phase("cutting over");
         let cut_over = CutOver {
             server: self.server.clone(),
@@ -325,6 +330,27 @@ impl Migration {
         };
         cut_over.run().await?;
         self.state.set_phase("done");
+        Ok(())
+    }
+
+    /// Compares the shadow with the original before the swap, unless told not to.
+    async fn verify(&self) -> Result<()> {
+        if self.config.skip_checksum {
+            tracing::warn!("--skip-checksum: swapping without comparing the shadow table with the original");
+            return Ok(());
+        }
+        self.state.set_phase("verifying");
+        let verifier = Verifier {
+            server: self.server.clone(),
+            plan: self.plan.clone(),
+            state: self.state.clone(),
+            chunk_size: self.config.chunk_size,
+            lock_timeout: self.config.cut_over_lock_timeout,
+        };
+        let report = verifier.run().await?;
+        self.check_failure()?;
+        tracing::info!("verified {} rows in {} key ranges in {:.1}s: the shadow table matches the original", report.rows, report.ranges, report.elapsed.as_secs_f64());
+        self.state.verified_rows.store(report.rows, Ordering::Relaxed);
         Ok(())
     }
 

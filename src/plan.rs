@@ -48,6 +48,8 @@ impl TableNames {
 pub struct ColumnMapping {
     pub source: Column,
     pub target: String,
+    /// The new column's full type, e.g. `bigint(20)`.
+    pub target_type: String,
 }
 
 impl ColumnMapping {
@@ -134,7 +136,7 @@ fn map_columns(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary)
         .filter(|c| !c.generated)
         .filter_map(|c| {
             let target = shadow.column(&target_name(summary, &c.name)?).filter(|t| !t.generated)?;
-            Some(ColumnMapping { source: c.clone(), target: target.name.clone() })
+            Some(ColumnMapping { source: c.clone(), target: target.name.clone(), target_type: target.column_type.clone() })
         })
         .collect()
 }

@@ -12,6 +12,7 @@ use crate::server::BinlogPosition;
 #[derive(Default)]
 pub struct RunState {
     pub rows_copied: AtomicU64,
+    pub verified_rows: AtomicU64,
     pub rows_estimated: AtomicU64,
     pub changes_read: AtomicU64,
     pub changes_applied: AtomicU64,
@@ -23,6 +24,8 @@ pub struct RunState {
     pub applied_marker: AtomicU64,
     /// When non-zero, the applier pauses after applying this marker (cut-over in progress).
     pub hold_at_marker: AtomicU64,
+    /// The last marker number handed out.
+    last_marker: AtomicU64,
     /// Set by the cut-over before it renames: the reader then takes the RENAME of the original
     /// table as the swap, not as foreign DDL.
     pub swap_started: AtomicBool,
@@ -44,6 +47,11 @@ impl RunState {
     pub fn set_phase(&self, phase: &'static str) {
         tracing::info!("phase: {phase}");
         *self.phase.lock().expect("phase lock") = phase;
+    }
+
+    /// A marker number never used before in this run.
+    pub fn next_marker(&self) -> u64 {
+        self.last_marker.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     pub fn stopping(&self) -> bool {

@@ -27,6 +27,8 @@ async fn migrate_under_load(db: &str, workload: &Workload, alter: &str, extra: &
     assert!(during > 20, "the writers committed only {during} transactions during the migration");
     let replayed: u64 = stdout.split("replayed ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(replayed > 0, "no binlog change was replayed:\n{stdout}");
+    let verified: u64 = stdout.split("verified ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(verified > 0, "the shadow table was not verified before the swap:\n{stdout}");
     let mut conn = srv.conn(Some(db)).await;
     let n = assert_same_rows(&mut conn, compare.0, compare.1).await;
     assert!(n > 0);
