@@ -92,13 +92,39 @@ pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, g
     let mut failing_keys = String::new();
     let result = server.retrying(conn, retries, "applying binlog changes to the shadow table", async |c| apply_group(c, plan, group, session, &mut failing_keys).await).await;
     result.map_err(|e| match e.server_code() {
-        Some(codes::BAD_NULL | codes::DUPLICATE_KEY) => Error::failed(format!(
+        None => e,
+        Some(_) if is_collision(&e, &plan.key_target) => Error::failed(format!(
             "a replayed change collides with a different row on a unique key of the new table (rows with key {failing_keys}): {}",
             e.message
         ))
         .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER and run again"),
-        _ => e,
+        Some(_) => Error::failed(format!("a replayed change does not fit the new schema (rows with key {failing_keys}): {}", e.message))
+            .with_fix("the ALTER would truncate, overflow or reject values (a narrower type, fewer ENUM/SET members, NOT NULL over NULLs): fix those rows or change the ALTER"),
     })
+}
+
+/// Whether an error is two different rows colliding: a duplicate entry, or the key guard of
+/// `sql::upsert_clause` (error 1048 on a key column). Error 1048 on another column is a NULL
+/// that a NOT NULL column of the new table cannot take.
+pub fn is_collision(error: &Error, key: &[String]) -> bool {
+    match error.server_code() {
+        Some(codes::DUPLICATE_KEY) => true,
+        Some(codes::BAD_NULL) => null_column(&error.message).is_some_and(|c| key.iter().any(|k| k.eq_ignore_ascii_case(&c))),
+        _ => false,
+    }
+}
+
+/// The column of a "Column 'x' cannot be null" message.
+fn null_column(message: &str) -> Option<String> {
+    let start = message.find("Column '")? + 8;
+    let end = message[start..].find("' cannot be null")? + start;
+    Some(message[start..end].to_string())
+}
+
+/// Whether a duplicate-entry message is about index `name`: MariaDB writes `for key 'name'`,
+/// MySQL 8 `for key 'table.name'`.
+pub fn names_index(message: &str, name: &str) -> bool {
+    message.contains(&format!("for key '{name}'")) || message.contains(&format!(".{name}'"))
 }
 
 /// The session a group is replayed on.
@@ -180,6 +206,22 @@ pub fn format_key(values: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_collisions_from_null_violations() {
+        let key = vec!["id".to_string()];
+        assert!(is_collision(&Error::failed("ERROR 1048 (23000): Column 'id' cannot be null"), &key));
+        assert!(!is_collision(&Error::failed("ERROR 1048 (23000): Column 'note' cannot be null"), &key));
+        assert!(is_collision(&Error::failed("ERROR 1062 (23000): Duplicate entry 'x' for key 'u'"), &key));
+        assert!(!is_collision(&Error::failed("ERROR 1406 (22001): Data too long for column 'b'"), &key));
+    }
+
+    #[test]
+    fn duplicate_messages_name_their_index() {
+        assert!(names_index("Duplicate entry '5' for key 'PRIMARY'", "PRIMARY"));
+        assert!(names_index("Duplicate entry '5' for key 't.PRIMARY'", "PRIMARY"));
+        assert!(!names_index("Duplicate entry '5' for key 'uk'", "PRIMARY"));
+    }
 
     #[test]
     fn formats_keys_for_people() {

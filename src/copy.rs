@@ -15,7 +15,7 @@ use std::sync::Arc;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Value};
 
-use crate::apply::format_key;
+use crate::apply::{format_key, is_collision, names_index};
 use crate::error::{codes, Error, Result};
 use crate::plan::Plan;
 use crate::server::Server;
@@ -135,17 +135,66 @@ impl Copier {
                 Ok(rows) => return Ok(rows),
                 Err(e) => e,
             };
-            if !matches!(error.server_code(), Some(codes::BAD_NULL | codes::DUPLICATE_KEY)) {
+            // A collision may be with a stale image the applier has not yet replaced: retry it
+            // after the applier catches up. Anything else is a row the new schema cannot hold.
+            if is_collision(&error, &self.plan.key_target) && collisions < COLLISION_RETRIES {
+                collisions += 1;
+                tracing::info!("chunk {range} collides on a unique key; retrying once the applier has caught up");
+                self.wait_for_applier().await?;
+                continue;
+            }
+            if error.server_code().is_none() {
                 return Err(error);
             }
-            if collisions == COLLISION_RETRIES {
-                return Err(Error::failed(format!("rows in the chunk of {range} collide with other rows on a unique key of the new table: {}", error.message))
-                    .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER"));
-            }
-            collisions += 1;
-            tracing::info!("chunk {range} collides on a unique key; retrying once the applier has caught up");
-            self.wait_for_applier().await?;
+            return Err(self.explain_rejected_chunk(conn, lower, upper, error).await);
         }
+    }
+
+    /// Turns a chunk the new table rejects into an error that names the first rejected row,
+    /// found by copying the chunk row by row in a transaction that is rolled back.
+    async fn explain_rejected_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value], error: Error) -> Error {
+        let first = self.first_rejected_row(conn, lower, upper).await;
+        let (key, reason) = match first {
+            Ok(Some((key, reason))) => (format_key(&key), reason),
+            _ => (format!("in the range after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper)), error.message.clone()),
+        };
+        let collision = reason.contains("Duplicate entry") || is_collision(&Error::failed(reason.clone()), &self.plan.key_target);
+        let what = if collision { "collides with another row on a unique key of the new table" } else { "does not fit the new schema" };
+        Error::failed(format!("the row with key {key} {what}: {reason}; nothing was swapped, the original table is untouched")).with_fix(if collision {
+            "the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values): remove the duplicates or change the ALTER"
+        } else {
+            "the ALTER would truncate, overflow or reject values (a narrower type, fewer ENUM/SET members, NOT NULL over NULLs): fix those rows or change the ALTER"
+        })
+    }
+
+    /// The first row of a chunk the shadow table rejects, and the server's reason.
+    async fn first_rejected_row(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<Option<(Vec<Value>, String)>, mysql_async::Error> {
+        let (range, params) = self.range(lower, upper);
+        let keys: Vec<Row> = conn.exec(format!("SELECT {k} FROM {} WHERE {range} ORDER BY {k}", self.source(), k = column_list(&self.plan.key_source)), params).await?;
+        let q = vec!["?".to_string(); self.plan.key_source.len()];
+        let shadow = self.plan.names.q(&self.plan.names.shadow);
+        // Without the upsert clause, a duplicate names the index it is on.
+        let sql = format!(
+            "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {}",
+            column_list(&self.plan.target_names()),
+            column_list(&self.plan.source_names()),
+            self.source(),
+            crate::sql::key_equals(&self.plan.key_source, &q)
+        );
+        conn.query_drop("START TRANSACTION").await?;
+        let mut rejected = None;
+        for key in keys.into_iter().map(Row::unwrap) {
+            match conn.exec_drop(sql.as_str(), key.clone()).await {
+                Err(mysql_async::Error::Server(e)) if !(e.code == codes::DUPLICATE_KEY && names_index(&e.message, &self.plan.shadow_key_name)) => {
+                    rejected = Some((key, format!("ERROR {} ({}): {}", e.code, e.state, e.message)));
+                    break;
+                }
+                Err(mysql_async::Error::Server(_)) | Ok(()) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        conn.query_drop("ROLLBACK").await?;
+        Ok(rejected)
     }
 
     async fn copy_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<u64, mysql_async::Error> {

@@ -74,6 +74,8 @@ pub struct Plan {
     pub key_source: Vec<String>,
     /// The same key columns under their names in the new table.
     pub key_target: Vec<String>,
+    /// Name of the matching unique key in the new table.
+    pub shadow_key_name: String,
     /// Positions of the key columns within `columns`.
     pub key_positions: Vec<usize>,
     pub shadow_ddl: String,
@@ -113,12 +115,12 @@ pub fn check_renames(summary: &AlterSummary, approved: bool) -> Result<()> {
 pub fn build(names: TableNames, original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary, shadow_ddl: String) -> Result<Plan> {
     let columns = map_columns(original, shadow, summary);
     check_new_columns_fillable(shadow, &columns)?;
-    let (key_name, key_source, key_target) = choose_key(original, shadow, summary)?;
+    let (key_name, key_source, key_target, shadow_key_name) = choose_key(original, shadow, summary)?;
     let key_positions = key_source
         .iter()
         .map(|k| columns.iter().position(|c| c.source.name.eq_ignore_ascii_case(k)).expect("key columns are mapped columns"))
         .collect();
-    Ok(Plan { names, columns, key_name, key_source, key_target, key_positions, shadow_ddl })
+    Ok(Plan { names, columns, key_name, key_source, key_target, shadow_key_name, key_positions, shadow_ddl })
 }
 
 fn target_name(summary: &AlterSummary, column: &str) -> Option<String> {
@@ -158,7 +160,7 @@ fn check_new_columns_fillable(shadow: &TableInfo, columns: &[ColumnMapping]) -> 
     ))
 }
 
-fn choose_key(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary) -> Result<(String, Vec<String>, Vec<String>)> {
+fn choose_key(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary) -> Result<(String, Vec<String>, Vec<String>, String)> {
     let shadow_keys = shadow.usable_unique_keys();
     for key in original.usable_unique_keys() {
         let Some(target): Option<Vec<String>> = key.columns.iter().map(|c| target_name(summary, c)).collect() else { continue };
@@ -168,7 +170,7 @@ fn choose_key(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary) 
             return Err(Error::refused(why, "keep the key column's type, or migrate in two steps"));
         }
         let target = target.iter().map(|t| shadow_key.columns.iter().find(|c| c.eq_ignore_ascii_case(t)).cloned().expect("same set")).collect();
-        return Ok((key.name.clone(), key.columns.clone(), target));
+        return Ok((key.name.clone(), key.columns.clone(), target, shadow_key.name.clone()));
     }
     Err(Error::refused(
         format!(
@@ -244,6 +246,7 @@ mod tests {
         assert_eq!(plan.key_name, "uab");
         assert_eq!(plan.key_source, vec!["a", "b"]);
         assert_eq!(plan.key_target, vec!["a", "b"]);
+        assert_eq!(plan.shadow_key_name, "PRIMARY");
     }
 
     #[test]
