@@ -18,8 +18,7 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "assume-rbr", "switch-to-rbr", "migrate-on-replica", "test-on-replica", "test-on-replica-skip-replica-stop",
     "assume-master-host", "tungsten", "gcp", "aliyun-rds", "azure", "cut-over", "force-named-cut-over",
     "force-named-panic", "exact-rowcount", "concurrent-rowcount", "nice-ratio", "throttle-control-replicas",
-    "throttle-query", "throttle-http", "throttle-flag-file", "throttle-additional-flag-file",
-    "postpone-cut-over-flag-file", "panic-flag-file", "max-load", "critical-load", "critical-load-interval-millis",
+    "throttle-query", "throttle-http", "throttle-additional-flag-file",
     "critical-load-hibernate-seconds", "serve-socket-file", "serve-tcp-port", "hooks-path", "hooks-hint",
     "hooks-hint-owner", "hooks-hint-token", "timestamp-old-table", "skip-foreign-key-checks",
     "discard-foreign-keys", "skip-renamed-columns", "skip-strict-mode", "heartbeat-interval-millis",
@@ -88,6 +87,24 @@ pub struct Cli {
     /// Allow column renames (`CHANGE old new ...`, `RENAME COLUMN`); the data moves to the new name.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub approve_renamed_columns: bool,
+    /// While this file exists, the copy pauses (the applier keeps the shadow current).
+    #[arg(long)]
+    pub throttle_flag_file: Option<PathBuf>,
+    /// While this file exists, everything runs but the swap waits.
+    #[arg(long)]
+    pub postpone_cut_over_flag_file: Option<PathBuf>,
+    /// When this file appears, the run aborts (exit 4) and removes what it created.
+    #[arg(long)]
+    pub panic_flag_file: Option<PathBuf>,
+    /// Pause the copy while a global status value is at or over its limit, e.g. "Threads_running=25".
+    #[arg(long, default_value = "")]
+    pub max_load: crate::throttle::LoadLimits,
+    /// Abort (exit 4) when a global status value is at or over its limit, e.g. "Threads_running=100".
+    #[arg(long, default_value = "")]
+    pub critical_load: crate::throttle::LoadLimits,
+    /// Look again after this long before aborting on --critical-load (0: abort at once).
+    #[arg(long, default_value_t = 0)]
+    pub critical_load_interval_millis: u64,
     /// Swap without comparing the shadow table with the original first (not recommended).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub skip_checksum: bool,
@@ -148,6 +165,8 @@ pub struct Config {
     pub initially_drop_old_table: bool,
     pub approve_renamed_columns: bool,
     pub skip_checksum: bool,
+    pub throttler: crate::throttle::Throttler,
+    pub postpone_cut_over_flag_file: Option<PathBuf>,
     pub max_lag: Duration,
     pub cut_over_lock_timeout: Duration,
     pub retries: u32,
@@ -268,6 +287,14 @@ impl Config {
             initially_drop_old_table: cli.initially_drop_old_table,
             approve_renamed_columns: cli.approve_renamed_columns,
             skip_checksum: cli.skip_checksum,
+            throttler: crate::throttle::Throttler {
+                throttle_flag_file: cli.throttle_flag_file,
+                panic_flag_file: cli.panic_flag_file,
+                max_load: cli.max_load,
+                critical_load: cli.critical_load,
+                critical_load_interval: Duration::from_millis(cli.critical_load_interval_millis),
+            },
+            postpone_cut_over_flag_file: cli.postpone_cut_over_flag_file,
             max_lag: Duration::from_millis(cli.max_lag_millis),
             cut_over_lock_timeout: Duration::from_secs(cli.cut_over_lock_timeout_seconds),
             retries: cli.default_retries.max(1),
@@ -323,8 +350,8 @@ mod tests {
 
     #[test]
     fn names_unsupported_ghost_flags() {
-        let e = normalize_args(args(&["-max-load=Threads_running=25"])).unwrap_err();
-        assert!(e.message.contains("--max-load"), "{}", e.message);
+        let e = normalize_args(args(&["-throttle-control-replicas=r1:3306"])).unwrap_err();
+        assert!(e.message.contains("--throttle-control-replicas"), "{}", e.message);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! commits, so every later change to them reaches the binlog after the copy and is replayed
 //! after it; a row the applier already wrote is overwritten with the (newer) copied image.
 //!
-//! Invariants: chunks are disjoint and walk the chosen key in order up to the maximum key seen
+//! Invariants: no chunk starts while the run is throttled; chunks are disjoint and walk the chosen key in order up to the maximum key seen
 //! at the start (rows inserted later arrive through the binlog); a chunk that collides with a
 //! different row on a unique key is retried once the applier has caught up (the other row may
 //! be a stale image), and fails the run naming the key range when the collision persists.
@@ -98,6 +98,10 @@ impl Copier {
         };
         let mut lower: Option<Vec<Value>> = None;
         while !self.state.stopping() {
+            if self.state.throttle_reason().is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
             let upper = self.next_upper(&mut conn, lower.as_deref(), &bounds).await?;
             let copied = self.copy_chunk_with_retries(&mut conn, lower.as_deref(), &upper).await?;
             RunState::count(&self.state.rows_copied, copied);

@@ -22,4 +22,5 @@ pub mod progress;
 pub mod server;
 pub mod sql;
 pub mod state;
+pub mod throttle;
 pub mod verify;

@@ -6,7 +6,7 @@
 //!    run stops here and drops the shadow;
 //! 3. pipeline: changelog, binlog reader from the current position, applier, heartbeat, copy;
 //! 4. verification: the shadow compared with the original at one consistent point;
-//! 5. cut-over; 6. cleanup.
+//! 5. the postpone flag file, if any; 6. cut-over; 7. cleanup.
 //!
 //! Invariants: the original table is never written except by the final RENAME; whatever fails
 //! after the shadow exists, the tables this run created are dropped before it exits (the old
@@ -29,7 +29,7 @@ use crate::plan::{self, Plan, TableNames};
 use crate::server::{self, preflight, Server};
 use crate::state::RunState;
 use crate::verify::Verifier;
-use crate::{apply, changelog, progress};
+use crate::{apply, changelog, progress, throttle};
 
 /// Transactions buffered between the binlog reader and the applier.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -150,6 +150,7 @@ impl Created {
 /// Every refusal that needs no table to be created: server, binlog, privileges, the table, the ALTER.
 async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames) -> Result<(TableInfo, AlterSummary)> {
     server::check_server(server, conn, &config.database).await?;
+    config.throttler.validate(conn).await?;
     let summary = alter::summarize(&config.alter, &config.table)?;
     plan::check_renames(&summary, config.approve_renamed_columns)?;
     let original = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| {
@@ -295,10 +296,12 @@ impl Migration {
         ];
         let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
         let display = progress::spawn(self.state.clone(), self.config.progress);
+        let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), self.state.clone());
 
         let result = self.copy_and_cut_over(rx).await;
         self.state.stop();
         heartbeat.abort();
+        control.abort();
         display.await.ok();
         tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| t.join().unwrap_or_default())).await.ok();
         result
@@ -318,6 +321,7 @@ impl Migration {
         self.check_failure()?;
 
         self.verify().await?;
+        self.wait_while_postponed().await?;
 
         self.state.set_phase("cutting over");
         let cut_over = CutOver {
@@ -352,6 +356,20 @@ impl Migration {
         tracing::info!("verified {} rows in {} key ranges in {:.1}s: the shadow table matches the original", report.rows, report.ranges, report.elapsed.as_secs_f64());
         self.state.verified_rows.store(report.rows, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Holds the swap while the postpone flag file exists; the applier keeps the shadow current.
+    async fn wait_while_postponed(&self) -> Result<()> {
+        let Some(flag) = self.config.postpone_cut_over_flag_file.as_ref() else { return Ok(()) };
+        if flag.exists() {
+            self.state.set_phase("postponed");
+            tracing::info!("cut-over postponed while {} exists", flag.display());
+        }
+        while flag.exists() {
+            self.check_failure()?;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.check_failure()
     }
 
     fn check_failure(&self) -> Result<()> {

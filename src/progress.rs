@@ -24,8 +24,9 @@ pub fn spawn(state: Arc<RunState>, terminal: bool) -> tokio::task::JoinHandle<()
 }
 
 fn status(state: &RunState) -> String {
+    let throttled = state.throttle_reason().map(|why| format!(" (throttled: {why})")).unwrap_or_default();
     format!(
-        "{}; applied {} changes, backlog {} transactions",
+        "{}{throttled}; applied {} changes, backlog {} transactions",
         state.phase(),
         state.changes_applied.load(Ordering::Relaxed),
         state.backlog.load(Ordering::Relaxed)

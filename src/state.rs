@@ -34,6 +34,8 @@ pub struct RunState {
     pub reader_position: Mutex<BinlogPosition>,
     pub applied_position: Mutex<BinlogPosition>,
     phase: Mutex<&'static str>,
+    /// Why the copy is paused, if it is.
+    throttle: Mutex<Option<String>>,
     stop: AtomicBool,
     failure: Mutex<Option<Error>>,
 }
@@ -52,6 +54,22 @@ impl RunState {
     /// A marker number never used before in this run.
     pub fn next_marker(&self) -> u64 {
         self.last_marker.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub fn throttle_reason(&self) -> Option<String> {
+        self.throttle.lock().expect("throttle lock").clone()
+    }
+
+    /// Records why the copy must pause (or that it may go), logging each change.
+    pub fn set_throttle(&self, reason: Option<String>) {
+        let mut slot = self.throttle.lock().expect("throttle lock");
+        if *slot != reason {
+            match &reason {
+                Some(why) => tracing::info!("throttled: {why}"),
+                None => tracing::info!("throttle lifted"),
+            }
+            *slot = reason;
+        }
     }
 
     pub fn stopping(&self) -> bool {

@@ -1,0 +1,144 @@
+//! Operator control against a real server: the throttle flag file and --max-load pause the
+//! copy, --critical-load and the panic flag file abort with exit 4 leaving nothing behind, and
+//! the postpone flag file holds the swap while the shadow stays current.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{server, tables};
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+const ROWS: u64 = 20_000;
+
+async fn setup(db: &str) -> Conn {
+    let mut conn = server().fresh_database(db).await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{ROWS}")).await.unwrap();
+    conn
+}
+
+fn start(db: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "100"];
+    args.extend_from_slice(extra);
+    server().alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn flag(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("flags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+async fn shadow_rows(conn: &mut Conn) -> Option<u64> {
+    conn.query_first("SELECT COUNT(*) FROM _t_gho").await.ok().flatten()
+}
+
+/// Waits until the changelog exists: the pipeline is running.
+async fn wait_for_pipeline(conn: &mut Conn, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !tables(conn).await.contains(&"_t_ghc".to_string()) {
+        assert!(child.try_wait().unwrap().is_none(), "the migration ended early");
+        assert!(Instant::now() < deadline, "the migration never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts the copy makes no progress for a while and the run is still going.
+async fn assert_copy_paused(conn: &mut Conn, child: &mut Child) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = shadow_rows(conn).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(shadow_rows(conn).await, first, "the copy went on while throttled");
+    assert!(first.unwrap_or(0) < ROWS);
+    assert!(child.try_wait().unwrap().is_none());
+}
+
+fn finish(child: Child) -> (Option<i32>, String) {
+    let output = child.wait_with_output().unwrap();
+    (output.status.code(), common::stderr(&output))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_flag_file_pauses_the_copy() {
+    let mut conn = setup("throttle_file").await;
+    let file = flag("throttle");
+    std::fs::write(&file, "").unwrap();
+    let mut child = start("throttle_file", &["--throttle-flag-file", file.to_str().unwrap()]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    assert_copy_paused(&mut conn, &mut child).await;
+    std::fs::remove_file(&file).unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("throttled: the throttle flag file") && stderr.contains("throttle lifted"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_load_pauses_the_copy() {
+    let mut conn = setup("max_load").await;
+    // Our own status query is always running, so this limit always holds.
+    let mut child = start("max_load", &["--max-load", "Threads_running=1"]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    assert_copy_paused(&mut conn, &mut child).await;
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("throttled: max-load: Threads_running="), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_load_aborts_after_a_second_look() {
+    let mut conn = setup("critical_load").await;
+    let (code, stderr) = finish(start("critical_load", &["--critical-load", "Threads_running=1", "--critical-load-interval-millis", "200"]));
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("aborted: critical load: Threads_running="), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_flag_file_aborts() {
+    let mut conn = setup("panic_file").await;
+    let file = flag("panic");
+    let throttle = flag("panic-hold");
+    std::fs::write(&throttle, "").unwrap();
+    let mut child = start("panic_file", &["--panic-flag-file", file.to_str().unwrap(), "--throttle-flag-file", throttle.to_str().unwrap()]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    std::fs::write(&file, "").unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("panic flag file"), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postponed_cut_over_waits_with_the_shadow_current() {
+    let mut conn = setup("postpone").await;
+    let file = flag("postpone");
+    std::fs::write(&file, "").unwrap();
+    let mut child = start("postpone", &["--postpone-cut-over-flag-file", file.to_str().unwrap()]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shadow_rows(&mut conn).await != Some(ROWS) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Postponed: writes keep reaching the shadow, and no swap happens.
+    conn.query_drop("INSERT INTO t VALUES (900001, 1), (900002, 2)").await.unwrap();
+    conn.query_drop("DELETE FROM t WHERE id = 5").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(shadow_rows(&mut conn).await, Some(ROWS + 1), "the applier did not keep the shadow current");
+    assert!(!tables(&mut conn).await.contains(&"_t_del".to_string()), "swapped while postponed");
+    assert!(child.try_wait().unwrap().is_none());
+    std::fs::remove_file(&file).unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("cut-over postponed"), "{stderr}");
+    let n: Option<u64> = conn.query_first("SELECT COUNT(*) FROM t WHERE b IS NULL").await.unwrap();
+    assert_eq!(n, Some(ROWS + 1));
+}
