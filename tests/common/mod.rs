@@ -46,13 +46,42 @@ pub fn server() -> &'static TestServer {
     SERVER.get_or_init(|| TestServer::start(&[]))
 }
 
+/// Data directories of this process's servers, removed when the process exits.
+static DATADIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+extern "C" fn remove_datadirs() {
+    if let Ok(dirs) = DATADIRS.lock() {
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Removes data directories left by test processes that no longer run (named `<pid>-<port>`),
+/// and arranges for this process's to be removed at exit.
+fn prepare_servers_dir(base: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_string_lossy().split('-').next().and_then(|p| p.parse::<i32>().ok());
+            let alive = pid.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
+            if !alive {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        unsafe { libc::atexit(remove_datadirs) };
+    });
+}
+
 impl TestServer {
     /// Starts a server with extra `mariadbd` options.
     pub fn start(extra: &[&str]) -> TestServer {
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("servers");
         std::fs::create_dir_all(&base).unwrap();
+        prepare_servers_dir(&base);
         let port = free_port();
         let datadir = base.join(format!("{}-{port}", std::process::id()));
+        DATADIRS.lock().unwrap().push(datadir.clone());
         let _ = std::fs::remove_dir_all(&datadir);
         std::fs::create_dir_all(&datadir).unwrap();
         let install = Command::new(find_binary(&["mariadb-install-db", "mysql_install_db"]))
@@ -87,8 +116,8 @@ impl TestServer {
             "--log-bin=binlog".into(),
             "--binlog-format=ROW".into(),
             "--server-id=1".into(),
-            "--innodb-buffer-pool-size=256M".into(),
-            "--innodb-log-file-size=256M".into(),
+            "--innodb-buffer-pool-size=128M".into(),
+            "--innodb-log-file-size=48M".into(),
             "--innodb-flush-log-at-trx-commit=2".into(),
             "--sync-binlog=0".into(),
             "--max-connections=500".into(),
