@@ -17,4 +17,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo test --locked "$@"
+# A hung test must fail the run, not hold CI until its own limit.
+timeout --signal=KILL "${ALTEREGO_TEST_TIMEOUT:-1800}" cargo test --locked "$@"

@@ -17,8 +17,7 @@ use crate::error::{Error, Result};
 const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "assume-rbr", "switch-to-rbr", "migrate-on-replica", "test-on-replica", "test-on-replica-skip-replica-stop",
     "assume-master-host", "tungsten", "gcp", "aliyun-rds", "azure", "cut-over", "force-named-cut-over",
-    "force-named-panic", "exact-rowcount", "concurrent-rowcount", "nice-ratio", "throttle-control-replicas",
-    "throttle-query", "throttle-http", "throttle-additional-flag-file",
+    "force-named-panic", "exact-rowcount", "concurrent-rowcount", "nice-ratio", "throttle-query", "throttle-http", "throttle-additional-flag-file",
     "critical-load-hibernate-seconds", "serve-socket-file", "serve-tcp-port", "hooks-path", "hooks-hint",
     "hooks-hint-owner", "hooks-hint-token", "timestamp-old-table", "skip-foreign-key-checks",
     "discard-foreign-keys", "skip-renamed-columns", "skip-strict-mode", "heartbeat-interval-millis",
@@ -111,10 +110,14 @@ pub struct Cli {
     /// Accepted for gh-ost compatibility: alterego always reads the binlog of the server it connects to.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub allow_on_master: bool,
-    /// Accepted for gh-ost compatibility. Replica lag is not measured or throttled on yet: the
-    /// value has no effect in this version.
+    /// Pause the copy while a replica lags this many milliseconds or more (measured with the
+    /// changelog heartbeat, on alterego's own clock).
     #[arg(long, default_value_t = 1500)]
     pub max_lag_millis: u64,
+    /// Replicas to watch for lag, `host:port,...`. Default: those the primary lists in
+    /// SHOW SLAVE HOSTS. A replica whose lag cannot be read counts as lagging.
+    #[arg(long, value_parser = crate::throttle::parse_replicas, default_value = "")]
+    pub throttle_control_replicas: std::vec::Vec<crate::throttle::ReplicaAddress>,
     /// Seconds a cut-over attempt waits for the table lock, and for the RENAME to queue; the
     /// wait for the final replay under the lock is bounded by twice this.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
@@ -288,6 +291,8 @@ impl Config {
             approve_renamed_columns: cli.approve_renamed_columns,
             skip_checksum: cli.skip_checksum,
             throttler: crate::throttle::Throttler {
+                replicas: cli.throttle_control_replicas,
+                max_lag: Duration::from_millis(cli.max_lag_millis),
                 throttle_flag_file: cli.throttle_flag_file,
                 panic_flag_file: cli.panic_flag_file,
                 max_load: cli.max_load,
@@ -350,8 +355,8 @@ mod tests {
 
     #[test]
     fn names_unsupported_ghost_flags() {
-        let e = normalize_args(args(&["-throttle-control-replicas=r1:3306"])).unwrap_err();
-        assert!(e.message.contains("--throttle-control-replicas"), "{}", e.message);
+        let e = normalize_args(args(&["-throttle-query=select 1"])).unwrap_err();
+        assert!(e.message.contains("--throttle-query"), "{}", e.message);
     }
 
     #[test]

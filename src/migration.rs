@@ -296,7 +296,8 @@ impl Migration {
         ];
         let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
         let display = progress::spawn(self.state.clone(), self.config.progress);
-        let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), self.state.clone());
+        let lag = throttle::LagProbe::new(&self.server, conn, &self.config.throttler, names, self.config.server_id).await?;
+        let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), lag, self.state.clone());
 
         let result = self.copy_and_cut_over(rx).await;
         self.state.stop();

@@ -1,10 +1,14 @@
 //! Throttling and operator stops: one answer for the pipeline, "go", "wait, because ...", or
-//! "abort, because ...", from flag files and server load.
+//! "abort, because ...", from flag files, server load and replica lag.
+//!
+//! Replica lag is measured on our own clock: the heartbeat writes the tool's time into the
+//! changelog every 100 ms, and a replica's lag is now minus the heartbeat it has applied.
 //!
 //! Invariants: a throttle only pauses the copy (the applier keeps the shadow current, so the
 //! backlog stays small); a critical load aborts only when a second look, after
 //! `--critical-load-interval-millis`, still sees it; a status the server does not have is an
-//! error at startup, never a silent "go".
+//! error at startup, never a silent "go"; a replica whose lag cannot be read counts as lagging
+//! (fail closed), and the reason says so.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,8 +58,40 @@ pub enum Verdict {
     Abort(String),
 }
 
+/// A replica to measure lag on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for ReplicaAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// `host:port,host:port` (port 3306 when left out).
+pub fn parse_replicas(text: &str) -> std::result::Result<Vec<ReplicaAddress>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (host, port) = part.rsplit_once(':').unwrap_or((part, "3306"));
+            let port = port.parse::<u16>().map_err(|_| format!("`{port}` in `{part}` is not a port"))?;
+            if host.is_empty() {
+                return Err(format!("`{part}` has no host"));
+            }
+            Ok(ReplicaAddress { host: host.to_string(), port })
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Throttler {
+    /// Replicas given with --throttle-control-replicas; none means "discover them".
+    pub replicas: Vec<ReplicaAddress>,
+    pub max_lag: Duration,
     pub throttle_flag_file: Option<PathBuf>,
     pub panic_flag_file: Option<PathBuf>,
     pub max_load: LoadLimits,
@@ -99,15 +135,20 @@ impl Throttler {
 
 /// Evaluates the verdict every 100 ms until the run stops: records the throttle reason for the
 /// copy to obey, and fails the run (exit 4) on an abort verdict.
-pub fn spawn_control(server: crate::server::Server, throttler: Throttler, state: std::sync::Arc<crate::state::RunState>) -> tokio::task::JoinHandle<()> {
+pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: LagProbe, state: std::sync::Arc<crate::state::RunState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut lag = lag;
         let mut conn: Option<Conn> = None;
         while !state.stopping() {
             if conn.is_none() {
                 conn = server.conn().await.ok();
             }
             if let Some(c) = conn.as_mut() {
-                match throttler.check(c).await {
+                let verdict = match throttler.check(c).await {
+                    Ok(Verdict::Go) => Ok(lag.check(throttler.max_lag).await),
+                    other => other,
+                };
+                match verdict {
                     Ok(Verdict::Go) => state.set_throttle(None),
                     Ok(Verdict::Wait(why)) => state.set_throttle(Some(why)),
                     Ok(Verdict::Abort(why)) => state.fail(Error::new(crate::error::ExitKind::Aborted, format!("aborted: {why}"))),
@@ -120,6 +161,85 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, state:
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
+}
+
+/// Lag on each replica, read from the changelog heartbeat it has applied.
+pub struct LagProbe {
+    replicas: Vec<Watched>,
+    heartbeat_sql: String,
+}
+
+/// A replica being watched.
+struct Watched {
+    label: String,
+    opts: mysql_async::Opts,
+    conn: Option<Conn>,
+}
+
+impl LagProbe {
+    /// The replicas to watch: those given, or those the primary lists in SHOW SLAVE HOSTS
+    /// (except our own binlog reader). Each is reached with the run's credentials.
+    pub async fn new(server: &crate::server::Server, conn: &mut Conn, throttler: &Throttler, names: &crate::plan::TableNames, own_server_id: u32) -> Result<LagProbe> {
+        let mut labelled: Vec<(String, ReplicaAddress)> = throttler.replicas.iter().map(|r| (r.to_string(), r.clone())).collect();
+        if labelled.is_empty() {
+            let hosts: Vec<mysql_async::Row> = conn.query("SHOW SLAVE HOSTS").await.context(|| "discovering replicas (SHOW SLAVE HOSTS)".into())?;
+            for row in hosts {
+                let id: u32 = row.get(0).unwrap_or_default();
+                let host: String = row.get(1).unwrap_or_default();
+                let port: u16 = row.get(2).unwrap_or_default();
+                if id == own_server_id {
+                    continue;
+                }
+                if host.is_empty() || port == 0 {
+                    // Binlog clients (another alterego, gh-ost, CDC tools) register too, with no
+                    // address or port 0: without a port this is no server to read lag from.
+                    tracing::warn!("not watching server id {id} from SHOW SLAVE HOSTS: it reports no address and port; if it is a replica, set report_host and report_port on it or list it in --throttle-control-replicas");
+                } else {
+                    labelled.push((format!("{host}:{port}"), ReplicaAddress { host, port }));
+                }
+            }
+            if !labelled.is_empty() {
+                tracing::info!("watching lag on discovered replicas: {}", labelled.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join(", "));
+            }
+        }
+        let replicas = labelled
+            .into_iter()
+            .map(|(label, a)| Watched {
+                label,
+                opts: mysql_async::OptsBuilder::from_opts(server.opts().clone()).ip_or_hostname(a.host).tcp_port(a.port).socket(None::<String>).into(),
+                conn: None,
+            })
+            .collect();
+        Ok(LagProbe { replicas, heartbeat_sql: format!("SELECT value FROM {} WHERE id = 1", names.q(&names.changelog)) })
+    }
+
+    /// Wait when any replica lags by `max_lag` or more, or cannot tell its lag.
+    async fn check(&mut self, max_lag: Duration) -> Verdict {
+        for Watched { label, opts, conn } in &mut self.replicas {
+            let lag = match read_lag(opts, conn, &self.heartbeat_sql).await {
+                Ok(lag) => lag,
+                Err(why) => {
+                    *conn = None;
+                    return Verdict::Wait(format!("cannot read the lag of replica {label}: {why}"));
+                }
+            };
+            if lag >= max_lag {
+                return Verdict::Wait(format!("replica {label} lags {:.1}s (max {:.1}s)", lag.as_secs_f64(), max_lag.as_secs_f64()));
+            }
+        }
+        Verdict::Go
+    }
+}
+
+async fn read_lag(opts: &mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
+    if conn.is_none() {
+        *conn = Some(Conn::new(opts.clone()).await.map_err(|e| crate::error::describe_mysql_error(&e))?);
+    }
+    let c = conn.as_mut().expect("connected above");
+    let value: Option<String> = c.query_first(sql).await.map_err(|e| crate::error::describe_mysql_error(&e))?;
+    let written: u128 = value.ok_or("no heartbeat replicated yet")?.parse().map_err(|_| "an unreadable heartbeat".to_string())?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros();
+    Ok(Duration::from_micros(now.saturating_sub(written) as u64))
 }
 
 /// The first limit the server's status is at or over, as `Name=value >= limit`.
@@ -143,6 +263,14 @@ async fn status(conn: &mut Conn, name: &str) -> Result<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_replica_lists() {
+        assert_eq!(parse_replicas("r1:3307, r2").unwrap(), vec![ReplicaAddress { host: "r1".into(), port: 3307 }, ReplicaAddress { host: "r2".into(), port: 3306 }]);
+        assert!(parse_replicas("r1:x").is_err());
+        assert!(parse_replicas(":3306").is_err());
+        assert!(parse_replicas("").unwrap().is_empty());
+    }
 
     #[test]
     fn parses_load_limits() {

@@ -127,7 +127,7 @@ impl TestServer {
         if unsafe { libc::geteuid() } == 0 {
             args.push("--user=root".into());
         }
-        args.extend(self.extra.iter().cloned());
+        args.extend(self.extra.iter().map(|a| a.replace("{port}", &self.port.to_string())));
         let binary = find_binary(&["mariadbd", "mysqld"]);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -178,16 +178,34 @@ impl TestServer {
     }
 
     fn bootstrap_user(&self) {
-        let status = Command::new(find_binary(&["mariadb", "mysql"]))
-            .args(["--no-defaults", "-uroot"])
+        self.sql(&format!("CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%' WITH GRANT OPTION;"));
+    }
+
+    /// Runs SQL as root through the socket with the command-line client; returns its output.
+    pub fn sql(&self, statements: &str) -> String {
+        let output = Command::new(find_binary(&["mariadb", "mysql"]))
+            .args(["--no-defaults", "-uroot", "-N", "-B"])
             .arg(format!("--socket={}", self.socket.display()))
             .arg("-e")
-            .arg(format!(
-                "CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%' WITH GRANT OPTION;"
-            ))
-            .status()
+            .arg(statements)
+            .output()
             .unwrap();
-        assert!(status.success());
+        assert!(output.status.success(), "{statements}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Starts a replica of this server, replicating from its current position, and reporting
+    /// its address so that SHOW SLAVE HOSTS lists it.
+    pub fn start_replica(&self) -> TestServer {
+        let replica = TestServer::start(&["--server-id=2", "--report-host=127.0.0.1", "--report-port={port}"]);
+        let position = self.sql("SELECT @@gtid_binlog_pos");
+        replica.sql(&format!(
+            "SET GLOBAL gtid_slave_pos = '{position}'; \
+             CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='{USER}', MASTER_PASSWORD='{PASSWORD}', MASTER_USE_GTID=slave_pos; \
+             START SLAVE;",
+            self.port
+        ));
+        replica
     }
 
     pub fn opts(&self, database: Option<&str>) -> Opts {
