@@ -67,6 +67,14 @@ pub fn binlog_status_statement(flavor: Flavor, version: Version) -> &'static str
     }
 }
 
+/// The statement that lists the replicas connected to a primary (Server_id, Host, Port first).
+pub fn replica_hosts_statement(flavor: Flavor, version: Version) -> &'static str {
+    match flavor {
+        Flavor::MySql if version >= Version(8, 0, 22) => "SHOW REPLICAS",
+        _ => "SHOW SLAVE HOSTS",
+    }
+}
+
 /// A binlog coordinate. Files of one server share a base name and a zero-padded sequence
 /// number, so (file, pos) orders like the log itself.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -323,6 +331,13 @@ mod tests {
         assert_eq!(binlog_status_statement(Flavor::MariaDb, Version(10, 11, 0)), "SHOW MASTER STATUS");
         assert_eq!(binlog_status_statement(Flavor::MySql, Version(8, 0, 36)), "SHOW MASTER STATUS");
         assert_eq!(binlog_status_statement(Flavor::MySql, Version(8, 4, 0)), "SHOW BINARY LOG STATUS");
+    }
+
+    #[test]
+    fn replica_listing_per_flavor() {
+        assert_eq!(replica_hosts_statement(Flavor::MariaDb, Version(10, 11, 0)), "SHOW SLAVE HOSTS");
+        assert_eq!(replica_hosts_statement(Flavor::MySql, Version(8, 0, 21)), "SHOW SLAVE HOSTS");
+        assert_eq!(replica_hosts_statement(Flavor::MySql, Version(8, 4, 0)), "SHOW REPLICAS");
     }
 
     #[test]

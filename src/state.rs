@@ -60,16 +60,18 @@ impl RunState {
         self.throttle.lock().expect("throttle lock").clone()
     }
 
-    /// Records why the copy must pause (or that it may go), logging each change.
+    /// Records why the copy must pause (or that it may go). A change is logged when the reason
+    /// changes in more than its numbers, so a growing lag does not log every 100 ms.
     pub fn set_throttle(&self, reason: Option<String>) {
         let mut slot = self.throttle.lock().expect("throttle lock");
-        if *slot != reason {
+        let shape = |r: &Option<String>| r.as_ref().map(|r| r.replace(|c: char| c.is_ascii_digit() || c == '.', ""));
+        if shape(&slot) != shape(&reason) {
             match &reason {
                 Some(why) => tracing::info!("throttled: {why}"),
                 None => tracing::info!("throttle lifted"),
             }
-            *slot = reason;
         }
+        *slot = reason;
     }
 
     pub fn stopping(&self) -> bool {

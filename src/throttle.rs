@@ -151,7 +151,7 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 match verdict {
                     Ok(Verdict::Go) => state.set_throttle(None),
                     Ok(Verdict::Wait(why)) => state.set_throttle(Some(why)),
-                    Ok(Verdict::Abort(why)) => state.fail(Error::new(crate::error::ExitKind::Aborted, format!("aborted: {why}"))),
+                    Ok(Verdict::Abort(why)) => state.fail(Error::new(crate::error::ExitKind::Aborted, why)),
                     Err(e) => {
                         tracing::warn!("checking throttles: {e}");
                         conn = None;
@@ -182,7 +182,17 @@ impl LagProbe {
     pub async fn new(server: &crate::server::Server, conn: &mut Conn, throttler: &Throttler, names: &crate::plan::TableNames, own_server_id: u32) -> Result<LagProbe> {
         let mut labelled: Vec<(String, ReplicaAddress)> = throttler.replicas.iter().map(|r| (r.to_string(), r.clone())).collect();
         if labelled.is_empty() {
-            let hosts: Vec<mysql_async::Row> = conn.query("SHOW SLAVE HOSTS").await.context(|| "discovering replicas (SHOW SLAVE HOSTS)".into())?;
+            let statement = crate::server::replica_hosts_statement(server.facts.flavor, server.facts.version);
+            let hosts: Vec<mysql_async::Row> = match conn.query(statement).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot discover replicas with {statement} ({}); replica lag is NOT watched. Grant REPLICATION MASTER ADMIN (MariaDB) or REPLICATION SLAVE (MySQL), or list replicas with --throttle-control-replicas",
+                        crate::error::describe_mysql_error(&e)
+                    );
+                    Vec::new()
+                }
+            };
             for row in hosts {
                 let id: u32 = row.get(0).unwrap_or_default();
                 let host: String = row.get(1).unwrap_or_default();
@@ -231,7 +241,14 @@ impl LagProbe {
     }
 }
 
+/// How long a replica may take to answer before its lag counts as unreadable.
+const LAG_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn read_lag(opts: &mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
+    tokio::time::timeout(LAG_READ_TIMEOUT, read_lag_unbounded(opts, conn, sql)).await.unwrap_or_else(|_| Err(format!("no answer within {}s", LAG_READ_TIMEOUT.as_secs())))
+}
+
+async fn read_lag_unbounded(opts: &mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
     if conn.is_none() {
         *conn = Some(Conn::new(opts.clone()).await.map_err(|e| crate::error::describe_mysql_error(&e))?);
     }
