@@ -203,7 +203,7 @@ impl LagProbe {
                 if host.is_empty() || port == 0 {
                     // Binlog clients (another alterego, gh-ost, CDC tools) register too, with no
                     // address or port 0: without a port this is no server to read lag from.
-                    tracing::warn!("not watching server id {id} from SHOW SLAVE HOSTS: it reports no address and port; if it is a replica, set report_host and report_port on it or list it in --throttle-control-replicas");
+                    tracing::warn!("not watching server id {id} from {statement}: it reports no address and port; if it is a replica, set report_host and report_port on it or list it in --throttle-control-replicas");
                 } else {
                     labelled.push((format!("{host}:{port}"), ReplicaAddress { host, port }));
                 }
