@@ -130,6 +130,13 @@ pub struct Cli {
     /// Default: derived from the process id.
     #[arg(long)]
     pub replica_server_id: Option<u32>,
+    /// Write JSON status lines (state changes and one per status interval) to this file, or to
+    /// stdout with `-` (the human report then goes to stderr).
+    #[arg(long)]
+    pub status_json: Option<PathBuf>,
+    /// How often a status line (and a JSON status line) is written, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub status_interval_millis: u64,
     /// Show a progress bar (default: when stderr is a terminal).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub progress: Option<bool>,
@@ -175,6 +182,8 @@ pub struct Config {
     pub retries: u32,
     pub server_id: u32,
     pub progress: bool,
+    pub status_json: Option<PathBuf>,
+    pub status_interval: Duration,
 }
 
 /// Turns Go-style flags (`-alter=x`, `-execute`) into `--alter=x`, `--execute`, and refuses
@@ -305,6 +314,8 @@ impl Config {
             retries: cli.default_retries.max(1),
             server_id: cli.replica_server_id.unwrap_or_else(default_server_id),
             progress: cli.progress.unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            status_json: cli.status_json,
+            status_interval: Duration::from_millis(cli.status_interval_millis),
         })
     }
 }

@@ -22,5 +22,6 @@ pub mod progress;
 pub mod server;
 pub mod sql;
 pub mod state;
+pub mod status;
 pub mod throttle;
 pub mod verify;

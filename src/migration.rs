@@ -43,8 +43,10 @@ pub enum Outcome {
 /// Runs the whole migration as configured. A failure or a signal at any point removes the
 /// tables this run created (see [`Created`]) before returning.
 pub async fn run(config: &Config) -> Result<Outcome> {
+    let status = config.status_json.as_deref().map(crate::status::StatusSink::open).transpose()?;
     let created = Created::default();
-    let state = Arc::new(RunState::default());
+    let state = Arc::new(RunState::new(status));
+    state.set_phase("inspecting");
     let result = tokio::select! {
         r = migrate(config, &created, &state) => r,
         signal = shutdown_signal() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),
@@ -54,7 +56,18 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     if result.is_err() {
         created.remove().await;
     }
+    match &result {
+        Ok(outcome) => state.emit("done", serde_json::json!({"outcome": format!("{outcome:?}"), "verified_rows": state.verified_rows.load(Ordering::Relaxed), "cut_over_lock_ms": state.cut_over_lock_ms.load(Ordering::Relaxed)})),
+        Err(e) => state.emit("failed", serde_json::json!({"exit_code": e.kind.code(), "error": e.to_string()})),
+    }
     result
+}
+
+/// Writes the human report: to stdout, or to stderr when stdout carries `--status-json -`.
+macro_rules! report {
+    ($config:expr, $($arg:tt)*) => {
+        if $config.status_json.as_deref() == Some(std::path::Path::new("-")) { eprintln!($($arg)*) } else { println!($($arg)*) }
+    };
 }
 
 async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>) -> Result<Outcome> {
@@ -70,7 +83,7 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>) -> R
     print_plan(&plan, &original, config);
     if !config.execute {
         created.drop_all(&mut conn).await?;
-        println!("Dry run: the ALTER works on the shadow table, which has been dropped again. Add --execute to migrate.");
+        report!(config, "Dry run: the ALTER works on the shadow table, which has been dropped again. Add --execute to migrate.");
         return Ok(Outcome::DryRun);
     }
 
@@ -79,7 +92,8 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>) -> R
     migration.execute(&mut conn, created).await?;
     // A fresh connection: the first one may not have survived a server restart mid-run.
     migration.finish(&mut server.conn().await?, created).await?;
-    println!(
+    report!(
+        config,
         "Migrated {}: copied {} rows, replayed {} binlog changes, verified {} rows, cut-over lock held {} ms; {}.",
         names.q(&names.original),
         state.rows_copied.load(Ordering::Relaxed),
@@ -252,13 +266,13 @@ async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, 
 }
 
 fn print_plan(plan: &Plan, original: &TableInfo, config: &Config) {
-    println!("Plan for {}:", plan.names.q(&plan.names.original));
-    println!("  ALTER:        {}", config.alter.trim());
-    println!("  rows:         about {} ({} MB data, {} MB indexes)", original.estimated_rows, original.data_bytes >> 20, original.index_bytes >> 20);
-    println!("  key:          {} ({})", plan.key_name, plan.key_source.join(", "));
+    report!(config, "Plan for {}:", plan.names.q(&plan.names.original));
+    report!(config, "  ALTER:        {}", config.alter.trim());
+    report!(config, "  rows:         about {} ({} MB data, {} MB indexes)", original.estimated_rows, original.data_bytes >> 20, original.index_bytes >> 20);
+    report!(config, "  key:          {} ({})", plan.key_name, plan.key_source.join(", "));
     let mapping: Vec<String> = plan.columns.iter().map(|c| if c.source.name == c.target { c.target.clone() } else { format!("{} -> {}", c.source.name, c.target) }).collect();
-    println!("  columns:      {}", mapping.join(", "));
-    println!("  shadow table: {}", plan.shadow_ddl.replace('\n', "\n                "));
+    report!(config, "  columns:      {}", mapping.join(", "));
+    report!(config, "  shadow table: {}", plan.shadow_ddl.replace('\n', "\n                "));
 }
 
 /// A migration past preflight: what its phases share.
@@ -295,7 +309,7 @@ impl Migration {
             apply::spawn(runtime, self.server.clone(), self.plan.clone(), rx.clone(), self.state.clone(), self.config.retries),
         ];
         let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
-        let display = progress::spawn(self.state.clone(), self.config.progress);
+        let display = progress::spawn(self.state.clone(), self.config.progress, self.config.status_interval);
         let lag = throttle::LagProbe::new(&self.server, conn, &self.config.throttler, names, self.config.server_id).await?;
         let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), lag, self.state.clone());
 

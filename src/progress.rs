@@ -1,6 +1,6 @@
 //! What a person watching the run sees: on a terminal, an `indicatif` bar with rows copied of
 //! the estimate, rate, ETA, applied changes, backlog and phase; otherwise one status line at a
-//! steady interval.
+//! steady interval. The same interval paces the `--status-json` status lines.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,17 +10,24 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::state::RunState;
 
-const LINE_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Shows progress until the run stops. Dropping the handle's task ends the display.
-pub fn spawn(state: Arc<RunState>, terminal: bool) -> tokio::task::JoinHandle<()> {
+/// Shows progress until the run stops, and writes a `--status-json` line every `interval`.
+pub fn spawn(state: Arc<RunState>, terminal: bool, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let json = tokio::spawn(status_lines(state.clone(), interval));
         if terminal {
             show_bar(&state).await
         } else {
-            log_lines(&state).await
+            log_lines(&state, interval).await
         }
+        json.abort();
     })
+}
+
+async fn status_lines(state: Arc<RunState>, interval: Duration) {
+    while !state.stopping() {
+        tokio::time::sleep(interval).await;
+        state.emit("status", serde_json::json!({}));
+    }
 }
 
 fn status(state: &RunState) -> String {
@@ -49,11 +56,11 @@ async fn show_bar(state: &RunState) {
     bar.finish_and_clear();
 }
 
-async fn log_lines(state: &RunState) {
+async fn log_lines(state: &RunState, interval: Duration) {
     let mut last = std::time::Instant::now();
     while !state.stopping() {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if last.elapsed() < LINE_INTERVAL {
+        if last.elapsed() < interval {
             continue;
         }
         last = std::time::Instant::now();

@@ -18,6 +18,10 @@ pub struct RunState {
     pub changes_applied: AtomicU64,
     /// Transactions read from the binlog but not applied yet.
     pub backlog: AtomicU64,
+    /// The highest replica lag at the last check, in milliseconds; `None` when not measured.
+    pub replica_lag_ms: Mutex<Option<u64>>,
+    /// Where `--status-json` lines go, if anywhere.
+    pub status: Option<crate::status::StatusSink>,
     /// How long the successful cut-over held the table lock, in milliseconds.
     pub cut_over_lock_ms: AtomicU64,
     /// Highest cut-over marker the applier has applied everything before.
@@ -41,6 +45,11 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// A run's state, writing `--status-json` lines to `status` if given.
+    pub fn new(status: Option<crate::status::StatusSink>) -> RunState {
+        RunState { status, ..Default::default() }
+    }
+
     /// The run's current phase, for people: "copying", "cutting over", ...
     pub fn phase(&self) -> &'static str {
         *self.phase.lock().expect("phase lock")
@@ -49,6 +58,12 @@ impl RunState {
     pub fn set_phase(&self, phase: &'static str) {
         tracing::info!("phase: {phase}");
         *self.phase.lock().expect("phase lock") = phase;
+        self.emit("state", serde_json::json!({}));
+    }
+
+    /// Writes a `--status-json` line for `event`, with extra fields.
+    pub fn emit(&self, event: &str, extra: serde_json::Value) {
+        crate::status::emit(self.status.as_ref(), self, event, extra);
     }
 
     /// A marker number never used before in this run.
@@ -65,13 +80,16 @@ impl RunState {
     pub fn set_throttle(&self, reason: Option<String>) {
         let mut slot = self.throttle.lock().expect("throttle lock");
         let shape = |r: &Option<String>| r.as_ref().map(|r| r.replace(|c: char| c.is_ascii_digit() || c == '.', ""));
-        if shape(&slot) != shape(&reason) {
+        let changed = shape(&slot) != shape(&reason);
+        *slot = reason.clone();
+        drop(slot);
+        if changed {
             match &reason {
                 Some(why) => tracing::info!("throttled: {why}"),
                 None => tracing::info!("throttle lifted"),
             }
+            self.emit(if reason.is_some() { "throttled" } else { "unthrottled" }, serde_json::json!({}));
         }
-        *slot = reason;
     }
 
     pub fn stopping(&self) -> bool {

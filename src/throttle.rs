@@ -145,7 +145,7 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
             }
             if let Some(c) = conn.as_mut() {
                 let verdict = match throttler.check(c).await {
-                    Ok(Verdict::Go) => Ok(lag.check(throttler.max_lag).await),
+                    Ok(Verdict::Go) => Ok(lag.check(throttler.max_lag, &state).await),
                     other => other,
                 };
                 match verdict {
@@ -223,21 +223,29 @@ impl LagProbe {
         Ok(LagProbe { replicas, heartbeat_sql: format!("SELECT value FROM {} WHERE id = 1", names.q(&names.changelog)) })
     }
 
-    /// Wait when any replica lags by `max_lag` or more, or cannot tell its lag.
-    async fn check(&mut self, max_lag: Duration) -> Verdict {
+    /// Wait when any replica lags by `max_lag` or more, or cannot tell its lag. Records the
+    /// highest lag read for the status output.
+    async fn check(&mut self, max_lag: Duration, state: &crate::state::RunState) -> Verdict {
+        let mut highest: Option<Duration> = None;
+        let mut verdict = Verdict::Go;
         for Watched { label, opts, conn } in &mut self.replicas {
-            let lag = match read_lag(opts, conn, &self.heartbeat_sql).await {
-                Ok(lag) => lag,
+            match read_lag(opts, conn, &self.heartbeat_sql).await {
+                Ok(lag) => {
+                    highest = highest.max(Some(lag));
+                    if lag >= max_lag && verdict == Verdict::Go {
+                        verdict = Verdict::Wait(format!("replica {label} lags {:.1}s (max {:.1}s)", lag.as_secs_f64(), max_lag.as_secs_f64()));
+                    }
+                }
                 Err(why) => {
                     *conn = None;
-                    return Verdict::Wait(format!("cannot read the lag of replica {label}: {why}"));
+                    verdict = Verdict::Wait(format!("cannot read the lag of replica {label}: {why}"));
+                    highest = None;
+                    break;
                 }
-            };
-            if lag >= max_lag {
-                return Verdict::Wait(format!("replica {label} lags {:.1}s (max {:.1}s)", lag.as_secs_f64(), max_lag.as_secs_f64()));
             }
         }
-        Verdict::Go
+        *state.replica_lag_ms.lock().expect("lag lock") = highest.map(|l| l.as_millis() as u64);
+        verdict
     }
 }
 

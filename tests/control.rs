@@ -166,3 +166,52 @@ async fn minimal_grant_migrates_and_warns_about_discovery() {
     assert!(stderr.contains("cannot discover replicas") && stderr.contains("REPLICATION MASTER ADMIN"), "{stderr}");
     assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".to_string()]);
 }
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_reports_every_state_change() {
+    let mut conn = setup("status_json").await;
+    let hold = flag("status-hold");
+    std::fs::write(&hold, "").unwrap();
+    let status = flag("status.jsonl");
+    let mut child = start(
+        "status_json",
+        &["--status-json", status.to_str().unwrap(), "--status-interval-millis", "100", "--throttle-flag-file", hold.to_str().unwrap()],
+    );
+    wait_for_pipeline(&mut conn, &mut child).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::remove_file(&hold).unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines = json_lines(&std::fs::read_to_string(&status).unwrap());
+    for line in &lines {
+        for field in ["time", "event", "state", "rows_copied", "rows_estimated", "changes_applied", "backlog", "replica_lag_ms", "throttle"] {
+            assert!(line.get(field).is_some(), "no `{field}` in {line}");
+        }
+    }
+    let states: Vec<&str> = lines.iter().filter(|l| l["event"] == "state").map(|l| l["state"].as_str().unwrap()).collect();
+    assert_eq!(states, vec!["inspecting", "copying", "catching up", "verifying", "cutting over", "done"]);
+    let throttled = lines.iter().find(|l| l["event"] == "throttled").expect("a throttled line");
+    assert!(throttled["throttle"].as_str().unwrap().contains("throttle flag file"));
+    assert!(lines.iter().any(|l| l["event"] == "unthrottled" && l["throttle"].is_null()));
+    assert!(lines.iter().any(|l| l["event"] == "status"), "no interval status line");
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "done");
+    assert_eq!(last["rows_copied"], ROWS);
+    assert_eq!(last["verified_rows"], ROWS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_on_stdout_is_pure_json_and_reports_refusals() {
+    setup("status_stdout").await;
+    let output = server().alterego(&["--database", "status_stdout", "--table", "t", "--alter", "RENAME TO elsewhere", "--execute", "--status-json", "-"]);
+    assert_eq!(output.status.code(), Some(3));
+    let lines = json_lines(&String::from_utf8_lossy(&output.stdout));
+    let last = lines.last().expect("a final status line");
+    assert_eq!(last["event"], "failed");
+    assert_eq!(last["exit_code"], 3);
+    assert!(last["error"].as_str().unwrap().contains("renames the table"));
+}
