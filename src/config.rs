@@ -22,7 +22,7 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "hooks-hint-owner", "hooks-hint-token", "timestamp-old-table", "skip-foreign-key-checks",
     "discard-foreign-keys", "skip-renamed-columns", "skip-strict-mode", "heartbeat-interval-millis",
     "dml-batch-size", "replication-lag-query", "ssl", "ssl-ca", "ssl-cert", "ssl-key", "ssl-allow-insecure",
-    "attempt-instant-ddl", "cut-over-exponential-backoff", "exponential-backoff-max-interval", "checkpoint",
+    "cut-over-exponential-backoff", "exponential-backoff-max-interval", "checkpoint",
     "resume", "check-flag", "stack", "storage-engine", "allow-master-master", "allow-nullable-unique-key",
     "approve-renamed-columns-on-replica", "mysql-timeout", "mysql-wait-replication-timeout",
     "throttle-http-interval-millis", "throttle-http-timeout-millis", "ignore-http-errors", "panic-on-warnings",
@@ -104,6 +104,11 @@ pub struct Cli {
     /// Look again after this long before aborting on --critical-load (0: abort at once).
     #[arg(long, default_value_t = 0)]
     pub critical_load_interval_millis: u64,
+    /// First try the ALTER on the table itself with ALGORITHM=INSTANT (a metadata-only change,
+    /// with a lock wait of --cut-over-lock-timeout-seconds); fall back to the online copy when
+    /// the server cannot do it instantly or the lock is not granted in time.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub attempt_instant_ddl: bool,
     /// Swap without comparing the shadow table with the original first (not recommended).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub skip_checksum: bool,
@@ -175,6 +180,7 @@ pub struct Config {
     pub initially_drop_old_table: bool,
     pub approve_renamed_columns: bool,
     pub skip_checksum: bool,
+    pub attempt_instant_ddl: bool,
     pub throttler: crate::throttle::Throttler,
     pub postpone_cut_over_flag_file: Option<PathBuf>,
     pub max_lag: Duration,
@@ -299,6 +305,7 @@ impl Config {
             initially_drop_old_table: cli.initially_drop_old_table,
             approve_renamed_columns: cli.approve_renamed_columns,
             skip_checksum: cli.skip_checksum,
+            attempt_instant_ddl: cli.attempt_instant_ddl,
             throttler: crate::throttle::Throttler {
                 replicas: cli.throttle_control_replicas,
                 max_lag: Duration::from_millis(cli.max_lag_millis),

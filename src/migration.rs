@@ -38,6 +38,8 @@ const CHANNEL_CAPACITY: usize = 1024;
 pub enum Outcome {
     DryRun,
     Migrated,
+    /// `--attempt-instant-ddl` changed the table in place, with no copy.
+    Instant,
 }
 
 /// Runs the whole migration as configured. A failure or a signal at any point removes the
@@ -85,6 +87,12 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>) -> R
         created.drop_all(&mut conn).await?;
         report!(config, "Dry run: the ALTER works on the shadow table, which has been dropped again. Add --execute to migrate.");
         return Ok(Outcome::DryRun);
+    }
+
+    if config.attempt_instant_ddl && try_instant(&mut conn, config, &names, &summary).await? {
+        created.drop_all(&mut conn).await?;
+        report!(config, "Altered {} in place with ALGORITHM=INSTANT: no copy was needed.", names.q(&names.original));
+        return Ok(Outcome::Instant);
     }
 
     state.rows_estimated.store(original.estimated_rows, Ordering::Relaxed);
@@ -273,6 +281,29 @@ fn print_plan(plan: &Plan, original: &TableInfo, config: &Config) {
     let mapping: Vec<String> = plan.columns.iter().map(|c| if c.source.name == c.target { c.target.clone() } else { format!("{} -> {}", c.source.name, c.target) }).collect();
     report!(config, "  columns:      {}", mapping.join(", "));
     report!(config, "  shadow table: {}", plan.shadow_ddl.replace('\n', "\n                "));
+}
+
+/// Runs the ALTER on the original with ALGORITHM=INSTANT under a short lock wait. True when it
+/// did; false (and the online copy follows) when the server cannot do it instantly or the
+/// metadata lock is not granted in time. Any other error fails the run.
+async fn try_instant(conn: &mut Conn, config: &Config, names: &TableNames, summary: &AlterSummary) -> Result<bool> {
+    let timeout = config.cut_over_lock_timeout.as_secs().max(1);
+    conn.query_drop(format!("SET SESSION lock_wait_timeout = {timeout}")).await.context(|| "setting lock_wait_timeout".into())?;
+    let sql = format!("ALTER TABLE {} {}, ALGORITHM=INSTANT", names.q(&names.original), summary.clauses);
+    let result = conn.query_drop(sql).await;
+    conn.query_drop("SET SESSION lock_wait_timeout = DEFAULT").await.context(|| "resetting lock_wait_timeout".into())?;
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) => match crate::error::server_code(&e) {
+            // ALGORITHM=INSTANT not supported for this change (MariaDB 1845/1846, MySQL 1846),
+            // or the metadata lock was not granted in time: copy online instead.
+            Some(1845 | 1846 | crate::error::codes::LOCK_WAIT_TIMEOUT) => {
+                tracing::info!("the ALTER cannot run instantly ({}); migrating with an online copy", describe_mysql_error(&e));
+                Ok(false)
+            }
+            _ => Err(Error::failed(format!("the instant ALTER failed: {}", describe_mysql_error(&e)))),
+        },
+    }
 }
 
 /// A migration past preflight: what its phases share.

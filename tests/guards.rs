@@ -85,3 +85,24 @@ async fn enum_member_in_use_dropped() {
 async fn not_null_over_nulls() {
     lossy("nulls", &["UPDATE t SET b = NULL WHERE id = 33"], "MODIFY b VARCHAR(20) NOT NULL", "33", "Column 'b' cannot be null").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_instant_ddl_takes_the_instant_path_where_allowed() {
+    let srv = server();
+    let mut conn = srv.fresh_database("instant").await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop("INSERT INTO t SELECT seq, seq FROM seq_1_to_1000").await.unwrap();
+    let output = srv.alterego(&["--database", "instant", "--table", "t", "--alter", "ADD COLUMN b INT DEFAULT 7", "--execute", "--attempt-instant-ddl"]);
+    common::assert_success(&output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ALGORITHM=INSTANT: no copy was needed"));
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()], "no shadow, changelog or old table");
+    let sevens: Option<u64> = conn.query_first("SELECT COUNT(*) FROM t WHERE b = 7").await.unwrap();
+    assert_eq!(sevens, Some(1000));
+
+    // Adding an index cannot be instant: the online copy runs instead.
+    let output = srv.alterego(&["--database", "instant", "--table", "t", "--alter", "ADD INDEX ia (a)", "--execute", "--attempt-instant-ddl"]);
+    common::assert_success(&output);
+    let stderr = common::stderr(&output);
+    assert!(stderr.contains("cannot run instantly") && String::from_utf8_lossy(&output.stdout).contains("Migrated"), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".to_string()]);
+}
