@@ -201,3 +201,41 @@ async fn dry_run_leaves_the_server_exactly_as_it_was() {
     assert!(stdout.contains("Dry run") && stdout.contains("`z` int"), "{stdout}");
     assert_eq!(common::snapshot(&mut conn).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn identifiers_that_need_quoting() {
+    let db = "ünï db";
+    let table = "we`ird \"tab\"";
+    let ddl = "(`id` BIGINT NOT NULL PRIMARY KEY, `order` INT NOT NULL, `group by` VARCHAR(20), `a``b` INT, `naïve` VARCHAR(10), UNIQUE KEY `select` (`order`, `id`)) ENGINE=InnoDB";
+    let q = |t: &str| format!("`{}`", t.replace('`', "``"));
+    let mut conn = server().fresh_database(db).await;
+    conn.query_drop(format!("CREATE TABLE {} {ddl}", q(table))).await.unwrap();
+    conn.query_drop(format!("CREATE TABLE `t_oracle` {ddl}")).await.unwrap();
+    let workload = Workload {
+        table: q(table),
+        oracle: "`t_oracle`".into(),
+        columns: vec!["`group by`".into(), "`a``b`".into(), "`naïve`".into()],
+        values: vec![vec!["'x y'".into(), "1".into(), "'é'".into()], vec!["NULL".into(), "-2".into(), "'🦀'".into()]],
+        key_columns: vec!["`id`".into(), "`order`".into()],
+        key_values: |id| vec![id.to_string(), id.to_string()],
+        move_key: format!("`id` = `id` + {MOVE}"),
+        initial_rows: 3000,
+        tolerate_disconnects: false,
+    };
+    workload.load(&mut conn).await;
+    let running = workload.start(server().opts(Some(db)), 3);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let output = tokio::task::spawn_blocking(move || {
+        server().alterego(&["--database", db, "--table", table, "--alter", "ADD COLUMN `ñ col` INT DEFAULT 1, ADD INDEX `from` (`group by`)", "--execute", "--chunk-size", "50"])
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    running.stop().await;
+    assert_success(&output);
+    let cols = "`id`, `order`, `group by`, `a``b`, `naïve`";
+    let n = assert_same_rows(&mut conn, &format!("SELECT {cols} FROM {} ORDER BY `id`", q(table)), &format!("SELECT {cols} FROM `t_oracle` ORDER BY `id`")).await;
+    assert!(n > 0);
+    let names = tables(&mut conn).await;
+    assert!(names.contains(&format!("_{table}_del")) && names.contains(&table.to_string()), "{names:?}");
+}
