@@ -15,6 +15,7 @@ pub mod config;
 pub mod copy;
 pub mod cutover;
 pub mod error;
+pub mod hooks;
 pub mod inspect;
 pub mod migration;
 pub mod plan;

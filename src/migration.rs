@@ -29,6 +29,7 @@ use crate::plan::{self, Plan, TableNames};
 use crate::server::{self, preflight, Server};
 use crate::state::RunState;
 use crate::verify::Verifier;
+use crate::hooks::{Hook, Hooks};
 use crate::{apply, changelog, progress, throttle};
 
 /// Transactions buffered between the binlog reader and the applier.
@@ -49,14 +50,21 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let created = Created::default();
     let state = Arc::new(RunState::new(status));
     state.set_phase("inspecting");
+    let hooks = TableNames::new(&config.database, &config.table)
+        .map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute))
+        .ok();
     let result = tokio::select! {
-        r = migrate(config, &created, &state) => r,
+        r = migrate(config, &created, &state, hooks.as_ref()) => r,
         signal = shutdown_signal() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),
     };
     state.stop();
     let result = result.map_err(|e| if e.kind == ExitKind::Aborted { e } else { state.take_failure().unwrap_or(e) });
     if result.is_err() {
         created.remove().await;
+    }
+    if let Some(hooks) = &hooks {
+        let hook = if result.is_ok() { Hook::Success } else { Hook::Failure };
+        hooks.run(hook, &state, &[]).await.ok();
     }
     match &result {
         Ok(outcome) => state.emit("done", serde_json::json!({"outcome": format!("{outcome:?}"), "verified_rows": state.verified_rows.load(Ordering::Relaxed), "cut_over_lock_ms": state.cut_over_lock_ms.load(Ordering::Relaxed)})),
@@ -72,9 +80,11 @@ macro_rules! report {
     };
 }
 
-async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>) -> Result<Outcome> {
-    let server = Server::connect(&config.connection).await?;
+async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hooks: Option<&Hooks>) -> Result<Outcome> {
     let names = TableNames::new(&config.database, &config.table)?;
+    let hooks = hooks.cloned().expect("hooks exist when the table names are valid");
+    hooks.run(Hook::Startup, state, &[]).await?;
+    let server = Server::connect(&config.connection).await?;
     let mut conn = server.conn().await.map_err(preflight)?;
     let (original, summary) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
     let _run_lock = take_run_lock(&server, &names).await?;
@@ -83,6 +93,7 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>) -> R
     created.track(&server, &names);
     let plan = Arc::new(prove_alter(&mut conn, &names, &original, &summary, created).await?);
     print_plan(&plan, &original, config);
+    hooks.run(Hook::Validated, state, &[]).await?;
     if !config.execute {
         created.drop_all(&mut conn).await?;
         report!(config, "Dry run: the ALTER works on the shadow table, which has been dropped again. Add --execute to migrate.");
@@ -96,7 +107,7 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>) -> R
     }
 
     state.rows_estimated.store(original.estimated_rows, Ordering::Relaxed);
-    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone() };
+    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks };
     migration.execute(&mut conn, created).await?;
     // A fresh connection: the first one may not have survived a server restart mid-run.
     migration.finish(&mut server.conn().await?, created).await?;
@@ -312,6 +323,7 @@ struct Migration {
     config: Config,
     plan: Arc<Plan>,
     state: Arc<RunState>,
+    hooks: Hooks,
 }
 
 impl Migration {
@@ -340,7 +352,7 @@ impl Migration {
             apply::spawn(runtime, self.server.clone(), self.plan.clone(), rx.clone(), self.state.clone(), self.config.retries),
         ];
         let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
-        let display = progress::spawn(self.state.clone(), self.config.progress, self.config.status_interval);
+        let display = progress::spawn(self.state.clone(), self.config.progress, self.config.status_interval, self.hooks.clone());
         let lag = throttle::LagProbe::new(&self.server, conn, &self.config.throttler, names, self.config.server_id).await?;
         let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), lag, self.state.clone());
 
@@ -354,11 +366,13 @@ impl Migration {
     }
 
     async fn copy_and_cut_over(&self, rx: crossbeam_channel::Receiver<stream::Batch>) -> Result<()> {
+        self.hooks.run(Hook::BeforeRowCopy, &self.state, &[]).await?;
         self.state.set_phase("copying");
         let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.chunk_size, self.config.retries);
         copier.run().await?;
         self.check_failure()?;
         tracing::info!("copied {} rows", self.state.rows_copied.load(Ordering::Relaxed));
+        self.hooks.run(Hook::RowCopyComplete, &self.state, &[]).await?;
 
         self.state.set_phase("catching up");
         let mut conn = self.server.conn().await?;
@@ -368,6 +382,7 @@ impl Migration {
 
         self.verify().await?;
         self.wait_while_postponed().await?;
+        self.hooks.run(Hook::BeforeCutOver, &self.state, &[]).await?;
 
         self.state.set_phase("cutting over");
         let cut_over = CutOver {
@@ -410,6 +425,7 @@ impl Migration {
         if flag.exists() {
             self.state.set_phase("postponed");
             tracing::info!("cut-over postponed while {} exists", flag.display());
+            self.hooks.run(Hook::BeginPostponed, &self.state, &[]).await?;
         }
         while flag.exists() {
             self.check_failure()?;

@@ -1,6 +1,6 @@
 //! What a person watching the run sees: on a terminal, an `indicatif` bar with rows copied of
 //! the estimate, rate, ETA, applied changes, backlog and phase; otherwise one status line at a
-//! steady interval. The same interval paces the `--status-json` status lines.
+//! steady interval. The same interval paces the `--status-json` status lines and the on-status hook.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,9 +11,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::state::RunState;
 
 /// Shows progress until the run stops, and writes a `--status-json` line every `interval`.
-pub fn spawn(state: Arc<RunState>, terminal: bool, interval: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn(state: Arc<RunState>, terminal: bool, interval: Duration, hooks: crate::hooks::Hooks) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let json = tokio::spawn(status_lines(state.clone(), interval));
+        let json = tokio::spawn(status_lines(state.clone(), interval, hooks));
         if terminal {
             show_bar(&state).await
         } else {
@@ -23,10 +23,12 @@ pub fn spawn(state: Arc<RunState>, terminal: bool, interval: Duration) -> tokio:
     })
 }
 
-async fn status_lines(state: Arc<RunState>, interval: Duration) {
+/// At every interval: a `--status-json` line and the on-status hook.
+async fn status_lines(state: Arc<RunState>, interval: Duration, hooks: crate::hooks::Hooks) {
     while !state.stopping() {
         tokio::time::sleep(interval).await;
         state.emit("status", serde_json::json!({}));
+        hooks.run(crate::hooks::Hook::Status, &state, &[("GH_OST_STATUS", status(&state))]).await.ok();
     }
 }
 

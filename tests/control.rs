@@ -215,3 +215,52 @@ async fn status_json_on_stdout_is_pure_json_and_reports_refusals() {
     assert_eq!(last["exit_code"], 3);
     assert!(last["error"].as_str().unwrap().contains("renames the table"));
 }
+
+/// Writes a hook script that logs its name and environment to `log`, and exits with `code`.
+fn hook(dir: &std::path::Path, name: &str, log: &std::path::Path, code: i32) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"{name} db=$GH_OST_DATABASE_NAME table=$GH_OST_TABLE_NAME ghost=$GH_OST_GHOST_TABLE_NAME copied=$GH_OST_COPIED_ROWS pw=${{ALTEREGO_PASSWORD:-none}} env=$(env | grep -c {})\" >> {}\nexit {code}\n",
+            common::PASSWORD,
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_at_their_stages_without_the_password() {
+    let mut conn = setup("hooks").await;
+    let dir = flag("hooks-dir");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = flag("hooks.log");
+    for name in ["gh-ost-on-startup", "gh-ost-on-validated", "gh-ost-on-before-row-copy", "alterego-on-row-copy-complete", "gh-ost-on-before-cut-over", "gh-ost-on-success", "gh-ost-on-failure"] {
+        hook(&dir, name, &log, 0);
+    }
+    let (code, stderr) = finish(start("hooks", &["--hooks-path", dir.to_str().unwrap()]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
+    let order: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(order, vec!["gh-ost-on-startup", "gh-ost-on-validated", "gh-ost-on-before-row-copy", "alterego-on-row-copy-complete", "gh-ost-on-before-cut-over", "gh-ost-on-success"]);
+    assert!(lines[0].contains("db=hooks table=t ghost=_t_gho"), "{}", lines[0]);
+    assert!(lines[3].contains(&format!("copied={ROWS}")), "{}", lines[3]);
+    for line in &lines {
+        assert!(line.contains("pw=none env=0"), "the password reached a hook: {line}");
+    }
+
+    // A failing on-before-cut-over prevents the swap.
+    let mut conn2 = setup("hooks_fail").await;
+    let _ = std::fs::remove_file(&log);
+    hook(&dir, "gh-ost-on-before-cut-over", &log, 3);
+    let (code, stderr) = finish(start("hooks_fail", &["--hooks-path", dir.to_str().unwrap()]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("on-before-cut-over hook") && stderr.contains("exit status: 3"), "{stderr}");
+    assert_eq!(tables(&mut conn2).await, vec!["t".to_string()]);
+    assert!(std::fs::read_to_string(&log).unwrap().lines().last().unwrap().starts_with("gh-ost-on-failure"));
+    drop(conn);
+}
