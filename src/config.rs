@@ -18,7 +18,7 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "assume-rbr", "switch-to-rbr", "migrate-on-replica", "test-on-replica", "test-on-replica-skip-replica-stop",
     "assume-master-host", "tungsten", "gcp", "aliyun-rds", "azure", "cut-over", "force-named-cut-over",
     "force-named-panic", "exact-rowcount", "concurrent-rowcount", "nice-ratio", "throttle-query", "throttle-http", "throttle-additional-flag-file",
-    "critical-load-hibernate-seconds", "serve-socket-file", "serve-tcp-port", "hooks-hint",
+    "critical-load-hibernate-seconds", "hooks-hint",
     "hooks-hint-owner", "hooks-hint-token", "timestamp-old-table", "skip-foreign-key-checks",
     "discard-foreign-keys", "skip-renamed-columns", "skip-strict-mode", "heartbeat-interval-millis",
     "dml-batch-size", "replication-lag-query", "ssl", "ssl-ca", "ssl-cert", "ssl-key", "ssl-allow-insecure",
@@ -109,6 +109,12 @@ pub struct Cli {
     /// the server cannot do it instantly or the lock is not granted in time.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub attempt_instant_ddl: bool,
+    /// Unix socket for live commands (status, throttle, chunk-size=N, ...), created with mode 0600.
+    #[arg(long)]
+    pub serve_socket_file: Option<PathBuf>,
+    /// Loopback TCP port for the same live commands (binds 127.0.0.1 only).
+    #[arg(long)]
+    pub serve_tcp_port: Option<u16>,
     /// Directory of hook executables, named like gh-ost's (gh-ost-on-startup, ...) or
     /// alterego-on-startup, ...; they get gh-ost's GH_OST_* environment variables.
     #[arg(long)]
@@ -186,6 +192,8 @@ pub struct Config {
     pub skip_checksum: bool,
     pub attempt_instant_ddl: bool,
     pub hooks_path: Option<PathBuf>,
+    pub serve_socket_file: Option<PathBuf>,
+    pub serve_tcp_port: Option<u16>,
     pub throttler: crate::throttle::Throttler,
     pub postpone_cut_over_flag_file: Option<PathBuf>,
     pub max_lag: Duration,
@@ -312,6 +320,8 @@ impl Config {
             skip_checksum: cli.skip_checksum,
             attempt_instant_ddl: cli.attempt_instant_ddl,
             hooks_path: cli.hooks_path,
+            serve_socket_file: cli.serve_socket_file,
+            serve_tcp_port: cli.serve_tcp_port,
             throttler: crate::throttle::Throttler {
                 replicas: cli.throttle_control_replicas,
                 max_lag: Duration::from_millis(cli.max_lag_millis),

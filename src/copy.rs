@@ -33,16 +33,15 @@ pub struct Copier {
     retries: u32,
 }
 
-/// Walks the original table's chosen key in ranges of about `chunk_size` rows. Shared by the
+/// Walks the original table's chosen key in ranges of a given number of rows. Shared by the
 /// copy and the verification, so both cut the table the same way.
 pub struct KeyWalk {
     plan: Arc<Plan>,
-    chunk_size: u64,
 }
 
 impl KeyWalk {
-    pub fn new(plan: Arc<Plan>, chunk_size: u64) -> KeyWalk {
-        KeyWalk { plan, chunk_size }
+    pub fn new(plan: Arc<Plan>) -> KeyWalk {
+        KeyWalk { plan }
     }
 
     fn source(&self) -> String {
@@ -58,10 +57,10 @@ impl KeyWalk {
     }
 
     /// The last key of the range after `lower`: `chunk_size` rows on, or `max`.
-    pub async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, max: &[Value]) -> std::result::Result<Vec<Value>, mysql_async::Error> {
+    pub async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, max: &[Value], chunk_size: u64) -> std::result::Result<Vec<Value>, mysql_async::Error> {
         let (range, params) = key_range(&self.plan.key_source, lower, max);
         let keys = column_list(&self.plan.key_source);
-        let sql = format!("SELECT {keys} FROM {} WHERE {range} ORDER BY {keys} LIMIT 1 OFFSET {}", self.source(), self.chunk_size - 1);
+        let sql = format!("SELECT {keys} FROM {} WHERE {range} ORDER BY {keys} LIMIT 1 OFFSET {}", self.source(), chunk_size.max(1) - 1);
         let row: Option<Row> = conn.exec_first(sql, params).await?;
         Ok(row.map(Row::unwrap).unwrap_or_else(|| max.to_vec()))
     }
@@ -85,8 +84,9 @@ struct Bounds {
 }
 
 impl Copier {
-    pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, chunk_size: u64, retries: u32) -> Copier {
-        Copier { server, walk: KeyWalk::new(plan.clone(), chunk_size), plan, state, retries }
+    /// The chunk size is read from `state.live` before every chunk, so it can change mid-run.
+    pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32) -> Copier {
+        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries }
     }
 
     /// Copies every chunk. Returns early (Ok) when the run is stopping; the caller checks why.
@@ -123,7 +123,8 @@ impl Copier {
     }
 
     async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, bounds: &Bounds) -> Result<Vec<Value>> {
-        self.server.retrying(conn, self.retries, "finding the next chunk boundary", async |c| self.walk.next_upper(c, lower, &bounds.max).await).await
+        let chunk_size = self.state.live.chunk_size.load(std::sync::atomic::Ordering::Relaxed);
+        self.server.retrying(conn, self.retries, "finding the next chunk boundary", async |c| self.walk.next_upper(c, lower, &bounds.max, chunk_size).await).await
     }
 
     fn range(&self, lower: Option<&[Value]>, upper: &[Value]) -> (String, Vec<Value>) {

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod binlog;
 pub mod changelog;
 pub mod config;
+pub mod control;
 pub mod copy;
 pub mod cutover;
 pub mod error;

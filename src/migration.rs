@@ -49,7 +49,12 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let status = config.status_json.as_deref().map(crate::status::StatusSink::open).transpose()?;
     let created = Created::default();
     let state = Arc::new(RunState::new(status));
+    state.live.chunk_size.store(config.chunk_size, Ordering::Relaxed);
+    state.live.max_lag_ms.store(config.throttler.max_lag.as_millis() as u64, Ordering::Relaxed);
+    *state.live.max_load.lock().expect("live lock") = config.throttler.max_load.clone();
+    *state.live.critical_load.lock().expect("live lock") = config.throttler.critical_load.clone();
     state.set_phase("inspecting");
+    let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.serve_tcp_port, state.clone()).await?;
     let hooks = TableNames::new(&config.database, &config.table)
         .map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute))
         .ok();
@@ -58,6 +63,9 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         signal = shutdown_signal() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),
     };
     state.stop();
+    if let Some(socket) = &config.serve_socket_file {
+        let _ = std::fs::remove_file(socket);
+    }
     let result = result.map_err(|e| if e.kind == ExitKind::Aborted { e } else { state.take_failure().unwrap_or(e) });
     if result.is_err() {
         created.remove().await;
@@ -368,7 +376,7 @@ impl Migration {
     async fn copy_and_cut_over(&self, rx: crossbeam_channel::Receiver<stream::Batch>) -> Result<()> {
         self.hooks.run(Hook::BeforeRowCopy, &self.state, &[]).await?;
         self.state.set_phase("copying");
-        let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.chunk_size, self.config.retries);
+        let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.retries);
         copier.run().await?;
         self.check_failure()?;
         tracing::info!("copied {} rows", self.state.rows_copied.load(Ordering::Relaxed));
@@ -409,7 +417,7 @@ impl Migration {
             server: self.server.clone(),
             plan: self.plan.clone(),
             state: self.state.clone(),
-            chunk_size: self.config.chunk_size,
+            chunk_size: self.state.live.chunk_size.load(Ordering::Relaxed),
             lock_timeout: self.config.cut_over_lock_timeout,
         };
         let report = verifier.run().await?;
@@ -427,7 +435,7 @@ impl Migration {
             tracing::info!("cut-over postponed while {} exists", flag.display());
             self.hooks.run(Hook::BeginPostponed, &self.state, &[]).await?;
         }
-        while flag.exists() {
+        while flag.exists() && !self.state.live.unpostponed.load(Ordering::SeqCst) {
             self.check_failure()?;
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }

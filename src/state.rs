@@ -9,8 +9,23 @@ use std::sync::Mutex;
 use crate::error::Error;
 use crate::server::BinlogPosition;
 
+/// Settings an operator can change while the run goes on (see `control`); the copy and the
+/// throttle read them at every chunk and every check.
+#[derive(Default)]
+pub struct Live {
+    pub chunk_size: AtomicU64,
+    pub max_lag_ms: AtomicU64,
+    pub max_load: Mutex<crate::throttle::LoadLimits>,
+    pub critical_load: Mutex<crate::throttle::LoadLimits>,
+    /// Set by the `throttle` command, cleared by `no-throttle`.
+    pub operator_throttle: AtomicBool,
+    /// Set by the `unpostpone` command: the swap no longer waits for the postpone flag file.
+    pub unpostponed: AtomicBool,
+}
+
 #[derive(Default)]
 pub struct RunState {
+    pub live: Live,
     pub rows_copied: AtomicU64,
     pub verified_rows: AtomicU64,
     pub rows_estimated: AtomicU64,

@@ -45,7 +45,7 @@ impl StatusSink {
 }
 
 /// The fields every status line carries.
-fn snapshot(state: &RunState, event: &str) -> Value {
+pub fn snapshot(state: &RunState, event: &str) -> Value {
     let lag = *state.replica_lag_ms.lock().expect("lag lock");
     json!({
         "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

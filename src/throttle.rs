@@ -100,23 +100,29 @@ pub struct Throttler {
 }
 
 impl Throttler {
-    /// The verdict now. `conn` reads the server's status.
-    pub async fn check(&self, conn: &mut Conn) -> Result<Verdict> {
+    /// The verdict now. `conn` reads the server's status; the load limits and the operator's
+    /// throttle come from `live`, which commands can change mid-run.
+    pub async fn check(&self, conn: &mut Conn, live: &crate::state::Live) -> Result<Verdict> {
+        let critical_load = live.critical_load.lock().expect("live lock").clone();
+        let max_load = live.max_load.lock().expect("live lock").clone();
         if let Some(path) = self.panic_flag_file.as_ref().filter(|p| p.exists()) {
             return Ok(Verdict::Abort(format!("the panic flag file {} exists", path.display())));
         }
-        if let Some(over) = over_limit(conn, &self.critical_load).await? {
+        if let Some(over) = over_limit(conn, &critical_load).await? {
             if !self.critical_load_interval.is_zero() {
                 tokio::time::sleep(self.critical_load_interval).await;
             }
-            if let Some(still) = over_limit(conn, &self.critical_load).await? {
+            if let Some(still) = over_limit(conn, &critical_load).await? {
                 return Ok(Verdict::Abort(format!("critical load: {still} (first seen {over})")));
             }
         }
         if let Some(path) = self.throttle_flag_file.as_ref().filter(|p| p.exists()) {
             return Ok(Verdict::Wait(format!("the throttle flag file {} exists", path.display())));
         }
-        if let Some(over) = over_limit(conn, &self.max_load).await? {
+        if live.operator_throttle.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Verdict::Wait("throttled by an operator command".into()));
+        }
+        if let Some(over) = over_limit(conn, &max_load).await? {
             return Ok(Verdict::Wait(format!("max-load: {over}")));
         }
         Ok(Verdict::Go)
@@ -144,8 +150,8 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 conn = server.conn().await.ok();
             }
             if let Some(c) = conn.as_mut() {
-                let verdict = match throttler.check(c).await {
-                    Ok(Verdict::Go) => Ok(lag.check(throttler.max_lag, &state).await),
+                let verdict = match throttler.check(c, &state.live).await {
+                    Ok(Verdict::Go) => Ok(lag.check(Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed)), &state).await),
                     other => other,
                 };
                 match verdict {

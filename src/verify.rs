@@ -54,7 +54,8 @@ impl Verifier {
         if !skipped_columns.is_empty() {
             tracing::warn!("not comparing the values of columns whose type changes: {}", skipped_columns.join(", "));
         }
-        let walk = KeyWalk::new(self.plan.clone(), self.chunk_size.saturating_mul(CHUNKS_PER_RANGE));
+        let walk = KeyWalk::new(self.plan.clone());
+        let range_rows = self.chunk_size.saturating_mul(CHUNKS_PER_RANGE);
         let names = &self.plan.names;
         let mut report = Report { rows: 0, ranges: 0, elapsed: Duration::ZERO, skipped_columns };
         let Some(max) = walk.max_key(&mut snapshot).await.context(|| "reading the highest key to verify".into())? else {
@@ -62,7 +63,7 @@ impl Verifier {
         };
         let mut lower: Option<Vec<Value>> = None;
         loop {
-            let upper = walk.next_upper(&mut snapshot, lower.as_deref(), &max).await.context(|| "finding the next range to verify".into())?;
+            let upper = walk.next_upper(&mut snapshot, lower.as_deref(), &max, range_rows).await.context(|| "finding the next range to verify".into())?;
             let source = range_sum(&mut snapshot, &names.q(&names.original), &source_sum, &self.plan.key_source, lower.as_deref(), &upper).await?;
             let target = range_sum(&mut snapshot, &names.q(&names.shadow), &target_sum, &self.plan.key_target, lower.as_deref(), &upper).await?;
             if source != target {

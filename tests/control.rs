@@ -264,3 +264,68 @@ async fn hooks_run_at_their_stages_without_the_password() {
     assert!(std::fs::read_to_string(&log).unwrap().lines().last().unwrap().starts_with("gh-ost-on-failure"));
     drop(conn);
 }
+
+/// Sends one command to the control socket and returns the answer.
+async fn command(socket: &std::path::Path, cmd: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    stream.write_all(format!("{cmd}\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_commands_steer_a_running_migration() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut conn = setup("socket").await;
+    let socket = flag("control.sock");
+    let postpone = flag("socket-postpone");
+    std::fs::write(&postpone, "").unwrap();
+    let mut child = start("socket", &["--serve-socket-file", socket.to_str().unwrap(), "--postpone-cut-over-flag-file", postpone.to_str().unwrap()]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+
+    assert_eq!(command(&socket, "throttle").await, "throttled");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status: serde_json::Value = serde_json::from_str(&command(&socket, "status-json").await).unwrap();
+    assert_eq!(status["throttle"], "throttled by an operator command");
+    assert_copy_paused(&mut conn, &mut child).await;
+
+    assert_eq!(command(&socket, "chunk-size=?").await, "100");
+    assert_eq!(command(&socket, "chunk-size=2000").await, "chunk-size=2000");
+    assert_eq!(command(&socket, "max-lag-millis=700").await, "max-lag-millis=700");
+    assert_eq!(command(&socket, "max-lag-millis=?").await, "700");
+    assert!(command(&socket, "status").await.contains("chunk-size: 2000, max-lag-millis: 700"));
+    assert!(command(&socket, "threads=4").await.starts_with("error"));
+    assert_eq!(command(&socket, "no-throttle").await, "throttle released");
+
+    // Bigger chunks take effect: 20,000 rows now take about 10 chunks, not 200.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shadow_rows(&mut conn).await != Some(ROWS) {
+        assert!(Instant::now() < deadline, "the copy did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(child.try_wait().unwrap().is_none(), "swapped while postponed");
+    assert_eq!(command(&socket, "unpostpone").await, "the cut-over will proceed");
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("command `chunk-size=2000`"), "{stderr}");
+    assert!(!socket.exists(), "the socket file was left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_command_aborts() {
+    let mut conn = setup("socket_panic").await;
+    let socket = flag("panic.sock");
+    let hold = flag("socket-panic-hold");
+    std::fs::write(&hold, "").unwrap();
+    let mut child = start("socket_panic", &["--serve-socket-file", socket.to_str().unwrap(), "--throttle-flag-file", hold.to_str().unwrap()]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    assert_eq!(command(&socket, "panic").await, "aborting");
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("the panic command was received"), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()]);
+}
