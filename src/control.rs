@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::error::{Error, ExitKind, Result};
+use crate::hooks::{Hook, Hooks};
 use crate::state::RunState;
 use crate::throttle::LoadLimits;
 
@@ -19,7 +20,7 @@ const HELP: &str = "commands: status, sup, status-json, help, throttle, no-throt
 chunk-size=N, max-lag-millis=N, max-load=NAME=N,..., critical-load=NAME=N,..., threads=N; NAME=? reads a value";
 
 /// Starts the listeners; they end with the process (`migration::run` removes the socket file).
-pub async fn serve(socket: Option<PathBuf>, tcp_port: Option<u16>, state: Arc<RunState>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+pub async fn serve(socket: Option<PathBuf>, tcp_port: Option<u16>, state: Arc<RunState>, hooks: Option<Hooks>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     if let Some(path) = socket {
         let _ = std::fs::remove_file(&path);
@@ -27,10 +28,10 @@ pub async fn serve(socket: Option<PathBuf>, tcp_port: Option<u16>, state: Arc<Ru
             .map_err(|e| Error::usage(format!("cannot listen on {}: {e}", path.display()), "give --serve-socket-file a writable path"))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::failed(format!("securing {}: {e}", path.display())))?;
-        let accepting = state.clone();
+        let (accepting, hooks) = (state.clone(), hooks.clone());
         tasks.push(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(answer(stream, accepting.clone()));
+                tokio::spawn(answer(stream, accepting.clone(), hooks.clone()));
             }
         }));
     }
@@ -40,14 +41,15 @@ pub async fn serve(socket: Option<PathBuf>, tcp_port: Option<u16>, state: Arc<Ru
             .map_err(|e| Error::usage(format!("cannot listen on 127.0.0.1:{port}: {e}"), "pick a free --serve-tcp-port"))?;
         tasks.push(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(answer(stream, state.clone()));
+                tokio::spawn(answer(stream, state.clone(), hooks.clone()));
             }
         }));
     }
     Ok(tasks)
 }
 
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: Arc<RunState>) {
+/// Answers one connection's command, then runs the on-interactive-command hook with it.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: Arc<RunState>, hooks: Option<Hooks>) {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     if reader.read_line(&mut line).await.is_err() {
@@ -57,6 +59,9 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: Arc<RunStat
     tracing::info!("command `{}`: {}", line.trim(), reply.lines().next().unwrap_or_default());
     let _ = reader.get_mut().write_all(format!("{reply}\n").as_bytes()).await;
     let _ = reader.get_mut().shutdown().await;
+    if let Some(hooks) = hooks {
+        hooks.run(Hook::InteractiveCommand, &state, &[("GH_OST_COMMAND", line.trim().to_string())]).await.ok();
+    }
 }
 
 /// Carries out one command and returns the answer.

@@ -4,7 +4,7 @@
 //!
 //! Invariants: a failing hook fails the run at the stages where gh-ost fails (everything before
 //! and including `on-before-cut-over`, so a failing `on-before-cut-over` prevents the swap);
-//! `on-success`, `on-failure` and `on-status` failures are only logged. A hook's environment
+//! `on-success`, `on-failure`, `on-status` and `on-interactive-command` failures are only logged. A hook's environment
 //! never carries the password: ALTEREGO_PASSWORD is removed before it starts.
 
 use std::path::PathBuf;
@@ -26,6 +26,7 @@ pub enum Hook {
     Success,
     Failure,
     Status,
+    InteractiveCommand,
 }
 
 impl Hook {
@@ -40,12 +41,13 @@ impl Hook {
             Hook::Success => "on-success",
             Hook::Failure => "on-failure",
             Hook::Status => "on-status",
+            Hook::InteractiveCommand => "on-interactive-command",
         }
     }
 
     /// Whether a failure of this hook fails the run (gh-ost's semantics).
     fn fails_run(self) -> bool {
-        !matches!(self, Hook::Success | Hook::Failure | Hook::Status)
+        !matches!(self, Hook::Success | Hook::Failure | Hook::Status | Hook::InteractiveCommand)
     }
 }
 

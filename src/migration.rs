@@ -54,10 +54,10 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     *state.live.max_load.lock().expect("live lock") = config.throttler.max_load.clone();
     *state.live.critical_load.lock().expect("live lock") = config.throttler.critical_load.clone();
     state.set_phase("inspecting");
-    let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.serve_tcp_port, state.clone()).await?;
     let hooks = TableNames::new(&config.database, &config.table)
         .map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute))
         .ok();
+    let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.serve_tcp_port, state.clone(), hooks.clone()).await?;
     let result = tokio::select! {
         r = migrate(config, &created, &state, hooks.as_ref()) => r,
         signal = shutdown_signal() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),

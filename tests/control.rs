@@ -321,11 +321,54 @@ async fn panic_command_aborts() {
     let socket = flag("panic.sock");
     let hold = flag("socket-panic-hold");
     std::fs::write(&hold, "").unwrap();
-    let mut child = start("socket_panic", &["--serve-socket-file", socket.to_str().unwrap(), "--throttle-flag-file", hold.to_str().unwrap()]);
+    let dir = flag("panic-hooks");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = flag("panic-hooks.log");
+    hook(&dir, "gh-ost-on-interactive-command", &log, 0);
+    let mut child = start(
+        "socket_panic",
+        &["--serve-socket-file", socket.to_str().unwrap(), "--throttle-flag-file", hold.to_str().unwrap(), "--hooks-path", dir.to_str().unwrap()],
+    );
     wait_for_pipeline(&mut conn, &mut child).await;
+    assert!(command(&socket, "sup").await.starts_with("copying"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged.starts_with("gh-ost-on-interactive-command db=socket_panic"), "the hook did not run: {logged}");
     assert_eq!(command(&socket, "panic").await, "aborting");
     let (code, stderr) = finish(child);
     assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("the panic command was received"), "{stderr}");
     assert_eq!(tables(&mut conn).await, vec!["t".to_string()]);
+}
+
+/// On a terminal the progress bar is drawn; off a terminal, plain status lines are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_on_a_terminal_and_plain_lines_off_it() {
+    setup("progress").await;
+    let srv = server();
+    let binary = env!("CARGO_BIN_EXE_alterego");
+    let args = format!(
+        "{binary} --host 127.0.0.1 --port {} --user {} --database progress --table t --alter 'ADD COLUMN b INT' --execute --chunk-size 20 --status-interval-millis 200",
+        srv.port,
+        common::USER
+    );
+    // `script` runs the command on a pseudo-terminal, as a person at a terminal would.
+    let output = std::process::Command::new("script")
+        .args(["-qec", &args, "/dev/null"])
+        .env("ALTEREGO_PASSWORD", common::PASSWORD)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(screen.contains("rows (") && screen.contains("ETA") && screen.contains("copying"), "no progress bar on the terminal:\n{screen}");
+
+    // Off a terminal: status lines instead of a bar.
+    setup("progress").await;
+    let (code, stderr) = finish(start("progress", &["--status-interval-millis", "100"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("copied ") && stderr.contains(" rows ("), "no status line:\n{stderr}");
+    assert!(!stderr.contains("ETA"), "a progress bar off the terminal:\n{stderr}");
 }
