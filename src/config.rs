@@ -71,6 +71,9 @@ pub struct Cli {
     /// shadow table, prints the plan, and removes what it created.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub execute: bool,
+    /// Copy workers running chunks in parallel, each on its own connection.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=32))]
+    pub threads: u64,
     /// Rows per copy chunk.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
     pub chunk_size: u64,
@@ -185,6 +188,7 @@ pub struct Config {
     pub alter: String,
     pub execute: bool,
     pub chunk_size: u64,
+    pub threads: usize,
     pub drop_old_table: bool,
     pub initially_drop_ghost_table: bool,
     pub initially_drop_old_table: bool,
@@ -313,6 +317,7 @@ impl Config {
             alter: cli.alter,
             execute: cli.execute,
             chunk_size: cli.chunk_size,
+            threads: cli.threads as usize,
             drop_old_table: cli.ok_to_drop_table,
             initially_drop_ghost_table: cli.initially_drop_ghost_table,
             initially_drop_old_table: cli.initially_drop_old_table,

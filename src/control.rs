@@ -91,7 +91,7 @@ pub fn execute(command: &str, state: &RunState) -> String {
             }
             Err(e) => format!("error: {e}"),
         },
-        Some(("threads", _)) => "error: threads cannot change: this version copies with one thread".into(),
+        Some(("threads", _)) => "error: threads cannot change while the copy runs in this version; set --threads at start".into(),
         Some((name, _)) => format!("error: unknown setting `{name}`; {HELP}"),
         None => match command {
             "status" => status_text(state),
@@ -126,7 +126,7 @@ fn read_setting(name: &str, state: &RunState) -> String {
         "max-lag-millis" => live.max_lag_ms.load(Ordering::Relaxed).to_string(),
         "max-load" => live.max_load.lock().expect("live lock").to_string(),
         "critical-load" => live.critical_load.lock().expect("live lock").to_string(),
-        "threads" => "1".into(),
+        "threads" => state.live.threads.load(Ordering::Relaxed).to_string(),
         other => format!("error: unknown setting `{other}`"),
     }
 }

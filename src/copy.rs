@@ -5,7 +5,10 @@
 //! commits, so every later change to them reaches the binlog after the copy and is replayed
 //! after it; a row the applier already wrote is overwritten with the (newer) copied image.
 //!
-//! Invariants: no chunk starts while the run is throttled; chunks are disjoint and walk the chosen key in order up to the maximum key seen
+//! Chunks are copied by `--threads` workers in parallel; each chunk's argument above holds on
+//! its own, so their order does not matter.
+//!
+//! Invariants: no chunk is handed out while the run is throttled; chunks are disjoint and walk the chosen key in order up to the maximum key seen
 //! at the start (rows inserted later arrive through the binlog); a chunk that collides with a
 //! different row on a unique key is retried once the applier has caught up (the other row may
 //! be a stale image), and fails the run naming the key range when the collision persists.
@@ -89,28 +92,49 @@ impl Copier {
         Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries }
     }
 
-    /// Copies every chunk. Returns early (Ok) when the run is stopping; the caller checks why.
-    pub async fn run(&self) -> Result<()> {
+    /// Copies every chunk with `threads` workers. One producer walks the key and hands out
+    /// disjoint ranges; each worker copies them on its own connection. Returns early (Ok) when
+    /// the run is stopping; the caller checks why.
+    pub async fn run(&self, threads: usize) -> Result<()> {
         let mut conn = self.server.conn().await?;
         let Some(bounds) = self.bounds(&mut conn).await? else {
             tracing::info!("the table is empty: nothing to copy");
             return Ok(());
         };
-        let mut lower: Option<Vec<Value>> = None;
-        while !self.state.stopping() {
-            if self.state.throttle_reason().is_some() {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
+        let (tx, rx) = tokio::sync::mpsc::channel::<(Option<Vec<Value>>, Vec<Value>)>(threads * 2);
+        let rx = tokio::sync::Mutex::new(rx);
+        let producer = async move {
+            let mut lower: Option<Vec<Value>> = None;
+            while !self.state.stopping() {
+                if self.state.throttle_reason().is_some() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+                let upper = self.next_upper(&mut conn, lower.as_deref(), &bounds).await?;
+                let last = upper == bounds.max;
+                if tx.send((lower.take(), upper.clone())).await.is_err() || last {
+                    break;
+                }
+                lower = Some(upper);
             }
-            let upper = self.next_upper(&mut conn, lower.as_deref(), &bounds).await?;
+            Ok(())
+        };
+        let workers = (0..threads.max(1)).map(|_| self.worker(&rx));
+        // The first error ends both sides: a failed worker must not leave the producer waiting.
+        tokio::try_join!(producer, futures_util::future::try_join_all(workers)).map(|_| ())
+    }
+
+    /// Copies the ranges it is handed until there are none left.
+    async fn worker(&self, ranges: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(Option<Vec<Value>>, Vec<Value>)>>) -> Result<()> {
+        let mut conn = self.server.conn().await?;
+        loop {
+            let Some((lower, upper)) = ranges.lock().await.recv().await else { return Ok(()) };
+            if self.state.stopping() {
+                return Ok(());
+            }
             let copied = self.copy_chunk_with_retries(&mut conn, lower.as_deref(), &upper).await?;
             RunState::count(&self.state.rows_copied, copied);
-            if upper == bounds.max {
-                break;
-            }
-            lower = Some(upper);
         }
-        Ok(())
     }
 
     fn source(&self) -> String {

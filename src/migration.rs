@@ -50,6 +50,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let created = Created::default();
     let state = Arc::new(RunState::new(status));
     state.live.chunk_size.store(config.chunk_size, Ordering::Relaxed);
+    state.live.threads.store(config.threads as u64, Ordering::Relaxed);
     state.live.max_lag_ms.store(config.throttler.max_lag.as_millis() as u64, Ordering::Relaxed);
     *state.live.max_load.lock().expect("live lock") = config.throttler.max_load.clone();
     *state.live.critical_load.lock().expect("live lock") = config.throttler.critical_load.clone();
@@ -377,7 +378,7 @@ impl Migration {
         self.hooks.run(Hook::BeforeRowCopy, &self.state, &[]).await?;
         self.state.set_phase("copying");
         let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.retries);
-        copier.run().await?;
+        copier.run(self.config.threads).await?;
         self.check_failure()?;
         tracing::info!("copied {} rows", self.state.rows_copied.load(Ordering::Relaxed));
         self.hooks.run(Hook::RowCopyComplete, &self.state, &[]).await?;

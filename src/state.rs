@@ -14,6 +14,8 @@ use crate::server::BinlogPosition;
 #[derive(Default)]
 pub struct Live {
     pub chunk_size: AtomicU64,
+    /// Copy workers (fixed for the run; readable with `threads=?`).
+    pub threads: AtomicU64,
     pub max_lag_ms: AtomicU64,
     pub max_load: Mutex<crate::throttle::LoadLimits>,
     pub critical_load: Mutex<crate::throttle::LoadLimits>,
