@@ -55,12 +55,20 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: Arc<RunStat
     if reader.read_line(&mut line).await.is_err() {
         return;
     }
-    let reply = execute(line.trim(), &state);
-    tracing::info!("command `{}`: {}", line.trim(), reply.lines().next().unwrap_or_default());
+    let command = line.trim();
+    let reply = execute(command, &state);
+    // Commands that change something are logged; reads (status, NAME=?) only at debug level,
+    // so a dashboard polling the socket does not flood the log.
+    let reads = matches!(command, "status" | "sup" | "status-json" | "help") || command.ends_with("=?");
+    if reads {
+        tracing::debug!("command `{command}`");
+    } else {
+        tracing::info!("command `{command}`: {}", reply.lines().next().unwrap_or_default());
+    }
     let _ = reader.get_mut().write_all(format!("{reply}\n").as_bytes()).await;
     let _ = reader.get_mut().shutdown().await;
     if let Some(hooks) = hooks {
-        hooks.run(Hook::InteractiveCommand, &state, &[("GH_OST_COMMAND", line.trim().to_string())]).await.ok();
+        hooks.run(Hook::InteractiveCommand, &state, &[("GH_OST_COMMAND", command.to_string())]).await.ok();
     }
 }
 
@@ -91,7 +99,13 @@ pub fn execute(command: &str, state: &RunState) -> String {
             }
             Err(e) => format!("error: {e}"),
         },
-        Some(("threads", _)) => "error: threads cannot change while the copy runs in this version; set --threads at start".into(),
+        Some(("threads", value)) => match value.parse::<u64>() {
+            Ok(n) if (1..=crate::copy::MAX_THREADS).contains(&n) => {
+                live.threads.store(n, Ordering::Relaxed);
+                format!("threads={n}")
+            }
+            _ => format!("error: threads takes a whole number from 1 to {}", crate::copy::MAX_THREADS),
+        },
         Some((name, _)) => format!("error: unknown setting `{name}`; {HELP}"),
         None => match command {
             "status" => status_text(state),
@@ -134,7 +148,7 @@ fn read_setting(name: &str, state: &RunState) -> String {
 fn status_text(state: &RunState) -> String {
     let s = crate::status::snapshot(state, "status");
     format!(
-        "state: {}\ncopied: {} of about {} rows\napplied changes: {}\nbacklog: {} transactions\nreplica lag: {}\nthrottle: {}\nchunk-size: {}, max-lag-millis: {}, max-load: {}, critical-load: {}",
+        "state: {}\ncopied: {} of about {} rows\napplied changes: {}\nbacklog: {} transactions\nreplica lag: {}\nthrottle: {}\nchunk-size: {}, threads: {} ({} copying), max-lag-millis: {}, max-load: {}, critical-load: {}",
         s["state"].as_str().unwrap_or_default(),
         s["rows_copied"],
         s["rows_estimated"],
@@ -143,6 +157,8 @@ fn status_text(state: &RunState) -> String {
         s["replica_lag_ms"].as_u64().map_or("not measured".into(), |ms| format!("{ms} ms")),
         s["throttle"].as_str().unwrap_or("none"),
         read_setting("chunk-size", state),
+        read_setting("threads", state),
+        s["copy_workers"],
         read_setting("max-lag-millis", state),
         read_setting("max-load", state),
         read_setting("critical-load", state),
@@ -164,7 +180,9 @@ mod tests {
         assert!(execute("max-load=bad", &state).starts_with("error"));
         assert_eq!(execute("throttle", &state), "throttled");
         assert!(state.live.operator_throttle.load(Ordering::SeqCst));
-        assert!(execute("threads=4", &state).starts_with("error"));
+        assert_eq!(execute("threads=4", &state), "threads=4");
+        assert_eq!(execute("threads=?", &state), "4");
+        assert!(execute("threads=99", &state).starts_with("error"));
         assert!(execute("bogus", &state).contains("unknown command"));
         assert_eq!(execute("panic", &state), "aborting");
         assert!(state.stopping());

@@ -13,6 +13,7 @@
 //! different row on a unique key is retried once the applier has caught up (the other row may
 //! be a stale image), and fails the run naming the key range when the collision persists.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use mysql_async::prelude::*;
@@ -24,6 +25,9 @@ use crate::plan::Plan;
 use crate::server::Server;
 use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, upsert_clause};
 use crate::state::RunState;
+
+/// The most copy workers a run can have (`--threads`, `threads=N`).
+pub const MAX_THREADS: u64 = 16;
 
 /// How many times a colliding chunk is retried after the applier catches up.
 const COLLISION_RETRIES: u32 = 3;
@@ -92,17 +96,20 @@ impl Copier {
         Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries }
     }
 
-    /// Copies every chunk with `threads` workers. One producer walks the key and hands out
-    /// disjoint ranges; each worker copies them on its own connection. Returns early (Ok) when
-    /// the run is stopping; the caller checks why.
-    pub async fn run(&self, threads: usize) -> Result<()> {
+    /// Copies every chunk with up to `MAX_THREADS` workers, of which the first `live.threads`
+    /// take ranges (so `threads=N` takes effect at the next chunk). One producer walks the key
+    /// and hands out disjoint ranges; each worker copies them on its own connection, opened
+    /// when it first works. Returns early (Ok) when the run is stopping; the caller checks why.
+    pub async fn run(&self) -> Result<()> {
         let mut conn = self.server.conn().await?;
         let Some(bounds) = self.bounds(&mut conn).await? else {
             tracing::info!("the table is empty: nothing to copy");
             return Ok(());
         };
-        let (tx, rx) = tokio::sync::mpsc::channel::<(Option<Vec<Value>>, Vec<Value>)>(threads * 2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<(Option<Vec<Value>>, Vec<Value>)>(2);
         let rx = tokio::sync::Mutex::new(rx);
+        let producer_done = std::sync::atomic::AtomicBool::new(false);
+        let done = &producer_done;
         let producer = async move {
             let mut lower: Option<Vec<Value>> = None;
             while !self.state.stopping() {
@@ -117,24 +124,52 @@ impl Copier {
                 }
                 lower = Some(upper);
             }
+            done.store(true, Ordering::SeqCst);
             Ok(())
         };
-        let workers = (0..threads.max(1)).map(|_| self.worker(&rx));
+        let workers = (0..MAX_THREADS).map(|id| self.worker(id, &rx, done));
         // The first error ends both sides: a failed worker must not leave the producer waiting.
         tokio::try_join!(producer, futures_util::future::try_join_all(workers)).map(|_| ())
     }
 
-    /// Copies the ranges it is handed until there are none left.
-    async fn worker(&self, ranges: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(Option<Vec<Value>>, Vec<Value>)>>) -> Result<()> {
-        let mut conn = self.server.conn().await?;
-        loop {
-            let Some((lower, upper)) = ranges.lock().await.recv().await else { return Ok(()) };
-            if self.state.stopping() {
-                return Ok(());
+    /// Copies the ranges it is handed until there are none left, while its `id` is below the
+    /// live thread count; idle otherwise.
+    async fn worker(&self, id: u64, ranges: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(Option<Vec<Value>>, Vec<Value>)>>, producer_done: &std::sync::atomic::AtomicBool) -> Result<()> {
+        let mut conn: Option<Conn> = None;
+        let mut active = false;
+        let result = async {
+            loop {
+                let wanted = id < self.state.live.threads.load(Ordering::Relaxed);
+                if wanted != active {
+                    active = wanted;
+                    if active { self.state.copy_workers.fetch_add(1, Ordering::Relaxed) } else { self.state.copy_workers.fetch_sub(1, Ordering::Relaxed) };
+                }
+                if !active {
+                    // Never wait on the receiver here: an active worker holds it while it waits
+                    // for a range, and an idle one must keep watching the thread count.
+                    if self.state.stopping() || producer_done.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+                let Some((lower, upper)) = ranges.lock().await.recv().await else { return Ok(()) };
+                if self.state.stopping() {
+                    return Ok(());
+                }
+                if conn.is_none() {
+                    conn = Some(self.server.conn().await?);
+                }
+                let c = conn.as_mut().expect("connected above");
+                let copied = self.copy_chunk_with_retries(c, lower.as_deref(), &upper).await?;
+                RunState::count(&self.state.rows_copied, copied);
             }
-            let copied = self.copy_chunk_with_retries(&mut conn, lower.as_deref(), &upper).await?;
-            RunState::count(&self.state.rows_copied, copied);
         }
+        .await;
+        if active {
+            self.state.copy_workers.fetch_sub(1, Ordering::Relaxed);
+        }
+        result
     }
 
     fn source(&self) -> String {

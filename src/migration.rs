@@ -378,7 +378,7 @@ impl Migration {
         self.hooks.run(Hook::BeforeRowCopy, &self.state, &[]).await?;
         self.state.set_phase("copying");
         let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.retries);
-        copier.run(self.config.threads).await?;
+        copier.run().await?;
         self.check_failure()?;
         tracing::info!("copied {} rows", self.state.rows_copied.load(Ordering::Relaxed));
         self.hooks.run(Hook::RowCopyComplete, &self.state, &[]).await?;

@@ -29,6 +29,8 @@ pub struct Live {
 pub struct RunState {
     pub live: Live,
     pub rows_copied: AtomicU64,
+    /// Copy workers working right now.
+    pub copy_workers: AtomicU64,
     pub verified_rows: AtomicU64,
     pub rows_estimated: AtomicU64,
     pub changes_read: AtomicU64,

@@ -55,6 +55,7 @@ pub fn snapshot(state: &RunState, event: &str) -> Value {
         "rows_estimated": state.rows_estimated.load(Ordering::Relaxed),
         "changes_applied": state.changes_applied.load(Ordering::Relaxed),
         "backlog": state.backlog.load(Ordering::Relaxed),
+        "copy_workers": state.copy_workers.load(Ordering::Relaxed),
         "replica_lag_ms": lag,
         "throttle": state.throttle_reason(),
     })
