@@ -1,5 +1,5 @@
 //! What a person watching the run sees: on a terminal, an `indicatif` bar with rows copied of
-//! the estimate, rate, ETA, applied changes, backlog and phase; otherwise one status line at a
+//! the estimate, rate, ETA, applied changes, backlog, replica lag, phase and throttle reason; otherwise one status line at a
 //! steady interval. The same interval paces the `--status-json` status lines and the on-status hook.
 
 use std::sync::atomic::Ordering;
@@ -34,8 +34,12 @@ async fn status_lines(state: Arc<RunState>, interval: Duration, hooks: crate::ho
 
 fn status(state: &RunState) -> String {
     let throttled = state.throttle_reason().map(|why| format!(" (throttled: {why})")).unwrap_or_default();
+    let lag = match *state.replica_lag_ms.lock().expect("lag lock") {
+        Some(ms) => format!(", replica lag {:.1}s", ms as f64 / 1000.0),
+        None => String::new(),
+    };
     format!(
-        "{}{throttled}; applied {} changes, backlog {} transactions",
+        "{}{throttled}; applied {} changes, backlog {} transactions{lag}",
         state.phase(),
         state.changes_applied.load(Ordering::Relaxed),
         state.backlog.load(Ordering::Relaxed)

@@ -25,7 +25,7 @@ async fn throttled_by_lag(db: &str, replica: &common::TestServer, replica_flags:
     conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{ROWS}")).await.unwrap();
     let hold = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{db}-hold-{}", std::process::id()));
     std::fs::write(&hold, "").unwrap();
-    let mut args: Vec<String> = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "100", "--max-lag-millis", "500"]
+    let mut args: Vec<String> = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "100", "--max-lag-millis", "500", "--status-interval-millis", "200"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -64,6 +64,7 @@ async fn replica_lag_throttles_the_copy() {
     let stderr = throttled_by_lag("lag_given", &replica, &["--throttle-control-replicas".into(), address.clone()]).await;
     assert!(stderr.contains(&format!("throttled: replica {address} lags")), "{stderr}");
     assert!(stderr.contains("throttle lifted"), "{stderr}");
+    assert!(stderr.contains(", replica lag "), "no lag in the status lines: {stderr}");
 
     // The same replica found through SHOW SLAVE HOSTS.
     let stderr = throttled_by_lag("lag_discovered", &replica, &[]).await;
