@@ -290,9 +290,15 @@ async fn socket_commands_steer_a_running_migration() {
     assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
 
     assert_eq!(command(&socket, "throttle").await, "throttled");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let status: serde_json::Value = serde_json::from_str(&command(&socket, "status-json").await).unwrap();
-    assert_eq!(status["throttle"], "throttled by an operator command");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: serde_json::Value = serde_json::from_str(&command(&socket, "status-json").await).unwrap();
+        if status["throttle"] == "throttled by an operator command" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the throttle command did not take effect: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_copy_paused(&mut conn, &mut child).await;
 
     assert_eq!(command(&socket, "chunk-size=?").await, "100");
@@ -344,7 +350,8 @@ async fn panic_command_aborts() {
         &["--serve-socket-file", socket.to_str().unwrap(), "--throttle-flag-file", hold.to_str().unwrap(), "--hooks-path", dir.to_str().unwrap()],
     );
     wait_for_pipeline(&mut conn, &mut child).await;
-    assert!(command(&socket, "sup").await.starts_with("copying"));
+    let sup = command(&socket, "sup").await;
+    assert!(sup.contains("; copied ") && sup.contains(" rows"), "{sup}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logged.starts_with("gh-ost-on-interactive-command db=socket_panic"), "the hook did not run: {logged}");
