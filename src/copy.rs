@@ -85,11 +85,6 @@ pub fn key_range(key: &[String], lower: Option<&[Value]>, upper: &[Value]) -> (S
     (sql, params)
 }
 
-/// The first and last key of the original table, read when the copy starts.
-struct Bounds {
-    max: Vec<Value>,
-}
-
 impl Copier {
     /// The chunk size is read from `state.live` before every chunk, so it can change mid-run.
     pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32) -> Copier {
@@ -102,7 +97,7 @@ impl Copier {
     /// when it first works. Returns early (Ok) when the run is stopping; the caller checks why.
     pub async fn run(&self) -> Result<()> {
         let mut conn = self.server.conn().await?;
-        let Some(bounds) = self.bounds(&mut conn).await? else {
+        let Some(max) = self.max_key(&mut conn).await? else {
             tracing::info!("the table is empty: nothing to copy");
             return Ok(());
         };
@@ -117,8 +112,8 @@ impl Copier {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
-                let upper = self.next_upper(&mut conn, lower.as_deref(), &bounds).await?;
-                let last = upper == bounds.max;
+                let upper = self.next_upper(&mut conn, lower.as_deref(), &max).await?;
+                let last = upper == max;
                 if tx.send((lower.take(), upper.clone())).await.is_err() || last {
                     break;
                 }
@@ -172,18 +167,14 @@ impl Copier {
         result
     }
 
-    fn source(&self) -> String {
-        self.walk.source()
+    /// The highest key when the copy starts; rows inserted later arrive through the binlog.
+    async fn max_key(&self, conn: &mut Conn) -> Result<Option<Vec<Value>>> {
+        self.server.retrying(conn, self.retries, "reading the highest key", async |c| self.walk.max_key(c).await).await
     }
 
-    async fn bounds(&self, conn: &mut Conn) -> Result<Option<Bounds>> {
-        let max = self.server.retrying(conn, self.retries, "reading the highest key", async |c| self.walk.max_key(c).await).await?;
-        Ok(max.map(|max| Bounds { max }))
-    }
-
-    async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, bounds: &Bounds) -> Result<Vec<Value>> {
+    async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, max: &[Value]) -> Result<Vec<Value>> {
         let chunk_size = self.state.live.chunk_size.load(std::sync::atomic::Ordering::Relaxed);
-        self.server.retrying(conn, self.retries, "finding the next chunk boundary", async |c| self.walk.next_upper(c, lower, &bounds.max, chunk_size).await).await
+        self.server.retrying(conn, self.retries, "finding the next chunk boundary", async |c| self.walk.next_upper(c, lower, max, chunk_size).await).await
     }
 
     fn range(&self, lower: Option<&[Value]>, upper: &[Value]) -> (String, Vec<Value>) {
@@ -234,7 +225,7 @@ impl Copier {
     /// The first row of a chunk the shadow table rejects, and the server's reason.
     async fn first_rejected_row(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<Option<(Vec<Value>, String)>, mysql_async::Error> {
         let (range, params) = self.range(lower, upper);
-        let keys: Vec<Row> = conn.exec(format!("SELECT {k} FROM {} WHERE {range} ORDER BY {k}", self.source(), k = column_list(&self.plan.key_source)), params).await?;
+        let keys: Vec<Row> = conn.exec(format!("SELECT {k} FROM {} WHERE {range} ORDER BY {k}", self.walk.source(), k = column_list(&self.plan.key_source)), params).await?;
         let q = vec!["?".to_string(); self.plan.key_source.len()];
         let shadow = self.plan.names.q(&self.plan.names.shadow);
         // Without the upsert clause, a duplicate names the index it is on.
@@ -242,7 +233,7 @@ impl Copier {
             "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {}",
             column_list(&self.plan.target_names()),
             column_list(&self.plan.source_names()),
-            self.source(),
+            self.walk.source(),
             crate::sql::key_equals(&self.plan.key_source, &q)
         );
         conn.query_drop("START TRANSACTION").await?;
@@ -268,7 +259,7 @@ impl Copier {
             "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {range} LOCK IN SHARE MODE {}",
             column_list(&self.plan.target_names()),
             column_list(&self.plan.source_names()),
-            self.source(),
+            self.walk.source(),
             upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names())
         );
         conn.exec_drop(sql, params).await?;

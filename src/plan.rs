@@ -204,7 +204,6 @@ mod tests {
             column_type: data_type.into(),
             nullable: false,
             charset: (data_type == "varchar").then(|| "latin1".into()),
-            collation: None,
             generated: false,
             has_default: true,
             auto_increment: false,
