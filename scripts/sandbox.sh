@@ -11,7 +11,7 @@
 #   status  show whether each server runs, its port and the replication state.
 #           Exits 0 if both servers are running, 3 otherwise.
 #
-# State lives in <repo>/.sandbox/: primary/ and replica/ data dirs, *.sock,
+# State lives in $SANDBOX_DIR (default <repo>/.sandbox/): primary/ and replica/ data dirs, *.sock,
 # *.pid, *.err (error logs) and `env`, a KEY=VALUE file you can source:
 #   set -a; . .sandbox/env; set +a
 # If mariadbd/mysqld is missing it installs mariadb-server + mariadb-client
@@ -19,7 +19,7 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SB="$REPO_ROOT/.sandbox"
+SB="${SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
 ENV_FILE="$SB/env"
 HOST=127.0.0.1
 DBA_USER=dba
@@ -198,7 +198,8 @@ start_server() {
         --relay-log=relay-bin
         --binlog-format=ROW
         --binlog-row-image=FULL
-        --innodb-buffer-pool-size=256M
+        --innodb-buffer-pool-size=1G
+        --innodb-log-file-size=512M
         --max-connections=500
         --skip-name-resolve
         --character-set-server=utf8mb4
