@@ -112,6 +112,10 @@ pub struct Cli {
     /// the server cannot do it instantly or the lock is not granted in time.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub attempt_instant_ddl: bool,
+    /// Build the shadow table's plain secondary indexes after the copy (one online, sorted
+    /// build) instead of maintaining them row by row during it. Unique indexes are always kept.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true")]
+    pub defer_secondary_indexes: bool,
     /// Unix socket for live commands (status, throttle, chunk-size=N, ...), created with mode 0600.
     #[arg(long)]
     pub serve_socket_file: Option<PathBuf>,
@@ -195,6 +199,7 @@ pub struct Config {
     pub approve_renamed_columns: bool,
     pub skip_checksum: bool,
     pub attempt_instant_ddl: bool,
+    pub defer_secondary_indexes: bool,
     pub hooks_path: Option<PathBuf>,
     pub serve_socket_file: Option<PathBuf>,
     pub serve_tcp_port: Option<u16>,
@@ -323,6 +328,7 @@ impl Config {
             approve_renamed_columns: cli.approve_renamed_columns,
             skip_checksum: cli.skip_checksum,
             attempt_instant_ddl: cli.attempt_instant_ddl,
+            defer_secondary_indexes: cli.defer_secondary_indexes,
             hooks_path: cli.hooks_path,
             serve_socket_file: cli.serve_socket_file,
             serve_tcp_port: cli.serve_tcp_port,

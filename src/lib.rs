@@ -17,6 +17,7 @@ pub mod copy;
 pub mod cutover;
 pub mod error;
 pub mod hooks;
+pub mod indexes;
 pub mod inspect;
 pub mod migration;
 pub mod plan;

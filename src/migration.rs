@@ -30,6 +30,7 @@ use crate::server::{self, preflight, Server};
 use crate::state::RunState;
 use crate::verify::Verifier;
 use crate::hooks::{Hook, Hooks};
+use crate::indexes::DeferredIndexes;
 use crate::{apply, changelog, progress, throttle};
 
 /// Transactions buffered between the binlog reader and the applier.
@@ -116,7 +117,8 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     }
 
     state.rows_estimated.store(original.estimated_rows, Ordering::Relaxed);
-    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks };
+    let deferred = if config.defer_secondary_indexes { DeferredIndexes::from_ddl(&plan.shadow_ddl).defer(&mut conn, &names).await? } else { DeferredIndexes::default() };
+    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks, deferred };
     migration.execute(&mut conn, created).await?;
     // A fresh connection: the first one may not have survived a server restart mid-run.
     migration.finish(&mut server.conn().await?, created).await?;
@@ -333,6 +335,8 @@ struct Migration {
     plan: Arc<Plan>,
     state: Arc<RunState>,
     hooks: Hooks,
+    /// Secondary indexes dropped from the shadow table, built after the copy.
+    deferred: DeferredIndexes,
 }
 
 impl Migration {
@@ -382,6 +386,7 @@ impl Migration {
         self.check_failure()?;
         tracing::info!("copied {} rows", self.state.rows_copied.load(Ordering::Relaxed));
         self.hooks.run(Hook::RowCopyComplete, &self.state, &[]).await?;
+        self.build_deferred_indexes().await?;
 
         self.state.set_phase("catching up");
         let mut conn = self.server.conn().await?;
@@ -407,6 +412,18 @@ impl Migration {
         Ok(())
     }
 
+    /// Adds the secondary indexes left out during the copy; the applier keeps replaying meanwhile.
+    async fn build_deferred_indexes(&self) -> Result<()> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        self.state.set_phase("building indexes");
+        let started = std::time::Instant::now();
+        self.deferred.build(&mut self.server.conn().await?, &self.plan.names, &self.plan.shadow_ddl).await?;
+        tracing::info!("built secondary indexes {} in {:.1}s", self.deferred.names().join(", "), started.elapsed().as_secs_f64());
+        self.check_failure()
+    }
+
     /// Compares the shadow with the original before the swap, unless told not to.
     async fn verify(&self) -> Result<()> {
         if self.config.skip_checksum {
@@ -418,7 +435,7 @@ impl Migration {
             server: self.server.clone(),
             plan: self.plan.clone(),
             state: self.state.clone(),
-            chunk_size: self.state.live.chunk_size.load(Ordering::Relaxed),
+            connections: (self.state.live.threads.load(Ordering::Relaxed) as usize * 2).clamp(2, 8),
             lock_timeout: self.config.cut_over_lock_timeout,
         };
         let report = verifier.run().await?;

@@ -3,9 +3,10 @@
 //!
 //! The point is made under a brief read lock on the original: the applier replays up to a
 //! marker written under the lock and pauses, a `START TRANSACTION WITH CONSISTENT SNAPSHOT`
-//! opens, and the lock and the pause are lifted. Inside that snapshot the original holds what
-//! was committed up to the lock and the shadow what was replayed up to it: the same rows. Each
-//! range is compared by `COUNT(*)` and `BIT_XOR(CRC32(...))` over the copied columns.
+//! opens on each of several connections, and the lock and the pause are lifted. Inside those
+//! snapshots the original holds what was committed up to the lock and the shadow what was
+//! replayed up to it: the same rows. Each range of the key is compared by `COUNT(*)` and
+//! `BIT_XOR(CRC32(...))` over the copied columns; the connections read the ranges in parallel.
 //!
 //! Invariants: a mismatch fails the run before the swap, naming the key range; a column whose
 //! type the ALTER changes cannot be compared by its text and is left out (and said so), but
@@ -27,14 +28,15 @@ use crate::server::Server;
 use crate::sql::quote_ident;
 use crate::state::RunState;
 
-/// Ranges are this many copy chunks long: a checksum reads rows without writing them.
-const CHUNKS_PER_RANGE: u64 = 10;
+/// Rows per compared key range.
+const RANGE_ROWS: u64 = 10_000;
 
 pub struct Verifier {
     pub server: Server,
     pub plan: Arc<Plan>,
     pub state: Arc<RunState>,
-    pub chunk_size: u64,
+    /// Connections reading checksums in parallel, each in its own snapshot of the same point.
+    pub connections: usize,
     pub lock_timeout: Duration,
 }
 
@@ -46,28 +48,44 @@ pub struct Report {
     pub skipped_columns: Vec<String>,
 }
 
+/// One key range: after `lower` (or from the start) up to `upper`.
+type Range = (Option<Vec<Value>>, Vec<Value>);
+
 impl Verifier {
     pub async fn run(&self) -> Result<Report> {
         let started = Instant::now();
-        let mut snapshot = self.consistent_snapshot().await?;
+        let mut snapshots = self.consistent_snapshots().await?;
         let (source_sum, target_sum, skipped_columns) = checksum_expressions(&self.plan.columns);
         if !skipped_columns.is_empty() {
             tracing::warn!("not comparing the values of columns whose type changes: {}", skipped_columns.join(", "));
         }
-        let walk = KeyWalk::new(self.plan.clone());
-        let range_rows = self.chunk_size.saturating_mul(CHUNKS_PER_RANGE);
-        let names = &self.plan.names;
         let mut report = Report { rows: 0, ranges: 0, elapsed: Duration::ZERO, skipped_columns };
-        let Some(max) = walk.max_key(&mut snapshot).await.context(|| "reading the highest key to verify".into())? else {
-            return self.compare_empty(&mut snapshot, report, started).await;
+        let Some(ranges) = self.ranges(&mut snapshots[0]).await? else {
+            return self.compare_empty(&mut snapshots[0], report, started).await;
         };
-        let mut lower: Option<Vec<Value>> = None;
-        loop {
-            let upper = walk.next_upper(&mut snapshot, lower.as_deref(), &max, range_rows).await.context(|| "finding the next range to verify".into())?;
-            let source = range_sum(&mut snapshot, &names.q(&names.original), &source_sum, &self.plan.key_source, lower.as_deref(), &upper).await?;
-            let target = range_sum(&mut snapshot, &names.q(&names.shadow), &target_sum, &self.plan.key_target, lower.as_deref(), &upper).await?;
+        let names = &self.plan.names;
+        let (original, shadow) = (names.q(&names.original), names.q(&names.shadow));
+        // Every range is two reads, one per table; the connections take them from one queue.
+        let reads: Vec<(usize, bool)> = (0..ranges.len()).flat_map(|i| [(i, true), (i, false)]).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let sums = std::sync::Mutex::new(vec![((0, 0), (0, 0)); ranges.len()]);
+        let workers = snapshots.iter_mut().map(|conn| async {
+            while let Some(&(i, is_source)) = reads.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let (lower, upper) = &ranges[i];
+                let sum = if is_source {
+                    range_sum(conn, &original, &source_sum, &self.plan.key_source, lower.as_deref(), upper).await?
+                } else {
+                    range_sum(conn, &shadow, &target_sum, &self.plan.key_target, lower.as_deref(), upper).await?
+                };
+                let mut sums = sums.lock().expect("sums lock");
+                if is_source { sums[i].0 = sum } else { sums[i].1 = sum }
+            }
+            conn.query_drop("COMMIT").await.context(|| "closing a verification snapshot".into())
+        });
+        futures_util::future::try_join_all(workers).await?;
+        for ((lower, upper), (source, target)) in ranges.iter().zip(sums.into_inner().expect("sums lock")) {
             if source != target {
-                let range = format!("keys after {} up to {}", lower.as_deref().map_or("the start".into(), format_key), format_key(&upper));
+                let range = format!("keys after {} up to {}", lower.as_deref().map_or("the start".into(), format_key), format_key(upper));
                 return Err(Error::failed(format!(
                     "verification failed: the shadow table differs from the original in the range of {range} \
                      (original: {} rows, checksum {}; shadow: {} rows, checksum {}); the tables were not swapped",
@@ -76,15 +94,27 @@ impl Verifier {
                 .with_fix("something wrote to the shadow table, or rows were lost: check for other writers to it and run the migration again"));
             }
             report.rows += source.0;
-            report.ranges += 1;
-            if upper == max {
-                break;
+        }
+        report.ranges = ranges.len() as u64;
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// The original's key cut into ranges of `RANGE_ROWS`, or `None` when it is empty.
+    async fn ranges(&self, snapshot: &mut Conn) -> Result<Option<Vec<Range>>> {
+        let walk = KeyWalk::new(self.plan.clone());
+        let Some(max) = walk.max_key(snapshot).await.context(|| "reading the highest key to verify".into())? else { return Ok(None) };
+        let mut ranges = Vec::new();
+        let mut lower: Option<Vec<Value>> = None;
+        loop {
+            let upper = walk.next_upper(snapshot, lower.as_deref(), &max, RANGE_ROWS).await.context(|| "finding the next range to verify".into())?;
+            let last = upper == max;
+            ranges.push((lower, upper.clone()));
+            if last {
+                return Ok(Some(ranges));
             }
             lower = Some(upper);
         }
-        snapshot.query_drop("COMMIT").await.context(|| "closing the verification snapshot".into())?;
-        report.elapsed = started.elapsed();
-        Ok(report)
     }
 
     /// The original is empty: the shadow must be too.
@@ -98,25 +128,37 @@ impl Verifier {
         Ok(report)
     }
 
-    /// Opens a snapshot in which the original and the shadow hold the same rows.
-    async fn consistent_snapshot(&self) -> Result<Conn> {
+    /// Opens `connections` snapshots of one point, at which the original and the shadow hold
+    /// the same rows.
+    async fn consistent_snapshots(&self) -> Result<Vec<Conn>> {
         let names = &self.plan.names;
         let mut lock = self.server.conn().await?;
-        let mut snapshot = self.server.conn().await?;
+        let mut snapshots = Vec::new();
+        for _ in 0..self.connections.max(1) {
+            snapshots.push(self.server.conn().await?);
+        }
         let mut marker_conn = self.server.conn().await?;
         lock.query_drop(format!("SET SESSION lock_wait_timeout = {}", self.lock_timeout.as_secs().max(1))).await.context(|| "setting lock_wait_timeout".into())?;
         lock.query_drop(format!("LOCK TABLES {} READ", names.q(&names.original))).await.context(|| "locking the original table to verify".into())?;
         let marker = self.state.next_marker();
         let flushed = flush_to_marker(&self.state, names, &mut marker_conn, marker, self.lock_timeout * 2).await;
         let opened = match flushed {
-            Ok(true) => snapshot.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.context(|| "opening the verification snapshot".into()),
+            Ok(true) => open_snapshots(&mut snapshots).await,
             Ok(false) => Err(Error::failed("the applier did not catch up while the table was locked for verification")),
             Err(e) => Err(e),
         };
         lock.query_drop("UNLOCK TABLES").await.context(|| "unlocking the original table".into())?;
         self.state.hold_at_marker.store(0, Ordering::SeqCst);
-        opened.map(|()| snapshot)
+        opened.map(|()| snapshots)
     }
+}
+
+/// Starts a consistent-snapshot transaction on each connection.
+async fn open_snapshots(connections: &mut [Conn]) -> Result<()> {
+    for conn in connections {
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.context(|| "opening a verification snapshot".into())?;
+    }
+    Ok(())
 }
 
 /// The per-row checksum expressions over the copied columns, for the original and the shadow,

@@ -9,7 +9,8 @@ use common::workload::{Workload, MOVE};
 use common::{assert_same_rows, assert_success, server, stderr, tables};
 use mysql_async::prelude::*;
 
-/// Runs alterego on `db`.`t` while the workload writes, then checks the result against the oracle.
+/// Runs alterego on `db`.`t` while the workload writes, then checks the result against the
+/// oracle. Returns the run's log (stderr).
 async fn migrate_under_load(db: &str, workload: &Workload, alter: &str, extra: &[&str], compare: (&str, &str)) -> String {
     let srv = server();
     let running = workload.start(srv.opts(Some(db)), 7);
@@ -34,7 +35,7 @@ async fn migrate_under_load(db: &str, workload: &Workload, alter: &str, extra: &
     assert!(n > 0);
     eprintln!("{db}: {n} rows equal; {during} transactions during the run, {} deadlocks retried; {}", stats.deadlocks.load(std::sync::atomic::Ordering::Relaxed), stdout.lines().last().unwrap_or_default());
     assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()], "{}", stderr(&output));
-    stdout
+    stderr(&output)
 }
 
 const ALL_TYPES: &str = "(
@@ -118,10 +119,18 @@ async fn every_column_type_and_composite_key_under_writes() {
     let workload = all_types_workload();
     workload.load(&mut conn).await;
     let select = |t: &str| format!("SELECT id, k2, {ALL_COLUMNS}, gv, gs FROM {t} ORDER BY id, k2");
-    migrate_under_load(db, &workload, "ADD COLUMN note VARCHAR(64) NOT NULL DEFAULT 'n/a', ADD INDEX idx_i (i)", &[], (&select("t"), &select("t_oracle"))).await;
+    let alter = "ADD COLUMN note VARCHAR(64) NOT NULL DEFAULT 'n/a', ADD INDEX idx_i (i), ADD INDEX idx_gv (gv), ADD INDEX idx_vc (vc(10), dt DESC), ADD UNIQUE KEY uk_bi (bi, id, k2)";
+    let log = migrate_under_load(db, &workload, alter, &[], (&select("t"), &select("t_oracle"))).await;
+    // The plain indexes were built after the copy; the unique one was kept throughout.
+    assert!(log.contains("secondary indexes idx_i, idx_gv, idx_vc are built after the copy"), "{log}");
+    assert!(log.contains("built secondary indexes idx_i, idx_gv, idx_vc in"), "{log}");
     let mut conn = server().conn(Some(db)).await;
     let bad: Option<u64> = conn.query_first("SELECT COUNT(*) FROM t WHERE note <> 'n/a'").await.unwrap();
     assert_eq!(bad, Some(0));
+    let (_, ddl): (String, String) = conn.query_first("SHOW CREATE TABLE t").await.unwrap().unwrap();
+    for index in ["UNIQUE KEY `uk_bi` (`bi`,`id`,`k2`)", "KEY `idx_i` (`i`)", "KEY `idx_gv` (`gv`)", "KEY `idx_vc` (`vc`(10),`dt` DESC)"] {
+        assert!(ddl.contains(index), "{index} missing from\n{ddl}");
+    }
 }
 
 const SIMPLE: &str = "(id BIGINT NOT NULL PRIMARY KEY, u BIGINT NOT NULL, a INT NOT NULL, b VARCHAR(40), c INT, UNIQUE KEY uk_u (u), KEY ia (a)) ENGINE=InnoDB DEFAULT CHARSET=latin1";
