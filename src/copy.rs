@@ -6,7 +6,8 @@
 //! after it; a row the applier already wrote is overwritten with the (newer) copied image.
 //!
 //! Chunks are copied by `--threads` workers in parallel; each chunk's argument above holds on
-//! its own, so their order does not matter.
+//! its own, so their order does not matter. Chunk sizes follow `--chunk-time` (see
+//! [`ChunkSizer`]).
 //!
 //! Invariants: no chunk is handed out while the run is throttled; chunks are disjoint and walk the chosen key in order up to the maximum key seen
 //! at the start (rows inserted later arrive through the binlog); a chunk that collides with a
@@ -32,12 +33,46 @@ pub const MAX_THREADS: u64 = 16;
 /// How many times a colliding chunk is retried after the applier catches up.
 const COLLISION_RETRIES: u32 = 3;
 
+/// Bounds of the chunk size the sizer chooses.
+const MIN_CHUNK_ROWS: u64 = 10;
+const MAX_CHUNK_ROWS: u64 = 100_000;
+
 pub struct Copier {
     server: Server,
     plan: Arc<Plan>,
     state: Arc<RunState>,
     walk: KeyWalk,
     retries: u32,
+    sizer: ChunkSizer,
+}
+
+/// Sizes chunks toward a target duration (`--chunk-time`): after each chunk, the rows that
+/// would have taken the target at that chunk's pace. It grows by at most half per chunk, so one
+/// fast chunk does not make the next one huge; after an outlier (over twice the target) it
+/// shrinks to the fitting size at once, so writers do not wait on long chunks twice.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkSizer {
+    /// Zero: the chunk size stays where the operator put it.
+    pub target: std::time::Duration,
+}
+
+impl ChunkSizer {
+    /// The size for the chunks to come, after a chunk of `rows` rows took `elapsed`; `current`
+    /// is the size in force (kept when there is nothing to learn).
+    pub fn next(&self, current: u64, rows: u64, elapsed: std::time::Duration) -> u64 {
+        if self.target.is_zero() || rows == 0 {
+            return current;
+        }
+        let fitting = (rows as f64 * self.target.as_secs_f64() / elapsed.as_secs_f64().max(1e-6)) as u64;
+        let next = if fitting >= rows {
+            fitting.min(rows + rows / 2)
+        } else if elapsed > self.target * 2 {
+            fitting
+        } else {
+            fitting.max(rows - rows / 4)
+        };
+        next.clamp(MIN_CHUNK_ROWS, MAX_CHUNK_ROWS)
+    }
 }
 
 /// Walks the original table's chosen key in ranges of a given number of rows. Shared by the
@@ -87,8 +122,8 @@ pub fn key_range(key: &[String], lower: Option<&[Value]>, upper: &[Value]) -> (S
 
 impl Copier {
     /// The chunk size is read from `state.live` before every chunk, so it can change mid-run.
-    pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32) -> Copier {
-        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries }
+    pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32, sizer: ChunkSizer) -> Copier {
+        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer }
     }
 
     /// Copies every chunk with up to `MAX_THREADS` workers, of which the first `live.threads`
@@ -156,8 +191,10 @@ impl Copier {
                     conn = Some(self.server.conn().await?);
                 }
                 let c = conn.as_mut().expect("connected above");
+                let started = std::time::Instant::now();
                 let copied = self.copy_chunk_with_retries(c, lower.as_deref(), &upper).await?;
                 RunState::count(&self.state.rows_copied, copied);
+                self.resize(copied, started.elapsed());
             }
         }
         .await;
@@ -165,6 +202,17 @@ impl Copier {
             self.state.copy_workers.fetch_sub(1, Ordering::Relaxed);
         }
         result
+    }
+
+    /// Sets the size of the chunks to come from how long this one took.
+    fn resize(&self, rows: u64, elapsed: std::time::Duration) {
+        let size = &self.state.live.chunk_size;
+        let current = size.load(Ordering::Relaxed);
+        let next = self.sizer.next(current, rows, elapsed);
+        if next != current {
+            size.store(next, Ordering::Relaxed);
+            tracing::debug!("chunk of {rows} rows took {} ms; next chunks: {next} rows", elapsed.as_millis());
+        }
     }
 
     /// The highest key when the copy starts; rows inserted later arrive through the binlog.
@@ -283,6 +331,29 @@ fn records_of(info: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_size_grows_gently_and_shrinks_hard() {
+        let ms = std::time::Duration::from_millis;
+        let sizer = ChunkSizer { target: ms(500) };
+        // Ten times too fast: grow by half, not tenfold; from the measured chunk, not from a
+        // size another worker already raised.
+        assert_eq!(sizer.next(1000, 1000, ms(50)), 1500);
+        assert_eq!(sizer.next(2250, 1000, ms(50)), 1500);
+        // On target: stay.
+        assert_eq!(sizer.next(1000, 1000, ms(500)), 1000);
+        // A bit slow: shrink by at most a quarter.
+        assert_eq!(sizer.next(1000, 1000, ms(600)), 833);
+        assert_eq!(sizer.next(1000, 1000, ms(900)), 750);
+        // An outlier: straight to what fits.
+        assert_eq!(sizer.next(1000, 1000, ms(5000)), 100);
+        // Bounded both ways.
+        assert_eq!(sizer.next(90_000, 90_000, ms(1)), MAX_CHUNK_ROWS);
+        assert_eq!(sizer.next(20, 20, ms(60_000)), MIN_CHUNK_ROWS);
+        // No rows in the range (a sparse key) tells nothing; a zero target is off.
+        assert_eq!(sizer.next(1000, 0, ms(5)), 1000);
+        assert_eq!(ChunkSizer { target: ms(0) }.next(1000, 1000, ms(1)), 1000);
+    }
 
     #[test]
     fn reads_records_from_info() {

@@ -21,7 +21,7 @@ use mysql_async::Conn;
 use crate::alter::{self, AlterSummary};
 use crate::binlog::stream::{self, Tables};
 use crate::config::Config;
-use crate::copy::Copier;
+use crate::copy::{ChunkSizer, Copier};
 use crate::cutover::CutOver;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
 use crate::inspect::{self, TableInfo};
@@ -51,7 +51,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let created = Created::default();
     let state = Arc::new(RunState::new(status));
     state.live.chunk_size.store(config.chunk_size, Ordering::Relaxed);
-    state.live.threads.store(config.threads as u64, Ordering::Relaxed);
+    state.live.threads.store(config.threads.unwrap_or(1), Ordering::Relaxed);
     state.live.max_lag_ms.store(config.throttler.max_lag.as_millis() as u64, Ordering::Relaxed);
     *state.live.max_load.lock().expect("live lock") = config.throttler.max_load.clone();
     *state.live.critical_load.lock().expect("live lock") = config.throttler.critical_load.clone();
@@ -97,6 +97,9 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     let server = Server::connect(&config.connection).await?;
     let mut conn = server.conn().await.map_err(preflight)?;
     let (original, summary) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
+    if config.threads.is_none() {
+        state.live.threads.store(server::default_copy_threads(&mut conn).await?, Ordering::Relaxed);
+    }
     let _run_lock = take_run_lock(&server, &names).await?;
     drop_leftovers(&mut conn, config, &names).await.map_err(preflight)?;
 
@@ -381,7 +384,7 @@ impl Migration {
     async fn copy_and_cut_over(&self, rx: crossbeam_channel::Receiver<stream::Batch>) -> Result<()> {
         self.hooks.run(Hook::BeforeRowCopy, &self.state, &[]).await?;
         self.state.set_phase("copying");
-        let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.retries);
+        let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.retries, ChunkSizer { target: self.config.chunk_time });
         copier.run().await?;
         self.check_failure()?;
         tracing::info!("copied {} rows", self.state.rows_copied.load(Ordering::Relaxed));

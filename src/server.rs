@@ -192,6 +192,17 @@ impl Server {
     }
 }
 
+/// Copy workers when `--threads` is not given: half the server's CPUs, from 1 to 8. MariaDB
+/// sizes `thread_pool_size` to its CPUs; MySQL shows no CPU count, so it gets 2.
+pub async fn default_copy_threads(conn: &mut Conn) -> Result<u64> {
+    let cpus = global_variable(conn, "thread_pool_size").await?.and_then(|v| v.parse::<u64>().ok());
+    Ok(copy_threads_for(cpus))
+}
+
+fn copy_threads_for(cpus: Option<u64>) -> u64 {
+    cpus.map_or(2, |n| (n / 2).clamp(1, 8))
+}
+
 /// Reads a global variable as text; `None` when the server does not have it. SHOW works on
 /// both flavors (MySQL 8 has no information_schema.GLOBAL_VARIABLES) but cannot be prepared,
 /// so `name` must be one of our own constant variable names, never input.
@@ -308,6 +319,15 @@ pub fn preflight(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_threads_follow_the_server_cpus() {
+        assert_eq!(copy_threads_for(Some(2)), 1);
+        assert_eq!(copy_threads_for(Some(8)), 4);
+        assert_eq!(copy_threads_for(Some(64)), 8);
+        assert_eq!(copy_threads_for(Some(0)), 1);
+        assert_eq!(copy_threads_for(None), 2);
+    }
 
     #[test]
     fn parses_versions() {

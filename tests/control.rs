@@ -285,7 +285,7 @@ async fn socket_commands_steer_a_running_migration() {
     let socket = flag("control.sock");
     let postpone = flag("socket-postpone");
     std::fs::write(&postpone, "").unwrap();
-    let mut child = start("socket", &["--serve-socket-file", socket.to_str().unwrap(), "--postpone-cut-over-flag-file", postpone.to_str().unwrap()]);
+    let mut child = start("socket", &["--serve-socket-file", socket.to_str().unwrap(), "--postpone-cut-over-flag-file", postpone.to_str().unwrap(), "--threads", "2"]);
     wait_for_pipeline(&mut conn, &mut child).await;
     assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
 

@@ -197,6 +197,30 @@ async fn ok_to_drop_table_removes_the_old_table() {
     assert_eq!(n, Some(100));
 }
 
+/// With --chunk-time, the chunks grow from the first size toward the target duration, at most
+/// by half each time, and every row arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chunk_time_sizes_the_chunks() {
+    let srv = server();
+    let mut conn = srv.fresh_database("chunktime").await;
+    conn.query_drop(format!("CREATE TABLE t {SIMPLE}")).await.unwrap();
+    conn.query_drop("INSERT INTO t (id, u, a, b) SELECT seq, seq, seq % 7, REPEAT('x', 30) FROM seq_1_to_30000").await.unwrap();
+    conn.query_drop(format!("CREATE TABLE t_oracle {SIMPLE}")).await.unwrap();
+    conn.query_drop("INSERT INTO t_oracle SELECT * FROM t").await.unwrap();
+    let out = srv.alterego(&["--database", "chunktime", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute", "--chunk-time", "0.2", "--threads", "1", "--debug"]);
+    assert_success(&out);
+    let log = stderr(&out);
+    let sizes: Vec<u64> = log.lines().filter_map(|l| l.split("chunk of ").nth(1)?.split(' ').next()?.parse().ok()).collect();
+    assert!(sizes.len() >= 3, "too few chunks logged:\n{log}");
+    assert_eq!(sizes[0], 1000, "the first chunk has --chunk-size rows (default 1000)");
+    assert!(sizes.iter().max().unwrap() > &1000, "the chunks never grew: {sizes:?}");
+    for (i, size) in sizes.iter().enumerate().skip(1) {
+        let largest_before = sizes[..i].iter().max().unwrap();
+        assert!(size * 2 <= largest_before * 3 + 2, "a chunk grew by more than half: {sizes:?}");
+    }
+    assert_eq!(assert_same_rows(&mut conn, "SELECT id, u, a, b, c FROM t ORDER BY id", "SELECT id, u, a, b, c FROM t_oracle ORDER BY id").await, 30000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dry_run_leaves_the_server_exactly_as_it_was() {
     let srv = server();

@@ -237,11 +237,16 @@ impl TestServer {
         self.alterego_command(args).output().unwrap()
     }
 
+    /// A test that names `--chunk-size` means chunks of exactly that size (to make a copy last,
+    /// or to count chunks): unless it also names `--chunk-time`, the sizing is turned off.
     pub fn alterego_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_alterego"));
         command.args(["--host", "127.0.0.1", "--port", &self.port.to_string()]);
         if !args.contains(&"--user") {
             command.args(["--user", USER]);
+        }
+        if args.contains(&"--chunk-size") && !args.contains(&"--chunk-time") {
+            command.args(["--chunk-time", "0"]);
         }
         command
             .args(args)
