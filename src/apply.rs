@@ -20,6 +20,7 @@ use mysql_async::{Conn, Value};
 use tokio::runtime::Handle;
 
 use crate::binlog::stream::{Batch, Change};
+use crate::copy::Pending;
 use crate::error::{codes, Error, Result};
 use crate::plan::Plan;
 use crate::server::Server;
@@ -45,14 +46,20 @@ fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, sta
             std::thread::sleep(Duration::from_millis(2));
             continue;
         }
+        // Which rows the copy will still read decides what can be skipped: wait until it says.
+        let pending = state.pending_keys.get();
+        if pending == Pending::Unknown {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
         let first = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(b) => b,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         let group = gather(first, rx, hold);
-        runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries, Session::Own))?;
-        record_applied(state, &group);
+        let skipped = runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries, Session::Own, pending))?;
+        record_applied(state, &group, skipped);
     }
     Ok(())
 }
@@ -73,9 +80,10 @@ fn gather(first: Batch, rx: &Receiver<Batch>, hold: u64) -> Vec<Batch> {
     group
 }
 
-fn record_applied(state: &RunState, group: &[Batch]) {
+fn record_applied(state: &RunState, group: &[Batch], skipped: usize) {
     let changes: usize = group.iter().map(|b| b.changes.len()).sum();
-    RunState::count(&state.changes_applied, changes as u64);
+    RunState::count(&state.changes_applied, (changes - skipped) as u64);
+    RunState::count(&state.changes_skipped, skipped as u64);
     state.backlog.fetch_sub(group.len() as u64, Ordering::Relaxed);
     if let Some(last) = group.last() {
         *state.applied_position.lock().expect("position lock") = last.end.clone();
@@ -86,12 +94,45 @@ fn record_applied(state: &RunState, group: &[Batch]) {
 }
 
 /// Applies a group, retrying deadlocks, lock wait timeouts and lost connections (replaying a
-/// group again is harmless: its upserts carry full images and its deletes are by key). A
-/// collision with a different row on a unique key is not retried: it names the keys.
-pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, group: &[Batch], retries: u32, session: Session) -> Result<()> {
+/// group again is harmless: its upserts carry full images and its deletes are by key). Returns
+/// how many changes it left out.
+///
+/// Changes to rows the copy has not reached yet (`pending`) are left out, and so is every
+/// change to a row that a later change in the group replaces (the last full image wins). That
+/// can reorder what other rows see: a row may take a unique value before the row that gave it
+/// up in a left-out change has moved. So a collision on a unique key is tried once more with
+/// every change in binlog order; only a collision that persists is real, and it fails the run
+/// naming the keys.
+pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, group: &[Batch], retries: u32, session: Session, pending: Pending) -> Result<usize> {
+    let all: Vec<&Change> = group.iter().flat_map(|b| &b.changes).collect();
+    let wanted = effective_changes(&plan.key_positions, &all, pending);
     let mut failing_keys = String::new();
-    let result = server.retrying(conn, retries, "applying binlog changes to the shadow table", async |c| apply_group(c, plan, group, session, &mut failing_keys).await).await;
-    result.map_err(|e| match e.server_code() {
+    let doing = "applying binlog changes to the shadow table";
+    let mut result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &wanted, session, &mut failing_keys).await).await;
+    if wanted.len() < all.len() && result.as_ref().is_err_and(|e| is_collision(e, &plan.key_target)) {
+        tracing::debug!("a shortened group collided on a unique key; replaying it change by change in binlog order");
+        result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &all, session, &mut failing_keys).await).await;
+        return result.map(|()| 0).map_err(|e| explain_failure(e, plan, &failing_keys));
+    }
+    result.map(|()| all.len() - wanted.len()).map_err(|e| explain_failure(e, plan, &failing_keys))
+}
+
+/// The changes worth replaying, in binlog order: not those to pending rows, and for each row
+/// only its last change.
+fn effective_changes<'a>(key_positions: &[usize], changes: &[&'a Change], pending: Pending) -> Vec<&'a Change> {
+    // Keys by their SQL text: byte-equal keys are the same row. (Keys equal only under a
+    // collation stay apart, each at its last change, so their order is kept.)
+    let keys: Vec<Vec<Value>> = changes.iter().map(|c| c.key(key_positions)).collect();
+    let texts: Vec<String> = keys.iter().map(|k| format_key(k)).collect();
+    let mut last = std::collections::HashMap::new();
+    for (i, text) in texts.iter().enumerate() {
+        last.insert(text.as_str(), i);
+    }
+    (0..changes.len()).filter(|&i| last[texts[i].as_str()] == i && !pending.contains(&keys[i])).map(|i| changes[i]).collect()
+}
+
+fn explain_failure(e: Error, plan: &Plan, failing_keys: &str) -> Error {
+    match e.server_code() {
         None => e,
         Some(_) if is_collision(&e, &plan.key_target) => Error::failed(format!(
             "a replayed change collides with a different row on a unique key of the new table (rows with key {failing_keys}): {}",
@@ -100,7 +141,7 @@ pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, g
         .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER and run again"),
         Some(_) => Error::failed(format!("a replayed change does not fit the new schema (rows with key {failing_keys}): {}", e.message))
             .with_fix("the ALTER would truncate, overflow or reject values (a narrower type, fewer ENUM/SET members, NOT NULL over NULLs): fix those rows or change the ALTER"),
-    })
+    }
 }
 
 /// Whether an error is two different rows colliding: a duplicate entry, or the key guard of
@@ -137,10 +178,9 @@ pub enum Session {
     UnderLock,
 }
 
-/// Replays a group of transactions (in one shadow transaction on the applier's own session).
-/// On a failed statement, `failing_keys` names the keys of the changes it carried.
-async fn apply_group(conn: &mut Conn, plan: &Plan, group: &[Batch], session: Session, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
-    let changes: Vec<&Change> = group.iter().flat_map(|b| &b.changes).collect();
+/// Replays changes (in one shadow transaction on the applier's own session). On a failed
+/// statement, `failing_keys` names the keys of the changes it carried.
+async fn apply_changes(conn: &mut Conn, plan: &Plan, changes: &[&Change], session: Session, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
     if changes.is_empty() {
         return Ok(());
     }
@@ -206,6 +246,30 @@ pub fn format_key(values: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn upsert(id: i64, v: &str) -> Change {
+        Change::Upsert(vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())].into())
+    }
+
+    fn delete(id: i64) -> Change {
+        Change::Delete(vec![Value::Int(id)])
+    }
+
+    #[test]
+    fn keeps_each_rows_last_change_in_binlog_order() {
+        let changes = [upsert(1, "a"), upsert(2, "b"), upsert(1, "c"), delete(2), upsert(3, "d"), delete(1)];
+        let all: Vec<&Change> = changes.iter().collect();
+        let kept = effective_changes(&[0], &all, Pending::Nothing);
+        assert_eq!(kept, vec![&changes[3], &changes[4], &changes[5]]);
+    }
+
+    #[test]
+    fn leaves_out_rows_the_copy_reads_later() {
+        let changes = [upsert(1, "a"), upsert(50, "b"), delete(60), upsert(200, "c")];
+        let all: Vec<&Change> = changes.iter().collect();
+        let kept = effective_changes(&[0], &all, Pending::Keys { after: Some(10), up_to: 100 });
+        assert_eq!(kept, vec![&changes[0], &changes[3]]);
+    }
 
     #[test]
     fn tells_collisions_from_null_violations() {

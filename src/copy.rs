@@ -30,8 +30,8 @@ use crate::state::RunState;
 /// The most copy workers a run can have (`--threads`, `threads=N`).
 pub const MAX_THREADS: u64 = 16;
 
-/// How many times a colliding chunk is retried after the applier catches up.
-const COLLISION_RETRIES: u32 = 3;
+/// Passes over the rows that collided on a unique key, each after the applier caught up.
+const DEFERRED_ROW_PASSES: u32 = 10;
 
 /// Bounds of the chunk size the sizer chooses.
 const MIN_CHUNK_ROWS: u64 = 10;
@@ -44,6 +44,8 @@ pub struct Copier {
     walk: KeyWalk,
     retries: u32,
     sizer: ChunkSizer,
+    /// Keys of rows that collided on a unique key, copied again at the end of the copy.
+    deferred: std::sync::Mutex<Vec<Vec<Value>>>,
 }
 
 /// Sizes chunks toward a target duration (`--chunk-time`): after each chunk, the rows that
@@ -72,6 +74,71 @@ impl ChunkSizer {
             fitting.max(rows - rows / 4)
         };
         next.clamp(MIN_CHUNK_ROWS, MAX_CHUNK_ROWS)
+    }
+}
+
+/// The part of the key the copy has not handed out yet, where the applier can skip changes:
+/// the chunk that covers such a row reads it later, with every committed change in it. Only
+/// for a key of one integer column, the one kind whose order Rust can know without the
+/// server's collations.
+///
+/// Invariant: it is published before the applier replays anything (the applier waits for it),
+/// and `after` only grows, moved before each range is handed out. So a key found pending when
+/// a change is skipped is read by its chunk after that change committed.
+#[derive(Debug, Default)]
+pub struct PendingKeys {
+    range: std::sync::Mutex<Pending>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// The copy has not started: the applier must wait.
+    #[default]
+    Unknown,
+    /// Nothing is skipped: the copy is over, or the key is not one integer column.
+    Nothing,
+    /// Keys with `after < key <= up_to` (`after` None: from the lowest).
+    Keys { after: Option<i128>, up_to: i128 },
+}
+
+impl Pending {
+    /// Whether a change to the row with this key can be skipped.
+    pub fn contains(&self, key: &[Value]) -> bool {
+        let Pending::Keys { after, up_to } = *self else { return false };
+        match key {
+            [value] => integer(value).is_some_and(|k| k <= up_to && after.is_none_or(|a| k > a)),
+            _ => false,
+        }
+    }
+}
+
+impl PendingKeys {
+    pub fn get(&self) -> Pending {
+        *self.range.lock().expect("pending keys lock")
+    }
+
+    pub fn set(&self, pending: Pending) {
+        *self.range.lock().expect("pending keys lock") = pending;
+    }
+
+    /// Moves the start of the pending keys to `after` (the upper bound of a range about to be
+    /// handed out); the copy is over once `after` reaches the top.
+    fn hand_out(&self, upper: &[Value]) {
+        let mut range = self.range.lock().expect("pending keys lock");
+        if let (Pending::Keys { up_to, .. }, [value]) = (*range, upper) {
+            *range = match integer(value) {
+                Some(k) if k < up_to => Pending::Keys { after: Some(k), up_to },
+                _ => Pending::Nothing,
+            };
+        }
+    }
+}
+
+fn integer(value: &Value) -> Option<i128> {
+    match value {
+        Value::Int(i) => Some(i128::from(*i)),
+        Value::UInt(u) => Some(i128::from(*u)),
+        _ => None,
     }
 }
 
@@ -123,7 +190,7 @@ pub fn key_range(key: &[String], lower: Option<&[Value]>, upper: &[Value]) -> (S
 impl Copier {
     /// The chunk size is read from `state.live` before every chunk, so it can change mid-run.
     pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32, sizer: ChunkSizer) -> Copier {
-        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer }
+        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default() }
     }
 
     /// Copies every chunk with up to `MAX_THREADS` workers, of which the first `live.threads`
@@ -131,11 +198,19 @@ impl Copier {
     /// and hands out disjoint ranges; each worker copies them on its own connection, opened
     /// when it first works. Returns early (Ok) when the run is stopping; the caller checks why.
     pub async fn run(&self) -> Result<()> {
+        // Whatever happens, the applier must not wait for the copy once it has ended.
+        let result = self.copy_all().await;
+        self.state.pending_keys.set(Pending::Nothing);
+        result
+    }
+
+    async fn copy_all(&self) -> Result<()> {
         let mut conn = self.server.conn().await?;
         let Some(max) = self.max_key(&mut conn).await? else {
             tracing::info!("the table is empty: nothing to copy");
             return Ok(());
         };
+        self.state.pending_keys.set(self.pending_at_start(&max));
         let (tx, rx) = tokio::sync::mpsc::channel::<(Option<Vec<Value>>, Vec<Value>)>(2);
         let rx = tokio::sync::Mutex::new(rx);
         let producer_done = std::sync::atomic::AtomicBool::new(false);
@@ -148,6 +223,7 @@ impl Copier {
                     continue;
                 }
                 let upper = self.next_upper(&mut conn, lower.as_deref(), &max).await?;
+                self.state.pending_keys.hand_out(&upper);
                 let last = upper == max;
                 if tx.send((lower.take(), upper.clone())).await.is_err() || last {
                     break;
@@ -159,7 +235,11 @@ impl Copier {
         };
         let workers = (0..MAX_THREADS).map(|id| self.worker(id, &rx, done));
         // The first error ends both sides: a failed worker must not leave the producer waiting.
-        tokio::try_join!(producer, futures_util::future::try_join_all(workers)).map(|_| ())
+        tokio::try_join!(producer, futures_util::future::try_join_all(workers))?;
+        if self.state.stopping() {
+            return Ok(());
+        }
+        self.copy_deferred_rows(&mut self.server.conn().await?).await
     }
 
     /// Copies the ranges it is handed until there are none left, while its `id` is below the
@@ -204,6 +284,16 @@ impl Copier {
         result
     }
 
+    /// Every key up to `max` is pending at the start, when the key is one integer column.
+    fn pending_at_start(&self, max: &[Value]) -> Pending {
+        let integer_key = self.plan.key_positions.len() == 1
+            && matches!(self.plan.columns[self.plan.key_positions[0]].source.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "bigint");
+        match (integer_key, max) {
+            (true, [value]) => integer(value).map_or(Pending::Nothing, |up_to| Pending::Keys { after: None, up_to }),
+            _ => Pending::Nothing,
+        }
+    }
+
     /// Sets the size of the chunks to come from how long this one took.
     fn resize(&self, rows: u64, elapsed: std::time::Duration) {
         let size = &self.state.live.chunk_size;
@@ -229,19 +319,25 @@ impl Copier {
         key_range(&self.plan.key_source, lower, upper)
     }
 
+    /// Copies a chunk. One that collides on a unique key is tried again once the applier has
+    /// caught up (the other row may be an image it has not replaced yet); if it still collides,
+    /// its rows are copied one by one and those that collide are left for later
+    /// ([`Copier::copy_deferred_rows`]). Any other rejection fails the run, naming the row.
     async fn copy_chunk_with_retries(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> Result<u64> {
         let range = format!("keys after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper));
         let doing = format!("copying the chunk of {range}");
-        let mut collisions = 0;
+        let mut caught_up = false;
         loop {
             let error = match self.server.retrying(conn, self.retries, &doing, async |c| self.copy_chunk(c, lower, upper).await).await {
                 Ok(rows) => return Ok(rows),
                 Err(e) => e,
             };
-            // A collision may be with a stale image the applier has not yet replaced: retry it
-            // after the applier catches up. Anything else is a row the new schema cannot hold.
-            if is_collision(&error, &self.plan.key_target) && collisions < COLLISION_RETRIES {
-                collisions += 1;
+            if is_collision(&error, &self.plan.key_target) {
+                if caught_up {
+                    tracing::info!("chunk {range} still collides on a unique key; copying its rows one by one");
+                    return self.copy_rows_one_by_one(conn, lower, upper).await;
+                }
+                caught_up = true;
                 tracing::info!("chunk {range} collides on a unique key; retrying once the applier has caught up");
                 self.wait_for_applier().await?;
                 continue;
@@ -253,14 +349,96 @@ impl Copier {
         }
     }
 
+    /// Copies a chunk row by row; rows that collide on a unique key are kept for a later pass.
+    async fn copy_rows_one_by_one(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> Result<u64> {
+        let (range, params) = self.range(lower, upper);
+        let sql = format!("SELECT {k} FROM {} WHERE {range} ORDER BY {k}", self.walk.source(), k = column_list(&self.plan.key_source));
+        let keys: Vec<Row> = self.server.retrying(conn, self.retries, "listing the keys of a colliding chunk", async |c| c.exec(sql.as_str(), params.clone()).await).await?;
+        let mut copied = 0;
+        for key in keys.into_iter().map(Row::unwrap) {
+            match self.copy_row(conn, &key).await {
+                Ok(rows) => copied += rows,
+                Err(e) if is_collision(&e, &self.plan.key_target) => self.deferred.lock().expect("deferred rows lock").push(key),
+                Err(e) if e.server_code().is_none() => return Err(e),
+                Err(e) => return Err(self.explain_rejected_row(conn, &key, e).await),
+            }
+        }
+        Ok(copied)
+    }
+
+    /// Copies the rows left over from colliding chunks, each pass after the applier has caught
+    /// up, so a collision with an image it had not replaced goes away. A row that still collides
+    /// after `DEFERRED_ROW_PASSES` passes collides in the original data: the run fails naming it.
+    async fn copy_deferred_rows(&self, conn: &mut Conn) -> Result<()> {
+        for pass in 1..=DEFERRED_ROW_PASSES {
+            let keys = std::mem::take(&mut *self.deferred.lock().expect("deferred rows lock"));
+            if keys.is_empty() {
+                return Ok(());
+            }
+            tracing::info!("copying {} rows that collided on a unique key, after the applier has caught up (pass {pass})", keys.len());
+            self.wait_for_applier().await?;
+            for key in keys {
+                match self.copy_row(conn, &key).await {
+                    Ok(rows) => RunState::count(&self.state.rows_copied, rows),
+                    Err(e) if is_collision(&e, &self.plan.key_target) && pass < DEFERRED_ROW_PASSES => self.deferred.lock().expect("deferred rows lock").push(key),
+                    Err(e) if e.server_code().is_none() => return Err(e),
+                    Err(e) => return Err(self.explain_rejected_row(conn, &key, e).await),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the row with this key, if it still exists, as a chunk of one.
+    async fn copy_row(&self, conn: &mut Conn, key: &[Value]) -> Result<u64> {
+        let sql = self.row_insert(true);
+        let doing = format!("copying the row with key {}", format_key(key));
+        self.server.retrying(conn, self.retries, &doing, async |c| {
+            c.exec_drop(sql.as_str(), key.to_vec()).await?;
+            Ok(records_of(&c.info()))
+        })
+        .await
+    }
+
+    /// `INSERT ... SELECT` of the row with a given key; as the copy does it (`locking_upsert`),
+    /// or bare, so that a duplicate names the index it is on.
+    fn row_insert(&self, locking_upsert: bool) -> String {
+        let q = vec!["?".to_string(); self.plan.key_source.len()];
+        let shadow = self.plan.names.q(&self.plan.names.shadow);
+        let tail = if locking_upsert { format!(" LOCK IN SHARE MODE {}", upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names())) } else { String::new() };
+        format!(
+            "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {}{tail}",
+            column_list(&self.plan.target_names()),
+            column_list(&self.plan.source_names()),
+            self.walk.source(),
+            crate::sql::key_equals(&self.plan.key_source, &q)
+        )
+    }
+
     /// Turns a chunk the new table rejects into an error that names the first rejected row,
     /// found by copying the chunk row by row in a transaction that is rolled back.
     async fn explain_rejected_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value], error: Error) -> Error {
-        let first = self.first_rejected_row(conn, lower, upper).await;
-        let (key, reason) = match first {
-            Ok(Some((key, reason))) => (format_key(&key), reason),
-            _ => (format!("in the range after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper)), error.message.clone()),
+        match self.first_rejected_row(conn, lower, upper).await {
+            Ok(Some((key, reason))) => self.rejection(&format_key(&key), reason),
+            _ => self.rejection(&format!("in the range after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper)), error.message),
+        }
+    }
+
+    /// Names the row the new table rejects, with the server's reason for the bare insert.
+    async fn explain_rejected_row(&self, conn: &mut Conn, key: &[Value], error: Error) -> Error {
+        let reason = async {
+            conn.query_drop("START TRANSACTION").await?;
+            let result = conn.exec_drop(self.row_insert(false), key.to_vec()).await;
+            conn.query_drop("ROLLBACK").await?;
+            Ok::<_, mysql_async::Error>(result.err())
         };
+        match reason.await {
+            Ok(Some(mysql_async::Error::Server(e))) => self.rejection(&format_key(key), format!("ERROR {} ({}): {}", e.code, e.state, e.message)),
+            _ => self.rejection(&format_key(key), error.message),
+        }
+    }
+
+    fn rejection(&self, key: &str, reason: String) -> Error {
         let collision = reason.contains("Duplicate entry") || is_collision(&Error::failed(reason.clone()), &self.plan.key_target);
         let what = if collision { "collides with another row on a unique key of the new table" } else { "does not fit the new schema" };
         Error::failed(format!("the row with key {key} {what}: {reason}; nothing was swapped, the original table is untouched")).with_fix(if collision {
@@ -274,16 +452,7 @@ impl Copier {
     async fn first_rejected_row(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<Option<(Vec<Value>, String)>, mysql_async::Error> {
         let (range, params) = self.range(lower, upper);
         let keys: Vec<Row> = conn.exec(format!("SELECT {k} FROM {} WHERE {range} ORDER BY {k}", self.walk.source(), k = column_list(&self.plan.key_source)), params).await?;
-        let q = vec!["?".to_string(); self.plan.key_source.len()];
-        let shadow = self.plan.names.q(&self.plan.names.shadow);
-        // Without the upsert clause, a duplicate names the index it is on.
-        let sql = format!(
-            "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {}",
-            column_list(&self.plan.target_names()),
-            column_list(&self.plan.source_names()),
-            self.walk.source(),
-            crate::sql::key_equals(&self.plan.key_source, &q)
-        );
+        let sql = self.row_insert(false);
         conn.query_drop("START TRANSACTION").await?;
         let mut rejected = None;
         for key in keys.into_iter().map(Row::unwrap) {
@@ -331,6 +500,24 @@ fn records_of(info: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_keys_are_those_not_handed_out() {
+        let keys = PendingKeys::default();
+        assert_eq!(keys.get(), Pending::Unknown);
+        assert!(!keys.get().contains(&[Value::Int(5)]));
+        keys.set(Pending::Keys { after: None, up_to: 100 });
+        assert!(keys.get().contains(&[Value::Int(-5)]));
+        assert!(keys.get().contains(&[Value::UInt(100)]));
+        assert!(!keys.get().contains(&[Value::Int(101)]), "rows above the copy's top come only from the binlog");
+        keys.hand_out(&[Value::Int(40)]);
+        assert!(!keys.get().contains(&[Value::Int(40)]));
+        assert!(keys.get().contains(&[Value::Int(41)]));
+        assert!(!keys.get().contains(&[Value::Bytes(b"41".to_vec())]), "only integers are compared");
+        assert!(!keys.get().contains(&[Value::Int(41), Value::Int(1)]), "only one-column keys");
+        keys.hand_out(&[Value::Int(100)]);
+        assert_eq!(keys.get(), Pending::Nothing);
+    }
 
     #[test]
     fn chunk_size_grows_gently_and_shrinks_hard() {

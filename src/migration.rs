@@ -127,10 +127,11 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     migration.finish(&mut server.conn().await?, created).await?;
     report!(
         config,
-        "Migrated {}: copied {} rows, replayed {} binlog changes, verified {} rows, cut-over lock held {} ms; {}.",
+        "Migrated {}: copied {} rows, replayed {} binlog changes (left out {}: superseded, or to rows not copied yet), verified {} rows, cut-over lock held {} ms; {}.",
         names.q(&names.original),
         state.rows_copied.load(Ordering::Relaxed),
         state.changes_applied.load(Ordering::Relaxed),
+        state.changes_skipped.load(Ordering::Relaxed),
         state.verified_rows.load(Ordering::Relaxed),
         state.cut_over_lock_ms.load(Ordering::Relaxed),
         if config.drop_old_table { "the old table was dropped".to_string() } else { format!("the old table is kept as {}", names.q(&names.old)) }

@@ -37,6 +37,10 @@ pub struct RunState {
     pub changes_applied: AtomicU64,
     /// Transactions read from the binlog but not applied yet.
     pub backlog: AtomicU64,
+    /// Replayed changes left out: superseded in their group, or to rows the copy reads later.
+    pub changes_skipped: AtomicU64,
+    /// The keys the copy has not handed out yet (see `copy::PendingKeys`).
+    pub pending_keys: crate::copy::PendingKeys,
     /// The highest replica lag at the last check, in milliseconds; `None` when not measured.
     pub replica_lag_ms: Mutex<Option<u64>>,
     /// Where `--status-json` lines go, if anywhere.

@@ -3,7 +3,7 @@
 //! at every status interval.
 //!
 //! Invariant: every line is a complete JSON object with the same core fields (`time`, `event`,
-//! `state`, `rows_copied`, `rows_estimated`, `changes_applied`, `backlog`, `replica_lag_ms`,
+//! `state`, `rows_copied`, `rows_estimated`, `changes_applied`, `changes_skipped`, `backlog`, `replica_lag_ms`,
 //! `throttle`), so a script can read any line on its own. The password never appears: nothing
 //! from the connection settings is written.
 
@@ -54,6 +54,7 @@ pub fn snapshot(state: &RunState, event: &str) -> Value {
         "rows_copied": state.rows_copied.load(Ordering::Relaxed),
         "rows_estimated": state.rows_estimated.load(Ordering::Relaxed),
         "changes_applied": state.changes_applied.load(Ordering::Relaxed),
+        "changes_skipped": state.changes_skipped.load(Ordering::Relaxed),
         "backlog": state.backlog.load(Ordering::Relaxed),
         "copy_workers": state.copy_workers.load(Ordering::Relaxed),
         "replica_lag_ms": lag,

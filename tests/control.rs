@@ -1,6 +1,8 @@
 //! Operator control against a real server: the throttle flag file and --max-load pause the
 //! copy, --critical-load and the panic flag file abort with exit 4 leaving nothing behind, and
-//! the postpone flag file holds the swap while the shadow stays current.
+//! the postpone flag file holds the swap while the shadow stays current. Live commands, on the
+//! Unix socket and on the loopback TCP port, change what the copy does mid-run; hooks run at
+//! their stages with their environment.
 
 mod common;
 
@@ -67,8 +69,7 @@ fn finish(child: Child) -> (Option<i32>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttle_flag_file_pauses_the_copy() {
     let mut conn = setup("throttle_file").await;
-    let file = flag("throttle");
-    std::fs::write(&file, "").unwrap();
+    let file = existing_flag("throttle");
     let mut child = start("throttle_file", &["--throttle-flag-file", file.to_str().unwrap()]);
     wait_for_pipeline(&mut conn, &mut child).await;
     assert_copy_paused(&mut conn, &mut child).await;
@@ -105,8 +106,7 @@ async fn critical_load_aborts_after_a_second_look() {
 async fn panic_flag_file_aborts() {
     let mut conn = setup("panic_file").await;
     let file = flag("panic");
-    let throttle = flag("panic-hold");
-    std::fs::write(&throttle, "").unwrap();
+    let throttle = existing_flag("panic-hold");
     let mut child = start("panic_file", &["--panic-flag-file", file.to_str().unwrap(), "--throttle-flag-file", throttle.to_str().unwrap()]);
     wait_for_pipeline(&mut conn, &mut child).await;
     std::fs::write(&file, "").unwrap();
@@ -119,8 +119,7 @@ async fn panic_flag_file_aborts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postponed_cut_over_waits_with_the_shadow_current() {
     let mut conn = setup("postpone").await;
-    let file = flag("postpone");
-    std::fs::write(&file, "").unwrap();
+    let file = existing_flag("postpone");
     let mut child = start("postpone", &["--postpone-cut-over-flag-file", file.to_str().unwrap()]);
     wait_for_pipeline(&mut conn, &mut child).await;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -174,8 +173,7 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_reports_every_state_change() {
     let mut conn = setup("status_json").await;
-    let hold = flag("status-hold");
-    std::fs::write(&hold, "").unwrap();
+    let hold = existing_flag("status-hold");
     let status = flag("status.jsonl");
     let mut child = start(
         "status_json",
@@ -232,14 +230,27 @@ fn hook(dir: &std::path::Path, name: &str, log: &std::path::Path, code: i32) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hooks_run_at_their_stages_without_the_password() {
-    let mut conn = setup("hooks").await;
-    let dir = flag("hooks-dir");
+/// A flag file that exists.
+fn existing_flag(name: &str) -> PathBuf {
+    let path = flag(name);
+    std::fs::write(&path, "").unwrap();
+    path
+}
+
+/// A fresh, empty hooks directory `<name>-dir` and the path of the log its hooks write.
+fn empty_hooks_dir(name: &str) -> (PathBuf, PathBuf) {
+    let dir = flag(&format!("{name}-dir"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let log = flag("hooks.log");
-    for name in ["gh-ost-on-startup", "gh-ost-on-validated", "gh-ost-on-before-row-copy", "alterego-on-row-copy-complete", "gh-ost-on-before-cut-over", "gh-ost-on-success", "gh-ost-on-failure"] {
+    (dir, flag(&format!("{name}.log")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_at_their_stages_without_the_password() {
+    let conn = setup("hooks").await;
+    let (dir, log) = empty_hooks_dir("hooks");
+    // on-begin-postponed must not run: nothing postpones this cut-over.
+    for name in ["gh-ost-on-startup", "gh-ost-on-validated", "gh-ost-on-before-row-copy", "alterego-on-row-copy-complete", "gh-ost-on-begin-postponed", "gh-ost-on-before-cut-over", "gh-ost-on-success", "gh-ost-on-failure"] {
         hook(&dir, name, &log, 0);
     }
     let (code, stderr) = finish(start("hooks", &["--hooks-path", dir.to_str().unwrap()]));
@@ -265,11 +276,94 @@ async fn hooks_run_at_their_stages_without_the_password() {
     drop(conn);
 }
 
+/// Writes a hook that logs, `|`-separated, its name and the progress it is told: the status
+/// text, the throttle reason, rows copied and estimated, and the database.
+fn progress_hook(dir: &std::path::Path, name: &str, log: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    let script = format!(
+        "#!/bin/sh\nprintf '%s|%s|%s|%s|%s|%s\\n' {name} \"$GH_OST_STATUS\" \"$GH_OST_THROTTLE_REASON\" \"$GH_OST_COPIED_ROWS\" \"$GH_OST_ESTIMATED_ROWS\" \"$GH_OST_DATABASE_NAME\" >> {}\n",
+        log.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The hook log's lines, split into their fields.
+fn hook_lines(log: &std::path::Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines().map(|l| l.split('|').map(String::from).collect()).collect()
+}
+
+/// Waits until a line of the hook log satisfies `wanted`, and returns it.
+async fn wait_for_hook(log: &std::path::Path, child: &mut Child, what: &str, wanted: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(line) = hook_lines(log).into_iter().find(|l| wanted(l)) {
+            return line;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the migration ended before {what} ran: {:?}", hook_lines(log));
+        assert!(Instant::now() < deadline, "{what} did not run: {:?}", hook_lines(log));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// on-status runs at every status interval with GH_OST_STATUS and the throttle reason, in the
+/// copy and while postponed; on-begin-postponed runs once, when the cut-over is postponed with
+/// the copy done and nothing swapped, before on-before-cut-over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_begin_postponed_hooks_run_at_their_stages() {
+    let mut conn = setup("hooks_status").await;
+    let (dir, log) = empty_hooks_dir("status-hooks");
+    for name in ["gh-ost-on-status", "gh-ost-on-begin-postponed", "gh-ost-on-before-cut-over"] {
+        progress_hook(&dir, name, &log);
+    }
+    let hold = existing_flag("status-hooks-hold");
+    let postpone = existing_flag("status-hooks-postpone");
+    let mut child = start(
+        "hooks_status",
+        &["--hooks-path", dir.to_str().unwrap(), "--status-interval-millis", "100", "--throttle-flag-file", hold.to_str().unwrap(), "--postpone-cut-over-flag-file", postpone.to_str().unwrap()],
+    );
+    wait_for_pipeline(&mut conn, &mut child).await;
+    let throttled = format!("the throttle flag file {} exists", hold.display());
+    let copying = format!("copying (throttled: {throttled}); applied ");
+    let line = wait_for_hook(&log, &mut child, "an on-status hook in the throttled copy", |l| l[0] == "gh-ost-on-status" && l[1].starts_with(&copying)).await;
+    assert_eq!(line[2], throttled, "GH_OST_THROTTLE_REASON: {line:?}");
+    assert!(line[4].parse::<u64>().unwrap() > 0 && line[5] == "hooks_status", "{line:?}");
+    assert!(!hook_lines(&log).iter().any(|l| l[0] != "gh-ost-on-status"), "another hook ran during the copy: {:?}", hook_lines(&log));
+
+    std::fs::remove_file(&hold).unwrap();
+    let line = wait_for_hook(&log, &mut child, "an on-begin-postponed hook", |l| l[0] == "gh-ost-on-begin-postponed").await;
+    assert_eq!(line[3], ROWS.to_string(), "{line:?}");
+    assert_eq!(shadow_rows(&mut conn).await, Some(ROWS));
+    assert!(!tables(&mut conn).await.contains(&"_t_del".to_string()), "swapped while postponed");
+    let line = wait_for_hook(&log, &mut child, "an on-status hook while postponed", |l| l[0] == "gh-ost-on-status" && l[1].starts_with("postponed;")).await;
+    assert_eq!(line[3], ROWS.to_string(), "{line:?}");
+
+    std::fs::remove_file(&postpone).unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    let names: Vec<String> = hook_lines(&log).into_iter().map(|l| l[0].clone()).filter(|n| n != "gh-ost-on-status").collect();
+    assert_eq!(names, vec!["gh-ost-on-begin-postponed", "gh-ost-on-before-cut-over"]);
+}
+
 /// Sends one command to the control socket and returns the answer.
 async fn command(socket: &std::path::Path, cmd: &str) -> String {
+    ask(tokio::net::UnixStream::connect(socket), cmd).await
+}
+
+/// Sends one command to the control port (`--serve-tcp-port`) on 127.0.0.1 and returns the answer.
+async fn tcp_command(port: u16, cmd: &str) -> String {
+    ask(tokio::net::TcpStream::connect(("127.0.0.1", port)), cmd).await
+}
+
+async fn ask<S>(connect: impl std::future::Future<Output = std::io::Result<S>>, cmd: &str) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
-        let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+        let mut stream = connect.await.unwrap();
         stream.write_all(format!("{cmd}\n").as_bytes()).await.unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.unwrap();
@@ -278,13 +372,29 @@ async fn command(socket: &std::path::Path, cmd: &str) -> String {
     tokio::time::timeout(Duration::from_secs(10), exchange).await.unwrap_or_else(|_| panic!("no answer to `{cmd}` within 10 s"))
 }
 
+/// Asks for `status-json` until `done` holds for the answer, and returns it.
+async fn wait_for_status<F, Fut>(what: &str, mut status_json: F, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status: serde_json::Value = serde_json::from_str(&status_json().await).unwrap();
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_commands_steer_a_running_migration() {
     use std::os::unix::fs::PermissionsExt;
     let mut conn = setup("socket").await;
     let socket = flag("control.sock");
-    let postpone = flag("socket-postpone");
-    std::fs::write(&postpone, "").unwrap();
+    let postpone = existing_flag("socket-postpone");
     let mut child = start("socket", &["--serve-socket-file", socket.to_str().unwrap(), "--postpone-cut-over-flag-file", postpone.to_str().unwrap(), "--threads", "2"]);
     wait_for_pipeline(&mut conn, &mut child).await;
     assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
@@ -334,12 +444,176 @@ async fn socket_commands_steer_a_running_migration() {
     assert!(!socket.exists(), "the socket file was left behind");
 }
 
+/// This machine's IPv4 addresses outside 127.0.0.0/8.
+fn non_loopback_addresses() -> Vec<std::net::Ipv4Addr> {
+    let mut found = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return found;
+    }
+    let mut entry = list;
+    while let Some(e) = unsafe { entry.as_ref() } {
+        if let Some(addr) = unsafe { e.ifa_addr.as_ref() } {
+            if i32::from(addr.sa_family) == libc::AF_INET {
+                let sin = unsafe { &*(e.ifa_addr as *const libc::sockaddr_in) };
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !ip.is_loopback() {
+                    found.push(ip);
+                }
+            }
+        }
+        entry = e.ifa_next;
+    }
+    unsafe { libc::freeifaddrs(list) };
+    found
+}
+
+/// `--serve-tcp-port` answers the same commands as the socket, and only on 127.0.0.1: another
+/// loopback address (127.0.0.2), ::1 and the machine's other addresses are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_port_serves_commands_on_loopback_only() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+    let mut conn = setup("tcp_control").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let hold = existing_flag("tcp-hold");
+    let postpone = existing_flag("tcp-postpone");
+    let mut child = start(
+        "tcp_control",
+        &["--serve-tcp-port", &port.to_string(), "--throttle-flag-file", hold.to_str().unwrap(), "--postpone-cut-over-flag-file", postpone.to_str().unwrap()],
+    );
+    wait_for_pipeline(&mut conn, &mut child).await;
+    let status_json = move || tcp_command(port, "status-json");
+    wait_for_status("the copy held by the flag file", status_json, |s| s["state"] == "copying" && s["throttle"].as_str().is_some_and(|t| t.starts_with("the throttle flag file"))).await;
+    let status = tcp_command(port, "status").await;
+    assert!(status.contains("state: copying") && status.contains("throttle: the throttle flag file") && status.contains("chunk-size: 100"), "{status}");
+
+    // The throttle command holds the copy once the flag file is gone.
+    assert_eq!(tcp_command(port, "throttle").await, "throttled");
+    std::fs::remove_file(&hold).unwrap();
+    wait_for_status("the throttle command over TCP", status_json, |s| s["throttle"] == "throttled by an operator command").await;
+    assert_copy_paused(&mut conn, &mut child).await;
+
+    // A max-load set live holds it in turn, and clearing it lets the copy go.
+    assert_eq!(tcp_command(port, "max-load=Threads_running=1").await, "max-load=Threads_running=1");
+    assert_eq!(tcp_command(port, "max-load=?").await, "Threads_running=1");
+    assert_eq!(tcp_command(port, "no-throttle").await, "throttle released");
+    wait_for_status("max-load=Threads_running=1", status_json, |s| s["throttle"].as_str().is_some_and(|t| t.starts_with("max-load: Threads_running="))).await;
+    assert_copy_paused(&mut conn, &mut child).await;
+    assert_eq!(tcp_command(port, "chunk-size=?").await, "100");
+    assert_eq!(tcp_command(port, "chunk-size=5000").await, "chunk-size=5000");
+    assert_eq!(tcp_command(port, "chunk-size=?").await, "5000");
+    assert_eq!(tcp_command(port, "max-load=").await, "max-load=");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shadow_rows(&mut conn).await != Some(ROWS) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy did not finish once max-load was cleared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Bound to 127.0.0.1 alone: nothing listens on the port at any other address.
+    let mut elsewhere: Vec<IpAddr> = vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+    elsewhere.extend(non_loopback_addresses().into_iter().map(IpAddr::V4));
+    for ip in elsewhere {
+        let reached = TcpStream::connect_timeout(&SocketAddr::new(ip, port), Duration::from_secs(2));
+        assert!(reached.is_err(), "the control port answers on {ip}");
+    }
+
+    assert!(child.try_wait().unwrap().is_none(), "swapped while postponed");
+    assert_eq!(tcp_command(port, "unpostpone").await, "the cut-over will proceed");
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("command `throttle`: throttled") && stderr.contains("command `max-load=Threads_running=1`"), "{stderr}");
+    assert!(stderr.contains("throttled: max-load: Threads_running="), "{stderr}");
+}
+
+/// The server's general log, into `mysql.general_log`, for as long as this lives. It logs the
+/// statements of every test running meanwhile, which only slows them a little.
+struct GeneralLog;
+
+impl GeneralLog {
+    fn on() -> GeneralLog {
+        server().sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = ON");
+        GeneralLog
+    }
+}
+
+impl Drop for GeneralLog {
+    fn drop(&mut self) {
+        server().sql("SET GLOBAL general_log = OFF; TRUNCATE TABLE mysql.general_log");
+    }
+}
+
+/// The copy's chunks as the server ran them, from the general log: the `(lower, upper]` id
+/// range of each INSERT into the shadow table, and the connection that ran it; sorted.
+async fn logged_chunks(conn: &mut Conn, db: &str) -> Vec<(u64, u64, u64)> {
+    let sql = format!("SELECT thread_id, argument FROM mysql.general_log WHERE command_type = 'Execute' AND argument LIKE 'INSERT INTO `{db}`.`\\_t\\_gho`%'");
+    let statements: Vec<(u64, String)> = conn.query(sql).await.unwrap();
+    let bound = |statement: &str, op: &str| statement.split(op).nth(1).map(|rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u64>().unwrap());
+    let mut chunks: Vec<(u64, u64, u64)> = statements
+        .iter()
+        .map(|(thread, statement)| (bound(statement, "`id` > ").unwrap_or(0), bound(statement, "`id` <= ").unwrap_or_else(|| panic!("no upper bound in {statement}")), *thread))
+        .collect();
+    chunks.sort();
+    // A chunk retried (after a deadlock, say) is logged twice.
+    chunks.dedup_by_key(|(lower, upper, _)| (*lower, *upper));
+    chunks
+}
+
+/// `chunk-size=N` and `threads=N` change the chunks the copy runs, as the server sees them:
+/// 100-row chunks on one connection until the change, 1500-row chunks on several after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_size_and_threads_change_the_copy_mid_run() {
+    let mut conn = setup("chunk_live").await;
+    // More rows: the throttle takes up to 100 ms to hold the copy, and 100-row chunks run fast.
+    let rows = 100_000;
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_{}_to_{rows}", ROWS + 1)).await.unwrap();
+    let log = GeneralLog::on();
+    let socket = flag("chunk.sock");
+    let mut child = start("chunk_live", &["--serve-socket-file", socket.to_str().unwrap(), "--threads", "1"]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shadow_rows(&mut conn).await.unwrap_or(0) < 1000 {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(command(&socket, "throttle").await, "throttled");
+    let status_json = || command(&socket, "status-json");
+    wait_for_status("the throttle command", status_json, |s| s["throttle"] == "throttled by an operator command").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused = shadow_rows(&mut conn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(shadow_rows(&mut conn).await, Some(paused), "the copy went on while throttled");
+    assert!(paused <= rows - 4500, "the copy got too far ({paused} rows) before the throttle held it");
+
+    assert_eq!(command(&socket, "chunk-size=1500").await, "chunk-size=1500");
+    assert_eq!(command(&socket, "threads=3").await, "threads=3");
+    wait_for_status("threads=3", status_json, |s| s["copy_workers"] == 3).await;
+    assert_eq!(command(&socket, "no-throttle").await, "throttle released");
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let chunks = logged_chunks(&mut conn, "chunk_live").await;
+    drop(log);
+    let ranges: Vec<(u64, u64)> = chunks.iter().map(|&(lower, upper, _)| (lower, upper)).collect();
+    assert_eq!(ranges.first().map(|r| r.0), Some(0), "{ranges:?}");
+    assert_eq!(ranges.last().map(|r| r.1), Some(rows), "{ranges:?}");
+    assert!(ranges.windows(2).all(|w| w[0].1 == w[1].0), "the chunks do not tile the table: {ranges:?}");
+    let (before, after): (Vec<_>, Vec<_>) = chunks.iter().partition(|&&(_, upper, _)| upper <= paused);
+    assert!(before.iter().all(|&&(lower, upper, _)| upper - lower == 100), "chunks before the change: {before:?}");
+    assert_eq!(before.last().map(|c| c.1), Some(paused), "{chunks:?}");
+    let threads = |chunks: &[&(u64, u64, u64)]| chunks.iter().map(|c| c.2).collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(threads(&before), 1, "more than one connection copied with --threads 1: {before:?}");
+    let (last, full) = after.split_last().unwrap();
+    assert!(full.iter().all(|&&(lower, upper, _)| upper - lower == 1500) && last.1 - last.0 <= 1500, "chunks after chunk-size=1500: {after:?}");
+    assert!(full.len() >= 2, "{after:?}");
+    assert!(threads(&after) > 1, "threads=3 left the copy on one connection: {after:?}");
+    eprintln!("chunk_live: {} chunks of 100 rows on 1 connection, then {} of up to 1500 on {}", before.len(), after.len(), threads(&after));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panic_command_aborts() {
     let mut conn = setup("socket_panic").await;
     let socket = flag("panic.sock");
-    let hold = flag("socket-panic-hold");
-    std::fs::write(&hold, "").unwrap();
+    let hold = existing_flag("socket-panic-hold");
     let dir = flag("panic-hooks");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,16 +1,27 @@
 //! Replica lag throttles the copy: with the replica's SQL thread stopped, the heartbeat it has
 //! applied falls behind, the copy pauses with a reason naming the replica, and it goes on once
-//! the replica catches up. Replicas given on the command line and discovered ones alike.
+//! the replica catches up. Replicas given on the command line and discovered ones alike, and
+//! `max-lag-millis=N` changing the limit mid-run.
 
 mod common;
 
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{server, tables};
+use common::{server, tables, TestServer};
 use mysql_async::prelude::*;
 
 const ROWS: u64 = 20_000;
+
+/// The replica of the test server, shared by the tests here. They take turns with `TURN`: each
+/// stops its SQL thread, and discovery must see this one replica only.
+fn replica() -> &'static TestServer {
+    static REPLICA: OnceLock<TestServer> = OnceLock::new();
+    REPLICA.get_or_init(|| server().start_replica())
+}
+
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn shadow_rows(conn: &mut mysql_async::Conn) -> Option<u64> {
     conn.query_first("SELECT COUNT(*) FROM _t_gho").await.ok().flatten()
@@ -59,15 +70,138 @@ async fn throttled_by_lag(db: &str, replica: &common::TestServer, replica_flags:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_lag_throttles_the_copy() {
-    let replica = server().start_replica();
+    let _turn = TURN.lock().await;
+    let replica = replica();
     let address = format!("127.0.0.1:{}", replica.port);
-    let stderr = throttled_by_lag("lag_given", &replica, &["--throttle-control-replicas".into(), address.clone()]).await;
+    let stderr = throttled_by_lag("lag_given", replica, &["--throttle-control-replicas".into(), address.clone()]).await;
     assert!(stderr.contains(&format!("throttled: replica {address} lags")), "{stderr}");
     assert!(stderr.contains("throttle lifted"), "{stderr}");
     assert!(stderr.contains(", replica lag "), "no lag in the status lines: {stderr}");
 
     // The same replica found through SHOW SLAVE HOSTS.
-    let stderr = throttled_by_lag("lag_discovered", &replica, &[]).await;
+    let stderr = throttled_by_lag("lag_discovered", replica, &[]).await;
     assert!(stderr.contains(&format!("watching lag on discovered replicas: {address}")), "{stderr}");
     assert!(stderr.contains(&format!("throttled: replica {address} lags")), "{stderr}");
+}
+
+/// Sends one command to the control socket and returns the answer.
+async fn command(socket: &std::path::Path, cmd: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+        stream.write_all(format!("{cmd}\n").as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer.trim().to_string()
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange).await.unwrap_or_else(|_| panic!("no answer to `{cmd}` within 10 s"))
+}
+
+/// Asks the control socket for `status-json` until `done` holds for the answer, and returns it.
+async fn wait_for_status(socket: &std::path::Path, child: &mut std::process::Child, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if !socket.exists() || child.try_wait().unwrap().is_some() {
+            child.wait().unwrap();
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("the migration ended before {what}:\n{stderr}");
+        }
+        let status: serde_json::Value = serde_json::from_str(&command(socket, "status-json").await).unwrap();
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Restarts the replica's SQL thread when dropped, so a failed test leaves it replicating.
+struct SqlThreadStopped<'a>(&'a TestServer);
+
+impl SqlThreadStopped<'_> {
+    fn stop(replica: &TestServer) -> SqlThreadStopped<'_> {
+        replica.sql("STOP SLAVE SQL_THREAD");
+        SqlThreadStopped(replica)
+    }
+}
+
+impl Drop for SqlThreadStopped<'_> {
+    fn drop(&mut self) {
+        self.0.sql("START SLAVE SQL_THREAD");
+    }
+}
+
+/// `max-lag-millis=N` decides mid-run: a replica lagging over a second does not hold the copy
+/// under a limit of 10 minutes, holds it once the limit is set to 500 ms, and lets it go again
+/// when the limit is raised back, all while the replica's SQL thread stays stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_lag_millis_changes_the_decision_mid_run() {
+    let _turn = TURN.lock().await;
+    let replica = replica();
+    let address = format!("127.0.0.1:{}", replica.port);
+    let srv = server();
+    let db = "lag_live";
+    let mut conn = srv.fresh_database(db).await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{ROWS}")).await.unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let hold = dir.join(format!("{db}-hold-{}", std::process::id()));
+    std::fs::write(&hold, "").unwrap();
+    let socket = dir.join(format!("{db}-{}.sock", std::process::id()));
+    let args = [
+        "--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "10", "--threads", "1", "--max-lag-millis", "600000",
+        "--throttle-control-replicas", &address, "--throttle-flag-file", hold.to_str().unwrap(), "--serve-socket-file", socket.to_str().unwrap(),
+    ];
+    let mut child = srv.alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+
+    // Stop the SQL thread once the replica has a heartbeat, so its lag can be read and grows.
+    let mut on_replica = replica.conn(None).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let heartbeat: Result<Option<String>, _> = on_replica.query_first(format!("SELECT value FROM {db}._t_ghc WHERE id = 1")).await;
+        if matches!(heartbeat, Ok(Some(_))) {
+            break;
+        }
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no heartbeat reached the replica");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = SqlThreadStopped::stop(replica);
+    // A row locked near the end keeps the copy from finishing however fast it runs.
+    let mut locker = srv.conn(Some(db)).await;
+    locker.query_drop("START TRANSACTION").await.unwrap();
+    locker.query_drop(format!("SELECT a FROM t WHERE id = {} FOR UPDATE", ROWS - 1000)).await.unwrap();
+    std::fs::remove_file(&hold).unwrap();
+
+    // Over a second of lag, under the 10-minute limit: not throttled.
+    let status = wait_for_status(&socket, &mut child, "a lag of 1 s", |s| s["replica_lag_ms"].as_u64().is_some_and(|ms| ms >= 1000)).await;
+    assert!(status["throttle"].is_null(), "throttled under a 10-minute limit: {status}");
+    assert_eq!(status["state"], "copying", "{status}");
+
+    // The limit lowered to 500 ms: the same lag now holds the copy, naming the replica.
+    assert_eq!(command(&socket, "max-lag-millis=500").await, "max-lag-millis=500");
+    let lags = format!("replica {address} lags ");
+    let status = wait_for_status(&socket, &mut child, "a throttle for lag after max-lag-millis=500", |s| s["throttle"].as_str().is_some_and(|t| t.starts_with(&lags))).await;
+    assert!(status["throttle"].as_str().unwrap().ends_with("(max 0.5s)"), "{status}");
+    locker.query_drop("COMMIT").await.unwrap();
+    // The chunks handed out before the throttle finish; no new one starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = wait_for_status(&socket, &mut child, "a status", |_| true).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = wait_for_status(&socket, &mut child, "a status", |_| true).await;
+    assert_eq!(held["rows_copied"], later["rows_copied"], "the copy went on while the replica lagged over 500 ms: {later}");
+    let copied = held["rows_copied"].as_u64().unwrap();
+    assert!(copied < ROWS, "{held}");
+
+    // Raised again, with the SQL thread still stopped: the copy goes on and completes.
+    assert_eq!(command(&socket, "max-lag-millis=600000").await, "max-lag-millis=600000");
+    wait_for_status(&socket, &mut child, "the copy going on after max-lag-millis=600000", |s| s["rows_copied"].as_u64().unwrap() > copied && s["throttle"].is_null()).await;
+    drop(stopped);
+    let output = child.wait_with_output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let lowered = stderr.find("command `max-lag-millis=500`").expect("the command logged");
+    let throttled = stderr.find(&format!("throttled: {lags}")).expect("the lag throttle logged");
+    assert!(lowered < throttled, "throttled for lag before max-lag-millis=500: {stderr}");
+    assert!(stderr[throttled..].contains("throttle lifted"), "{stderr}");
 }
