@@ -31,6 +31,8 @@ use crate::state::{spawn_stage, RunState};
 const MAX_GROUP_CHANGES: usize = 2000;
 /// Most rows in one statement.
 const MAX_STATEMENT_ROWS: usize = 200;
+/// How often the applied position is recorded when nothing is replayed.
+const POSITION_RECORD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Starts the applier thread. It runs until `state` says stop or the channel closes.
 pub fn spawn(runtime: Handle, server: Server, plan: Arc<Plan>, rx: Receiver<Batch>, state: Arc<RunState>, retries: u32) -> std::thread::JoinHandle<()> {
@@ -40,6 +42,7 @@ pub fn spawn(runtime: Handle, server: Server, plan: Arc<Plan>, rx: Receiver<Batc
 
 fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, state: &RunState, retries: u32) -> Result<()> {
     let mut conn = runtime.block_on(server.conn())?;
+    let mut last_recorded = std::time::Instant::now();
     while !state.stopping() {
         let hold = state.hold_at_marker.load(Ordering::SeqCst);
         if hold != 0 && state.applied_marker.load(Ordering::SeqCst) >= hold {
@@ -58,7 +61,15 @@ fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, sta
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         let group = gather(first, rx, hold);
-        let skipped = runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries, Session::Own, pending))?;
+        // The position is recorded with every group that changes the shadow; for groups that
+        // carry no change (other tables' transactions, including this one's own), at most once
+        // a second, or its record would come back as another such group, forever.
+        let has_changes = group.iter().any(|b| !b.changes.is_empty());
+        let record = has_changes || last_recorded.elapsed() >= POSITION_RECORD_INTERVAL;
+        if record {
+            last_recorded = std::time::Instant::now();
+        }
+        let skipped = runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries, Session::Own, pending, record))?;
         record_applied(state, &group, skipped);
     }
     Ok(())
@@ -103,15 +114,21 @@ fn record_applied(state: &RunState, group: &[Batch], skipped: usize) {
 /// up in a left-out change has moved. So a collision on a unique key is tried once more with
 /// every change in binlog order; only a collision that persists is real, and it fails the run
 /// naming the keys.
-pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, group: &[Batch], retries: u32, session: Session, pending: Pending) -> Result<usize> {
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, group: &[Batch], retries: u32, session: Session, pending: Pending, record_position: bool) -> Result<usize> {
     let all: Vec<&Change> = group.iter().flat_map(|b| &b.changes).collect();
     let wanted = effective_changes(&plan.key_positions, &all, pending);
+    // Recorded in the group's own transaction: the position is exactly what the shadow holds.
+    let record = match (record_position && session == Session::Own, group.last()) {
+        (true, Some(last)) => Some(crate::checkpoint::record_position(&plan.names, &last.end)),
+        _ => None,
+    };
     let mut failing_keys = String::new();
     let doing = "applying binlog changes to the shadow table";
-    let mut result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &wanted, session, &mut failing_keys).await).await;
+    let mut result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &wanted, session, record.as_ref(), &mut failing_keys).await).await;
     if wanted.len() < all.len() && result.as_ref().is_err_and(|e| is_collision(e, &plan.key_target)) {
         tracing::debug!("a shortened group collided on a unique key; replaying it change by change in binlog order");
-        result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &all, session, &mut failing_keys).await).await;
+        result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &all, session, record.as_ref(), &mut failing_keys).await).await;
         return result.map(|()| 0).map_err(|e| explain_failure(e, plan, &failing_keys));
     }
     result.map(|()| all.len() - wanted.len()).map_err(|e| explain_failure(e, plan, &failing_keys))
@@ -180,8 +197,8 @@ pub enum Session {
 
 /// Replays changes (in one shadow transaction on the applier's own session). On a failed
 /// statement, `failing_keys` names the keys of the changes it carried.
-async fn apply_changes(conn: &mut Conn, plan: &Plan, changes: &[&Change], session: Session, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
-    if changes.is_empty() {
+async fn apply_changes(conn: &mut Conn, plan: &Plan, changes: &[&Change], session: Session, record: Option<&(String, Vec<Value>)>, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
+    if changes.is_empty() && record.is_none() {
         return Ok(());
     }
     let own = session == Session::Own;
@@ -198,6 +215,12 @@ async fn apply_changes(conn: &mut Conn, plan: &Plan, changes: &[&Change], sessio
                 }
                 return Err(e);
             }
+        }
+    }
+    if let Some((sql, params)) = record {
+        if let Err(e) = conn.exec_drop(sql.as_str(), params.clone()).await {
+            conn.query_drop("ROLLBACK").await.ok();
+            return Err(e);
         }
     }
     if own {

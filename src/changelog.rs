@@ -23,7 +23,7 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 pub async fn create(conn: &mut Conn, names: &TableNames) -> Result<()> {
     let sql = format!(
         "CREATE TABLE {} (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, hint VARCHAR(64) CHARACTER SET ascii NOT NULL, \
-         value VARCHAR(255) CHARACTER SET utf8mb4 NOT NULL, \
+         value MEDIUMTEXT CHARACTER SET utf8mb4 NOT NULL, \
          last_update TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) \
          ENGINE=InnoDB COMMENT='alterego changelog'",
         names.q(&names.changelog)
@@ -31,9 +31,16 @@ pub async fn create(conn: &mut Conn, names: &TableNames) -> Result<()> {
     conn.query_drop(sql).await.context(|| format!("creating the changelog table {}", names.q(&names.changelog)))
 }
 
-async fn write(conn: &mut Conn, names: &TableNames, id: u64, hint: &str, value: String) -> Result<()> {
+/// Sets changelog row `id` to (hint, value).
+pub async fn write(conn: &mut Conn, names: &TableNames, id: u64, hint: &str, value: String) -> Result<()> {
+    let (sql, params) = write_statement(names, id, hint, value);
+    conn.exec_drop(sql, params).await.context(|| format!("writing to {}", names.q(&names.changelog)))
+}
+
+/// The statement that sets changelog row `id`, and its parameters.
+pub fn write_statement(names: &TableNames, id: u64, hint: &str, value: String) -> (String, Vec<mysql_async::Value>) {
     let sql = format!("INSERT INTO {} (id, hint, value) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE hint = VALUES(hint), value = VALUES(value)", names.q(&names.changelog));
-    conn.exec_drop(sql, (id, hint, value)).await.context(|| format!("writing to {}", names.q(&names.changelog)))
+    (sql, vec![id.into(), hint.into(), value.into()])
 }
 
 /// Writes cut-over marker `n`; the applier reports it once everything before it is applied.

@@ -23,7 +23,7 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "discard-foreign-keys", "skip-renamed-columns", "skip-strict-mode", "heartbeat-interval-millis",
     "dml-batch-size", "replication-lag-query", "ssl", "ssl-ca", "ssl-cert", "ssl-key", "ssl-allow-insecure",
     "cut-over-exponential-backoff", "exponential-backoff-max-interval", "checkpoint",
-    "resume", "check-flag", "stack", "storage-engine", "allow-master-master", "allow-nullable-unique-key",
+    "check-flag", "stack", "storage-engine", "allow-master-master", "allow-nullable-unique-key",
     "approve-renamed-columns-on-replica", "mysql-timeout", "mysql-wait-replication-timeout",
     "throttle-http-interval-millis", "throttle-http-timeout-millis", "ignore-http-errors", "panic-on-warnings",
     "table-engine", "revert", "old-table", "quiet", "charset", "gtid", "master-user", "include-triggers",
@@ -89,6 +89,14 @@ pub struct Cli {
     /// Drop a leftover shadow table (`_<table>_gho`) and changelog (`_<table>_ghc`) before starting.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub initially_drop_ghost_table: bool,
+    /// Continue the run a previous, interrupted run of the same migration left behind (its
+    /// shadow, changelog and checkpoint tables); fail when there is none. Without this flag a
+    /// matching checkpoint is resumed anyway; with --no-resume it is dropped.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", conflicts_with = "no_resume")]
+    pub resume: bool,
+    /// Start over: drop what an interrupted run left behind (shadow, changelog, checkpoint).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub no_resume: bool,
     /// Drop a leftover old table (`_<table>_del`) before starting.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub initially_drop_old_table: bool,
@@ -189,6 +197,17 @@ pub struct Connection {
     pub password: Option<String>,
 }
 
+/// What to do with a checkpoint an interrupted run left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Resume a matching checkpoint; start afresh when there is none (the default).
+    WhenFound,
+    /// `--resume`: there must be a checkpoint to resume.
+    Required,
+    /// `--no-resume`: drop it and start afresh.
+    Never,
+}
+
 /// The validated configuration the engine runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -204,6 +223,7 @@ pub struct Config {
     pub drop_old_table: bool,
     pub initially_drop_ghost_table: bool,
     pub initially_drop_old_table: bool,
+    pub resume: Resume,
     pub approve_renamed_columns: bool,
     pub skip_checksum: bool,
     pub attempt_instant_ddl: bool,
@@ -333,6 +353,11 @@ impl Config {
             chunk_time: std::time::Duration::from_secs_f64(cli.chunk_time),
             drop_old_table: cli.ok_to_drop_table,
             initially_drop_ghost_table: cli.initially_drop_ghost_table,
+            resume: match (cli.resume, cli.no_resume) {
+                (true, _) => Resume::Required,
+                (_, true) => Resume::Never,
+                _ => Resume::WhenFound,
+            },
             initially_drop_old_table: cli.initially_drop_old_table,
             approve_renamed_columns: cli.approve_renamed_columns,
             skip_checksum: cli.skip_checksum,

@@ -21,6 +21,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Value};
 
 use crate::apply::{format_key, is_collision, names_index};
+use crate::checkpoint::{self, KeyRange};
 use crate::error::{codes, Error, Result};
 use crate::plan::Plan;
 use crate::server::Server;
@@ -36,6 +37,17 @@ const DEFERRED_ROW_PASSES: u32 = 10;
 /// Bounds of the chunk size the sizer chooses.
 const MIN_CHUNK_ROWS: u64 = 10;
 const MAX_CHUNK_ROWS: u64 = 100_000;
+
+/// What a copy has to do: the key ranges not copied yet, up to the highest key at the start.
+pub struct CopyWork {
+    /// The highest key when the (first) copy started; `None` for an empty table.
+    pub max: Option<Vec<Value>>,
+    /// Ranges to copy, in key order.
+    pub ranges: Vec<KeyRange>,
+    /// A first run (not a resumed one): no row is in the shadow table yet, so the applier may
+    /// skip changes to rows the copy will read later.
+    pub fresh: bool,
+}
 
 pub struct Copier {
     server: Server,
@@ -197,38 +209,52 @@ impl Copier {
     /// take ranges (so `threads=N` takes effect at the next chunk). One producer walks the key
     /// and hands out disjoint ranges; each worker copies them on its own connection, opened
     /// when it first works. Returns early (Ok) when the run is stopping; the caller checks why.
-    pub async fn run(&self) -> Result<()> {
+    pub async fn run(&self, work: CopyWork) -> Result<()> {
         // Whatever happens, the applier must not wait for the copy once it has ended.
-        let result = self.copy_all().await;
+        let result = self.copy_all(work).await;
         self.state.pending_keys.set(Pending::Nothing);
         result
     }
 
-    async fn copy_all(&self) -> Result<()> {
+    /// The highest key when the copy starts; rows inserted later arrive through the binlog.
+    pub async fn max_key(&self) -> Result<Option<Vec<Value>>> {
         let mut conn = self.server.conn().await?;
-        let Some(max) = self.max_key(&mut conn).await? else {
+        self.server.retrying(&mut conn, self.retries, "reading the highest key", async |c| self.walk.max_key(c).await).await
+    }
+
+    async fn copy_all(&self, work: CopyWork) -> Result<()> {
+        let Some(max) = work.max else {
             tracing::info!("the table is empty: nothing to copy");
             return Ok(());
         };
-        self.state.pending_keys.set(self.pending_at_start(&max));
-        let (tx, rx) = tokio::sync::mpsc::channel::<(Option<Vec<Value>>, Vec<Value>)>(2);
+        self.state.pending_keys.set(if work.fresh { self.pending_at_start(&max) } else { Pending::Nothing });
+        let mut conn = self.server.conn().await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<KeyRange>(2);
         let rx = tokio::sync::Mutex::new(rx);
         let producer_done = std::sync::atomic::AtomicBool::new(false);
         let done = &producer_done;
         let producer = async move {
-            let mut lower: Option<Vec<Value>> = None;
-            while !self.state.stopping() {
-                if self.state.throttle_reason().is_some() {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+            'ranges: for (start, end) in work.ranges {
+                let mut lower = start;
+                loop {
+                    if self.state.stopping() {
+                        break 'ranges;
+                    }
+                    if self.state.throttle_reason().is_some() {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    let upper = self.next_upper(&mut conn, lower.as_deref(), &end).await?;
+                    self.state.pending_keys.hand_out(&upper);
+                    let last = upper == end;
+                    if tx.send((lower.take(), upper.clone())).await.is_err() {
+                        break 'ranges;
+                    }
+                    if last {
+                        break;
+                    }
+                    lower = Some(upper);
                 }
-                let upper = self.next_upper(&mut conn, lower.as_deref(), &max).await?;
-                self.state.pending_keys.hand_out(&upper);
-                let last = upper == max;
-                if tx.send((lower.take(), upper.clone())).await.is_err() || last {
-                    break;
-                }
-                lower = Some(upper);
             }
             done.store(true, Ordering::SeqCst);
             Ok(())
@@ -244,7 +270,7 @@ impl Copier {
 
     /// Copies the ranges it is handed until there are none left, while its `id` is below the
     /// live thread count; idle otherwise.
-    async fn worker(&self, id: u64, ranges: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(Option<Vec<Value>>, Vec<Value>)>>, producer_done: &std::sync::atomic::AtomicBool) -> Result<()> {
+    async fn worker(&self, id: u64, ranges: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<KeyRange>>, producer_done: &std::sync::atomic::AtomicBool) -> Result<()> {
         let mut conn: Option<Conn> = None;
         let mut active = false;
         let result = async {
@@ -305,11 +331,6 @@ impl Copier {
         }
     }
 
-    /// The highest key when the copy starts; rows inserted later arrive through the binlog.
-    async fn max_key(&self, conn: &mut Conn) -> Result<Option<Vec<Value>>> {
-        self.server.retrying(conn, self.retries, "reading the highest key", async |c| self.walk.max_key(c).await).await
-    }
-
     async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, max: &[Value]) -> Result<Vec<Value>> {
         let chunk_size = self.state.live.chunk_size.load(std::sync::atomic::Ordering::Relaxed);
         self.server.retrying(conn, self.retries, "finding the next chunk boundary", async |c| self.walk.next_upper(c, lower, max, chunk_size).await).await
@@ -354,14 +375,22 @@ impl Copier {
         let (range, params) = self.range(lower, upper);
         let sql = format!("SELECT {k} FROM {} WHERE {range} ORDER BY {k}", self.walk.source(), k = column_list(&self.plan.key_source));
         let keys: Vec<Row> = self.server.retrying(conn, self.retries, "listing the keys of a colliding chunk", async |c| c.exec(sql.as_str(), params.clone()).await).await?;
-        let mut copied = 0;
+        let (mut copied, mut deferred) = (0, 0);
         for key in keys.into_iter().map(Row::unwrap) {
             match self.copy_row(conn, &key).await {
                 Ok(rows) => copied += rows,
-                Err(e) if is_collision(&e, &self.plan.key_target) => self.deferred.lock().expect("deferred rows lock").push(key),
+                Err(e) if is_collision(&e, &self.plan.key_target) => {
+                    deferred += 1;
+                    self.deferred.lock().expect("deferred rows lock").push(key);
+                }
                 Err(e) if e.server_code().is_none() => return Err(e),
                 Err(e) => return Err(self.explain_rejected_row(conn, &key, e).await),
             }
+        }
+        // A chunk with rows left for later is not finished: a resumed run copies it again.
+        if deferred == 0 {
+            let (record, params) = checkpoint::record_chunk(&self.plan.names, lower, upper);
+            self.server.retrying(conn, self.retries, "recording a finished chunk", async |c| c.exec_drop(record.as_str(), params.clone()).await).await?;
         }
         Ok(copied)
     }
@@ -469,6 +498,7 @@ impl Copier {
         Ok(rejected)
     }
 
+    /// Copies a chunk and records it as finished, in one transaction.
     async fn copy_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<u64, mysql_async::Error> {
         let (range, params) = self.range(lower, upper);
         let shadow = self.plan.names.q(&self.plan.names.shadow);
@@ -479,8 +509,20 @@ impl Copier {
             self.walk.source(),
             upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names())
         );
-        conn.exec_drop(sql, params).await?;
-        Ok(records_of(&conn.info()))
+        let (record, record_params) = checkpoint::record_chunk(&self.plan.names, lower, upper);
+        conn.query_drop("START TRANSACTION").await?;
+        let copied = async {
+            conn.exec_drop(sql, params).await?;
+            let rows = records_of(&conn.info());
+            conn.exec_drop(record, record_params).await?;
+            conn.query_drop("COMMIT").await?;
+            Ok(rows)
+        }
+        .await;
+        if copied.is_err() {
+            conn.query_drop("ROLLBACK").await.ok();
+        }
+        copied
     }
 
     /// Waits until the applier has replayed everything committed up to now.

@@ -238,7 +238,7 @@ impl CutOver {
                 a.query_drop("UNLOCK TABLES").await.ok();
                 return Ok(Err(Attempt::Retry("the binlog did not reach the lock position in time".into())));
             };
-            apply_with_retries(&mut a, &self.server, &self.plan, std::slice::from_ref(&batch), 1, Session::UnderLock, Pending::Nothing).await?;
+            apply_with_retries(&mut a, &self.server, &self.plan, std::slice::from_ref(&batch), 1, Session::UnderLock, Pending::Nothing, false).await?;
             *self.state.applied_position.lock().expect("position lock") = batch.end.clone();
             self.state.backlog.fetch_sub(1, Ordering::Relaxed);
         }

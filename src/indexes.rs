@@ -41,6 +41,13 @@ impl DeferredIndexes {
         deferred
     }
 
+    /// Those not in `current_ddl`: what a resumed run still has to build.
+    pub fn still_missing(self, current_ddl: &str) -> DeferredIndexes {
+        let present: Vec<&str> = current_ddl.lines().map(|l| l.trim().trim_end_matches(',')).collect();
+        let (names, definitions) = self.names.into_iter().zip(self.definitions).filter(|(_, d)| !present.contains(&d.as_str())).unzip();
+        DeferredIndexes { names, definitions }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
@@ -119,8 +126,8 @@ fn leading_ident(text: &str) -> Option<String> {
     None
 }
 
-/// A table definition without its ` AUTO_INCREMENT=N` table option, which the copy changes.
-fn without_auto_increment(ddl: &str) -> String {
+/// A table definition without its ` AUTO_INCREMENT=N` table option, which writes change.
+pub fn without_auto_increment(ddl: &str) -> String {
     ddl.split(' ').filter(|word| !word.starts_with("AUTO_INCREMENT=")).collect::<Vec<_>>().join(" ")
 }
 
@@ -148,6 +155,13 @@ mod tests {
     fn ignores_auto_increment_when_comparing() {
         assert_eq!(without_auto_increment(DDL), without_auto_increment(&DDL.replace("AUTO_INCREMENT=12 ", "")));
         assert_ne!(without_auto_increment(DDL), without_auto_increment(&DDL.replace("USING BTREE", "")));
+    }
+
+    #[test]
+    fn a_resumed_run_builds_only_what_is_missing() {
+        let current = DDL.replace("  KEY `ab` (`a`,`b``c`) USING BTREE\n", "");
+        assert_eq!(DeferredIndexes::from_ddl(DDL).still_missing(&current).names(), ["ab"]);
+        assert!(DeferredIndexes::from_ddl(DDL).still_missing(DDL).is_empty());
     }
 
     #[test]

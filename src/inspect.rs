@@ -223,6 +223,12 @@ pub async fn triggers(conn: &mut Conn, database: &str, table: &str) -> Result<Ve
 }
 
 /// Whether a table of that name exists.
+/// `SHOW CREATE TABLE` of a table.
+pub async fn show_create(conn: &mut Conn, database: &str, table: &str) -> Result<String> {
+    let row: Option<(String, String)> = conn.query_first(format!("SHOW CREATE TABLE {}", qualified(database, table))).await.context(|| format!("reading the definition of {}", qualified(database, table)))?;
+    Ok(row.map(|(_, ddl)| ddl).unwrap_or_default())
+}
+
 pub async fn exists(conn: &mut Conn, database: &str, table: &str) -> Result<bool> {
     let n: Option<u64> = conn
         .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (database, table))

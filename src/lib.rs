@@ -11,6 +11,7 @@ pub mod alter;
 pub mod apply;
 pub mod binlog;
 pub mod changelog;
+pub mod checkpoint;
 pub mod config;
 pub mod control;
 pub mod copy;

@@ -20,17 +20,18 @@ use mysql_async::Conn;
 
 use crate::alter::{self, AlterSummary};
 use crate::binlog::stream::{self, Tables};
-use crate::config::Config;
-use crate::copy::{ChunkSizer, Copier};
+use crate::checkpoint;
+use crate::config::{Config, Resume};
+use crate::copy::{ChunkSizer, Copier, CopyWork};
 use crate::cutover::CutOver;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
 use crate::inspect::{self, TableInfo};
 use crate::plan::{self, Plan, TableNames};
-use crate::server::{self, preflight, Server};
+use crate::server::{self, preflight, BinlogPosition, Server};
 use crate::state::RunState;
 use crate::verify::Verifier;
 use crate::hooks::{Hook, Hooks};
-use crate::indexes::DeferredIndexes;
+use crate::indexes::{without_auto_increment, DeferredIndexes};
 use crate::{apply, changelog, progress, throttle};
 
 /// Transactions buffered between the binlog reader and the applier.
@@ -96,15 +97,33 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     hooks.run(Hook::Startup, state, &[]).await?;
     let server = Server::connect(&config.connection).await?;
     let mut conn = server.conn().await.map_err(preflight)?;
-    let (original, summary) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
+    let (original, summary, leftover) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
     if config.threads.is_none() {
         state.live.threads.store(server::default_copy_threads(&mut conn).await?, Ordering::Relaxed);
     }
     let _run_lock = take_run_lock(&server, &names).await?;
-    drop_leftovers(&mut conn, config, &names).await.map_err(preflight)?;
+    drop_leftovers(&mut conn, config, &names, leftover).await.map_err(preflight)?;
+    let resumed = match leftover {
+        Leftover::Resumable => Some(resume_point(&server, &mut conn, config, &names).await.map_err(preflight)?),
+        _ if config.resume == Resume::Required => {
+            return Err(Error::refused(
+                format!("--resume: no interrupted run of this migration was found (no {} with {} and {})", names.q(&names.checkpoint), names.q(&names.shadow), names.q(&names.changelog)),
+                "run without --resume to start the migration",
+            ))
+        }
+        _ => None,
+    };
 
     created.track(&server, &names);
-    let plan = Arc::new(prove_alter(&mut conn, &names, &original, &summary, created).await?);
+    let plan = match &resumed {
+        None => Arc::new(prove_alter(&mut conn, &names, &original, &summary, created).await?),
+        Some(saved) => {
+            for table in [&names.shadow, &names.changelog, &names.checkpoint] {
+                created.add(table);
+            }
+            Arc::new(resumed_plan(&mut conn, &names, &original, &summary, &saved.header.shadow_ddl).await?)
+        }
+    };
     print_plan(&plan, &original, config);
     hooks.run(Hook::Validated, state, &[]).await?;
     if !config.execute {
@@ -113,16 +132,20 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
         return Ok(Outcome::DryRun);
     }
 
-    if config.attempt_instant_ddl && try_instant(&mut conn, config, &names, &summary).await? {
+    if resumed.is_none() && config.attempt_instant_ddl && try_instant(&mut conn, config, &names, &summary).await? {
         created.drop_all(&mut conn).await?;
         report!(config, "Altered {} in place with ALGORITHM=INSTANT: no copy was needed.", names.q(&names.original));
         return Ok(Outcome::Instant);
     }
 
     state.rows_estimated.store(original.estimated_rows, Ordering::Relaxed);
-    let deferred = if config.defer_secondary_indexes { DeferredIndexes::from_ddl(&plan.shadow_ddl).defer(&mut conn, &names).await? } else { DeferredIndexes::default() };
+    let deferred = match &resumed {
+        Some(_) => DeferredIndexes::from_ddl(&plan.shadow_ddl).still_missing(&inspect::show_create(&mut conn, &names.database, &names.shadow).await?),
+        None if config.defer_secondary_indexes => DeferredIndexes::from_ddl(&plan.shadow_ddl).defer(&mut conn, &names).await?,
+        None => DeferredIndexes::default(),
+    };
     let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks, deferred };
-    migration.execute(&mut conn, created).await?;
+    migration.execute(&mut conn, created, resumed).await?;
     // A fresh connection: the first one may not have survived a server restart mid-run.
     migration.finish(&mut server.conn().await?, created).await?;
     report!(
@@ -196,7 +219,7 @@ impl Created {
 }
 
 /// Every refusal that needs no table to be created: server, binlog, privileges, the table, the ALTER.
-async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames) -> Result<(TableInfo, AlterSummary)> {
+async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames) -> Result<(TableInfo, AlterSummary, Leftover)> {
     server::check_server(server, conn, &config.database).await?;
     config.throttler.validate(conn).await?;
     let summary = alter::summarize(&config.alter, &config.table)?;
@@ -224,9 +247,12 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
             "add a primary key first",
         ));
     }
+    let leftover = leftover_run(conn, config, names).await?;
+    let ghost_allowed = config.initially_drop_ghost_table || leftover != Leftover::None;
     for (table, flag, allowed) in [
-        (&names.shadow, "--initially-drop-ghost-table", config.initially_drop_ghost_table),
-        (&names.changelog, "--initially-drop-ghost-table", config.initially_drop_ghost_table),
+        (&names.shadow, "--initially-drop-ghost-table", ghost_allowed),
+        (&names.changelog, "--initially-drop-ghost-table", ghost_allowed),
+        (&names.checkpoint, "--initially-drop-ghost-table", ghost_allowed),
         (&names.old, "--initially-drop-old-table", config.initially_drop_old_table),
     ] {
         if !allowed && inspect::exists(conn, &names.database, table).await? {
@@ -236,7 +262,62 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
             ));
         }
     }
-    Ok((original, summary))
+    Ok((original, summary, leftover))
+}
+
+/// What an interrupted earlier run left: nothing to resume, a run to resume, or one to drop
+/// (`--no-resume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leftover {
+    None,
+    Resumable,
+    Dropped,
+}
+
+/// An interrupted run left its shadow, changelog and checkpoint tables: resume it (when
+/// executing), or drop it with `--no-resume`.
+async fn leftover_run(conn: &mut Conn, config: &Config, names: &TableNames) -> Result<Leftover> {
+    if !inspect::exists(conn, &names.database, &names.checkpoint).await? {
+        return Ok(Leftover::None);
+    }
+    if config.resume == Resume::Never {
+        return Ok(Leftover::Dropped);
+    }
+    let complete = inspect::exists(conn, &names.database, &names.shadow).await? && inspect::exists(conn, &names.database, &names.changelog).await?;
+    Ok(if complete && config.execute { Leftover::Resumable } else { Leftover::None })
+}
+
+/// The checkpoint of the interrupted run, if this run may continue it: the same ALTER, the
+/// same table, and the binlog from its position still on the server.
+async fn resume_point(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames) -> Result<checkpoint::Saved> {
+    let start_over = "start over with --no-resume (it drops what the interrupted run left)";
+    let saved = checkpoint::load(conn, names).await?.ok_or_else(|| {
+        Error::refused(format!("{} and {} were left by a run interrupted before its first checkpoint", names.q(&names.shadow), names.q(&names.changelog)), start_over)
+    })?;
+    if saved.header.alter.trim() != config.alter.trim() {
+        return Err(Error::refused(
+            format!("the interrupted run of {} had another ALTER: `{}` (this one: `{}`)", names.q(&names.original), saved.header.alter.trim(), config.alter.trim()),
+            format!("run with the same --alter to resume it, or {start_over}"),
+        ));
+    }
+    let original_ddl = inspect::show_create(conn, &names.database, &names.original).await?;
+    if without_auto_increment(&original_ddl) != without_auto_increment(&saved.header.original_ddl) {
+        return Err(Error::refused(format!("{} has changed since the interrupted run started", names.q(&names.original)), start_over));
+    }
+    if !server.binlog_files(conn).await?.contains(&saved.position.file) {
+        return Err(Error::refused(
+            format!("the binlog file {} that the interrupted run must be resumed from has been purged from the server", saved.position.file),
+            format!("{start_over}; keep binlogs longer than a run may be interrupted"),
+        ));
+    }
+    tracing::info!("resuming the interrupted run (checkpoint format {}, written by alterego {}) from binlog {}", saved.header.format, saved.header.tool_version, saved.position);
+    Ok(saved)
+}
+
+/// The plan of a resumed run, from the shadow table it left and the definition it recorded.
+async fn resumed_plan(conn: &mut Conn, names: &TableNames, original: &TableInfo, summary: &AlterSummary, shadow_ddl: &str) -> Result<Plan> {
+    let shadow_info = inspect::load(conn, &names.database, &names.shadow).await?.ok_or_else(|| Error::failed("the shadow table vanished"))?;
+    plan::build(names.clone(), original, &shadow_info, summary, shadow_ddl.to_string())
 }
 
 /// Takes the server-wide lock that keeps two runs off one table. Held as long as the
@@ -257,9 +338,9 @@ async fn take_run_lock(server: &Server, names: &TableNames) -> Result<Conn> {
     Ok(conn)
 }
 
-async fn drop_leftovers(conn: &mut Conn, config: &Config, names: &TableNames) -> Result<()> {
-    if config.initially_drop_ghost_table {
-        drop_tables(conn, names, &[&names.shadow, &names.changelog]).await?;
+async fn drop_leftovers(conn: &mut Conn, config: &Config, names: &TableNames, leftover: Leftover) -> Result<()> {
+    if config.initially_drop_ghost_table || leftover == Leftover::Dropped {
+        drop_tables(conn, names, &[&names.shadow, &names.changelog, &names.checkpoint]).await?;
     }
     if config.initially_drop_old_table {
         drop_tables(conn, names, &[&names.old]).await?;
@@ -289,8 +370,8 @@ async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, 
         }
         conn.query_drop(format!("ALTER TABLE {shadow} FORCE, ALGORITHM=COPY")).await.context(|| "rebuilding the shadow table".into())?;
         let shadow_info = inspect::load(conn, &names.database, &names.shadow).await?.ok_or_else(|| Error::failed("the shadow table vanished"))?;
-        let ddl: Option<(String, String)> = conn.query_first(format!("SHOW CREATE TABLE {shadow}")).await.context(|| "reading the shadow DDL".into())?;
-        plan::build(names.clone(), original, &shadow_info, summary, ddl.map(|(_, d)| d).unwrap_or_default())
+        let ddl = inspect::show_create(conn, &names.database, &names.shadow).await?;
+        plan::build(names.clone(), original, &shadow_info, summary, ddl)
     }
     .await;
     if result.is_err() {
@@ -345,13 +426,20 @@ struct Migration {
 
 impl Migration {
     /// Changelog, stream, applier, copy, cut-over.
-    async fn execute(&self, conn: &mut Conn, created: &Created) -> Result<()> {
+    async fn execute(&self, conn: &mut Conn, created: &Created, resumed: Option<checkpoint::Saved>) -> Result<()> {
         let names = &self.plan.names;
-        changelog::create(conn, names).await?;
-        created.add(&names.changelog);
+        if resumed.is_none() {
+            changelog::create(conn, names).await?;
+            created.add(&names.changelog);
+            checkpoint::create(conn, names, &self.plan.key_source).await?;
+            created.add(&names.checkpoint);
+        }
         let changelog_info = inspect::load(conn, &names.database, &names.changelog).await?.ok_or_else(|| Error::failed("the changelog table vanished"))?;
         let original_info = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| Error::failed("the original table vanished"))?;
-        let start = self.server.binlog_position(conn).await?;
+        let start = match &resumed {
+            Some(saved) => saved.position.clone(),
+            None => self.server.binlog_position(conn).await?,
+        };
         tracing::info!("reading the binlog from {start}");
         let tables = Tables {
             database: names.database.clone(),
@@ -365,7 +453,7 @@ impl Migration {
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let runtime = tokio::runtime::Handle::current();
         let threads = [
-            stream::spawn(runtime.clone(), self.server.clone(), start, self.config.server_id, tables, tx, self.state.clone()),
+            stream::spawn(runtime.clone(), self.server.clone(), start.clone(), self.config.server_id, tables, tx, self.state.clone()),
             apply::spawn(runtime, self.server.clone(), self.plan.clone(), rx.clone(), self.state.clone(), self.config.retries),
         ];
         let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
@@ -373,7 +461,7 @@ impl Migration {
         let lag = throttle::LagProbe::new(&self.server, conn, &self.config.throttler, names, self.config.server_id).await?;
         let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), lag, self.state.clone());
 
-        let result = self.copy_and_cut_over(rx).await;
+        let result = self.copy_and_cut_over(rx, resumed.as_ref(), &start).await;
         self.state.stop();
         heartbeat.abort();
         control.abort();
@@ -382,11 +470,15 @@ impl Migration {
         result
     }
 
-    async fn copy_and_cut_over(&self, rx: crossbeam_channel::Receiver<stream::Batch>) -> Result<()> {
+    async fn copy_and_cut_over(&self, rx: crossbeam_channel::Receiver<stream::Batch>, resumed: Option<&checkpoint::Saved>, start: &BinlogPosition) -> Result<()> {
         self.hooks.run(Hook::BeforeRowCopy, &self.state, &[]).await?;
         self.state.set_phase("copying");
         let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.retries, ChunkSizer { target: self.config.chunk_time });
-        copier.run().await?;
+        let work = match resumed {
+            None => self.first_checkpoint(&copier, start).await?,
+            Some(saved) => self.remaining_work(saved).await?,
+        };
+        copier.run(work).await?;
         self.check_failure()?;
         tracing::info!("copied {} rows", self.state.rows_copied.load(Ordering::Relaxed));
         self.hooks.run(Hook::RowCopyComplete, &self.state, &[]).await?;
@@ -414,6 +506,37 @@ impl Migration {
         cut_over.run().await?;
         self.state.set_phase("done");
         Ok(())
+    }
+
+    /// A first run: reads the highest key and records the run's header and starting position,
+    /// so that from here on the run can be resumed.
+    async fn first_checkpoint(&self, copier: &Copier, start: &BinlogPosition) -> Result<CopyWork> {
+        let max = copier.max_key().await?;
+        let names = &self.plan.names;
+        let mut conn = self.server.conn().await?;
+        let header = checkpoint::Header {
+            format: checkpoint::FORMAT_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            alter: self.config.alter.trim().into(),
+            original_ddl: inspect::show_create(&mut conn, &names.database, &names.original).await?,
+            shadow_ddl: self.plan.shadow_ddl.clone(),
+            max_key: max.as_deref().map(checkpoint::key_to_json),
+        };
+        checkpoint::write_header(&mut conn, names, &header).await?;
+        let (sql, params) = checkpoint::record_position(names, start);
+        conn.exec_drop(sql, params).await.context(|| "recording the starting binlog position".into())?;
+        let ranges = max.iter().map(|m| (None, m.clone())).collect();
+        Ok(CopyWork { max, ranges, fresh: true })
+    }
+
+    /// A resumed run: the ranges between the chunks the interrupted run finished.
+    async fn remaining_work(&self, saved: &checkpoint::Saved) -> Result<CopyWork> {
+        let max = saved.header.max_key.as_deref().map(checkpoint::key_from_json).transpose()?;
+        let mut conn = self.server.conn().await?;
+        let finished = checkpoint::finished_chunks(&mut conn, &self.plan.names, self.plan.key_source.len()).await?;
+        let ranges = max.as_deref().map(|m| checkpoint::remaining_ranges(&finished, m)).unwrap_or_default();
+        tracing::info!("resuming the copy: {} chunks were finished before the interruption; {} key ranges are left", finished.len(), ranges.len());
+        Ok(CopyWork { max, ranges, fresh: false })
     }
 
     /// Adds the secondary indexes left out during the copy; the applier keeps replaying meanwhile.

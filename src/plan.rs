@@ -18,6 +18,8 @@ pub struct TableNames {
     pub original: String,
     pub shadow: String,
     pub changelog: String,
+    /// The finished copy chunks (see `checkpoint`).
+    pub checkpoint: String,
     pub old: String,
 }
 
@@ -34,6 +36,7 @@ impl TableNames {
             original: table.into(),
             shadow: format!("_{table}_gho"),
             changelog: format!("_{table}_ghc"),
+            checkpoint: format!("_{table}_ghk"),
             old: format!("_{table}_del"),
         })
     }

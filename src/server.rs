@@ -183,6 +183,12 @@ impl Server {
         &self.opts
     }
 
+    /// The binlog files the server still has (`SHOW BINARY LOGS`).
+    pub async fn binlog_files(&self, conn: &mut Conn) -> Result<Vec<String>> {
+        let rows: Vec<Row> = conn.query("SHOW BINARY LOGS").await.context(|| "listing the binlog files (SHOW BINARY LOGS)".into())?;
+        Ok(rows.into_iter().filter_map(|r| r.get::<String, _>(0)).collect())
+    }
+
     /// The current end of the binlog.
     pub async fn binlog_position(&self, conn: &mut Conn) -> Result<BinlogPosition> {
         let statement = binlog_status_statement(self.facts.flavor, self.facts.version);

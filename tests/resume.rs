@@ -1,0 +1,154 @@
+//! Checkpoint and resume: alterego killed with `kill -9` mid-copy under writes, then run again
+//! with the same command, continues from its checkpoint without copying a finished chunk again,
+//! and the result equals the oracle. A changed ALTER, purged binlogs and `--resume` without a
+//! checkpoint are refused; `--no-resume` starts over.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::interrupt::{workload, ROWS};
+use common::{assert_same_rows, assert_success, server, stderr, tables};
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+const DDL: &str = "(id BIGINT NOT NULL PRIMARY KEY, a INT, b VARCHAR(20), KEY ia (a)) ENGINE=InnoDB DEFAULT CHARSET=latin1";
+const ALTER: &str = "ADD COLUMN c INT DEFAULT 5";
+
+async fn setup(db: &str) -> Conn {
+    let mut conn = server().fresh_database(db).await;
+    conn.query_drop(format!("CREATE TABLE t {DDL}")).await.unwrap();
+    conn.query_drop(format!("CREATE TABLE t_oracle {DDL}")).await.unwrap();
+    workload().load(&mut conn).await;
+    conn
+}
+
+fn args<'a>(db: &'a str, alter: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--database", db, "--table", "t", "--alter", alter, "--execute", "--chunk-size", "200", "--threads", "2"];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn spawn(args: &[&str]) -> Child {
+    server().alterego_command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+}
+
+/// Finished chunks in the checkpoint table, as (exclusive lower, inclusive upper) ids.
+async fn finished_chunks(conn: &mut Conn) -> Vec<(i64, i64)> {
+    let rows: Vec<(bool, Option<i64>, i64)> = conn.query("SELECT from_start, lower_1, upper_1 FROM _t_ghk ORDER BY upper_1").await.unwrap();
+    rows.into_iter().map(|(from_start, lower, upper)| (if from_start { i64::MIN } else { lower.unwrap() }, upper)).collect()
+}
+
+/// Kills the run (SIGKILL) once the checkpoint holds at least `chunks` finished chunks.
+async fn kill_after_chunks(conn: &mut Conn, child: &mut Child, chunks: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the migration ended before it could be killed");
+        let done: Option<u64> = conn.query_first("SELECT COUNT(*) FROM _t_ghk").await.unwrap_or(Some(0));
+        if done.unwrap_or(0) as usize >= chunks {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the copy never reached {chunks} chunks");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The key ranges of the chunk copies in the general log since it was switched on.
+async fn logged_chunk_ranges(conn: &mut Conn, db: &str) -> Vec<(i64, i64)> {
+    let like = format!("INSERT INTO `{db}`.`_t_gho`%SELECT%");
+    let statements: Vec<String> = conn.exec("SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE command_type = 'Execute' AND argument LIKE ?", (like,)).await.unwrap();
+    statements
+        .iter()
+        .filter(|s| s.contains("LOCK IN SHARE MODE"))
+        .map(|s| {
+            let number_after = |marker: &str| s.split(marker).nth(1).and_then(|rest| rest.trim_start().split(|c: char| !c.is_ascii_digit() && c != '-').next()?.parse::<i64>().ok());
+            (number_after("`id` >").unwrap_or(i64::MIN), number_after("`id` <=").expect("a chunk has an upper bound"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_mid_copy_then_resume_copies_no_finished_chunk_again() {
+    let db = "resume";
+    let srv = server();
+    let mut conn = setup(db).await;
+    let running = workload().start(srv.opts(Some(db)), 5);
+    let mut child = spawn(&args(db, ALTER, &[]));
+    kill_after_chunks(&mut conn, &mut child, 30).await;
+    let finished = finished_chunks(&mut conn).await;
+    assert!(tables(&mut conn).await.contains(&"_t_gho".to_string()), "kill -9 must leave the shadow table for the resume");
+
+    conn.query_drop("SET GLOBAL log_output = 'TABLE'").await.unwrap();
+    conn.query_drop("TRUNCATE mysql.general_log").await.unwrap();
+    conn.query_drop("SET GLOBAL general_log = 1").await.unwrap();
+    let resumed = tokio::task::spawn_blocking(move || srv.alterego(&args(db, ALTER, &[]))).await.unwrap();
+    conn.query_drop("SET GLOBAL general_log = 0").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = running.stop().await;
+    assert_success(&resumed);
+    let log = stderr(&resumed);
+    assert!(log.contains("resuming the interrupted run") && log.contains(&format!("{} chunks were finished before the interruption", finished.len())), "{log}");
+
+    let copied = logged_chunk_ranges(&mut conn, db).await;
+    conn.query_drop("TRUNCATE mysql.general_log").await.unwrap();
+    assert!(!copied.is_empty(), "the resumed run copied nothing: the kill came too late to test anything");
+    for (lower, upper) in &copied {
+        for (done_lower, done_upper) in &finished {
+            assert!(upper <= done_lower || lower >= done_upper, "the resumed run copied ({lower}, {upper}] again, which overlaps the finished chunk ({done_lower}, {done_upper}]");
+        }
+    }
+    let n = assert_same_rows(&mut conn, "SELECT id, a, b FROM t ORDER BY id", "SELECT id, a, b FROM t_oracle ORDER BY id").await;
+    assert!(n as i64 > ROWS / 2);
+    assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()]);
+    eprintln!("{} chunks finished before kill -9, {} copied after the resume; {} writer transactions", finished.len(), copied.len(), stats.transactions.load(std::sync::atomic::Ordering::Relaxed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_refuses_a_changed_alter_and_purged_binlogs() {
+    let db = "refuse_resume";
+    let srv = server();
+    let mut conn = setup(db).await;
+    let mut child = spawn(&args(db, ALTER, &[]));
+    kill_after_chunks(&mut conn, &mut child, 5).await;
+    let left = tables(&mut conn).await;
+
+    let out = srv.alterego(&args(db, "ADD COLUMN c BIGINT", &[]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("had another ALTER: `ADD COLUMN c INT DEFAULT 5`") && stderr(&out).contains("--no-resume"), "{}", stderr(&out));
+    assert_eq!(tables(&mut conn).await, left, "a refused resume must leave the interrupted run's tables");
+
+    let current: (String, u64) = conn.query_first("SHOW MASTER STATUS").await.unwrap().map(|r: mysql_async::Row| (r.get(0).unwrap(), r.get(1).unwrap())).unwrap();
+    conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
+    let newest: String = conn.query_first("SHOW MASTER STATUS").await.unwrap().map(|r: mysql_async::Row| r.get(0).unwrap()).unwrap();
+    // A binlog still open by a dump thread (the killed run's, until the server notices) is kept.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        conn.query_drop(format!("PURGE BINARY LOGS TO '{newest}'")).await.unwrap();
+        let files: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await.unwrap();
+        if files.len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old binlogs could not be purged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = srv.alterego(&args(db, ALTER, &[]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has been purged") && stderr(&out).contains("--no-resume"), "{}", stderr(&out));
+    assert_eq!(tables(&mut conn).await, left);
+    assert_ne!(current.0, newest);
+
+    let out = srv.alterego(&args(db, ALTER, &["--no-resume"]));
+    assert_success(&out);
+    assert!(!stderr(&out).contains("resuming"), "{}", stderr(&out));
+    assert_same_rows(&mut conn, "SELECT id, a, b FROM t ORDER BY id", "SELECT id, a, b FROM t_oracle ORDER BY id").await;
+    assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()]);
+
+    conn.query_drop("DROP TABLE _t_del").await.unwrap();
+    let out = srv.alterego(&args(db, "ADD COLUMN d INT", &["--resume"]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no interrupted run of this migration was found"), "{}", stderr(&out));
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string(), "t_oracle".into()]);
+}
