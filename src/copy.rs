@@ -433,15 +433,7 @@ impl Copier {
     /// or bare, so that a duplicate names the index it is on.
     fn row_insert(&self, locking_upsert: bool) -> String {
         let q = vec!["?".to_string(); self.plan.key_source.len()];
-        let shadow = self.plan.names.q(&self.plan.names.shadow);
-        let tail = if locking_upsert { format!(" LOCK IN SHARE MODE {}", upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names())) } else { String::new() };
-        format!(
-            "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {}{tail}",
-            column_list(&self.plan.target_names()),
-            column_list(&self.plan.source_names()),
-            self.walk.source(),
-            crate::sql::key_equals(&self.plan.key_source, &q)
-        )
+        self.insert_select(&crate::sql::key_equals(&self.plan.key_source, &q), locking_upsert)
     }
 
     /// Turns a chunk the new table rejects into an error that names the first rejected row,
@@ -498,17 +490,29 @@ impl Copier {
         Ok(rejected)
     }
 
+    /// The chunk statement for the rows of the original matching `condition`: read with shared
+    /// locks, upserted into the shadow with the key guard.
+    fn chunk_insert(&self, condition: &str) -> String {
+        self.insert_select(condition, true)
+    }
+
+    /// `INSERT INTO shadow ... SELECT ... FROM original WHERE condition`, as the copy runs it
+    /// (`locking_upsert`), or bare, so that a duplicate names the index it is on.
+    fn insert_select(&self, condition: &str, locking_upsert: bool) -> String {
+        let shadow = self.plan.names.q(&self.plan.names.shadow);
+        let tail = if locking_upsert { format!(" LOCK IN SHARE MODE {}", upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names())) } else { String::new() };
+        format!(
+            "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {condition}{tail}",
+            column_list(&self.plan.target_names()),
+            column_list(&self.plan.source_names()),
+            self.walk.source()
+        )
+    }
+
     /// Copies a chunk and records it as finished, in one transaction.
     async fn copy_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<u64, mysql_async::Error> {
         let (range, params) = self.range(lower, upper);
-        let shadow = self.plan.names.q(&self.plan.names.shadow);
-        let sql = format!(
-            "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {range} LOCK IN SHARE MODE {}",
-            column_list(&self.plan.target_names()),
-            column_list(&self.plan.source_names()),
-            self.walk.source(),
-            upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names())
-        );
+        let sql = self.chunk_insert(&range);
         let (record, record_params) = checkpoint::record_chunk(&self.plan.names, lower, upper);
         conn.query_drop("START TRANSACTION").await?;
         let copied = async {
@@ -523,6 +527,41 @@ impl Copier {
             conn.query_drop("ROLLBACK").await.ok();
         }
         copied
+    }
+
+    /// Copies a range again after the verification found it different: in one transaction
+    /// with a chunk's locks, the range's rows are upserted and the shadow's rows that the
+    /// original no longer has in the range are deleted.
+    pub async fn recopy_range(&self, lower: Option<&[Value]>, upper: &[Value]) -> Result<()> {
+        let mut conn = self.server.conn().await?;
+        let (source_range, source_params) = self.range(lower, upper);
+        let (target_range, target_params) = key_range(&self.plan.key_target, lower, upper);
+        let shadow = self.plan.names.q(&self.plan.names.shadow);
+        let copy = self.chunk_insert(&source_range);
+        // The copy above holds the range's rows and gaps in the original, so this reads it still.
+        let prune = format!(
+            "DELETE FROM {shadow} WHERE {target_range} AND ({}) NOT IN (SELECT {} FROM {} WHERE {source_range})",
+            column_list(&self.plan.key_target),
+            column_list(&self.plan.key_source),
+            self.walk.source()
+        );
+        let prune_params: Vec<Value> = target_params.into_iter().chain(source_params.iter().cloned()).collect();
+        let doing = format!("copying again the range of keys after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper));
+        self.server
+            .retrying(&mut conn, self.retries, &doing, async |c| {
+                c.query_drop("START TRANSACTION").await?;
+                let done = async {
+                    c.exec_drop(copy.as_str(), source_params.clone()).await?;
+                    c.exec_drop(prune.as_str(), prune_params.clone()).await?;
+                    c.query_drop("COMMIT").await
+                }
+                .await;
+                if done.is_err() {
+                    c.query_drop("ROLLBACK").await.ok();
+                }
+                done
+            })
+            .await
     }
 
     /// Waits until the applier has replayed everything committed up to now.

@@ -564,10 +564,12 @@ impl Migration {
             state: self.state.clone(),
             connections: (self.state.live.threads.load(Ordering::Relaxed) as usize * 2).clamp(2, 8),
             lock_timeout: self.config.cut_over_lock_timeout,
+            retries: self.config.retries,
         };
         let report = verifier.run().await?;
         self.check_failure()?;
-        tracing::info!("verified {} rows in {} key ranges in {:.1}s: the shadow table matches the original", report.rows, report.ranges, report.elapsed.as_secs_f64());
+        let repaired = if report.repaired_ranges > 0 { format!(" ({} copied again after a difference)", report.repaired_ranges) } else { String::new() };
+        tracing::info!("verified {} rows in {} key ranges{repaired} in {:.1}s: the shadow table matches the original", report.rows, report.ranges, report.elapsed.as_secs_f64());
         self.state.verified_rows.store(report.rows, Ordering::Relaxed);
         Ok(())
     }

@@ -20,7 +20,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 
 use crate::apply::format_key;
-use crate::copy::{key_range, KeyWalk};
+use crate::copy::{key_range, ChunkSizer, Copier, KeyWalk};
 use crate::cutover::flush_to_marker;
 use crate::error::{Context, Error, Result};
 use crate::plan::{ColumnMapping, Plan};
@@ -38,12 +38,16 @@ pub struct Verifier {
     /// Connections reading checksums in parallel, each in its own snapshot of the same point.
     pub connections: usize,
     pub lock_timeout: Duration,
+    /// Attempts for a transient failure when copying a differing range again.
+    pub retries: u32,
 }
 
 /// What a verification compared.
 pub struct Report {
     pub rows: u64,
     pub ranges: u64,
+    /// Ranges that differed at first and matched after being copied again.
+    pub repaired_ranges: u64,
     pub elapsed: Duration,
     pub skipped_columns: Vec<String>,
 }
@@ -51,17 +55,78 @@ pub struct Report {
 /// One key range: after `lower` (or from the start) up to `upper`.
 type Range = (Option<Vec<Value>>, Vec<Value>);
 
+/// How many times the tables are compared before a difference fails the run.
+const VERIFY_PASSES: u32 = 3;
+
+/// A key range whose (rows, checksum) differ between the original and the shadow.
+struct Difference {
+    range: Range,
+    source: (u64, u64),
+    target: (u64, u64),
+}
+
+impl Difference {
+    fn describe(&self) -> String {
+        let (lower, upper) = &self.range;
+        format!(
+            "the shadow table differs from the original in the range of keys after {} up to {} (original: {} rows, checksum {}; shadow: {} rows, checksum {})",
+            lower.as_deref().map_or("the start".into(), format_key),
+            format_key(upper),
+            self.source.0,
+            self.source.1,
+            self.target.0,
+            self.target.1
+        )
+    }
+}
+
 impl Verifier {
+    /// Compares the tables; ranges that differ are copied again and compared again at a new
+    /// consistent point, up to `VERIFY_PASSES` times, before the run fails naming the first.
     pub async fn run(&self) -> Result<Report> {
         let started = Instant::now();
+        let (mut report, mut differing) = self.compare(None).await?;
+        for pass in 1..VERIFY_PASSES {
+            if differing.is_empty() {
+                break;
+            }
+            tracing::warn!(
+                "verification: {} key ranges differ between the shadow and the original (the first: {}); copying them again (pass {pass})",
+                differing.len(),
+                differing[0].describe()
+            );
+            let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.retries, ChunkSizer { target: Duration::ZERO });
+            for d in &differing {
+                copier.recopy_range(d.range.0.as_deref(), &d.range.1).await?;
+            }
+            let ranges: Vec<Range> = differing.into_iter().map(|d| d.range).collect();
+            let recopied = ranges.len();
+            differing = self.compare(Some(ranges)).await?.1;
+            report.repaired_ranges += (recopied - differing.len()) as u64;
+        }
+        if let Some(first) = differing.first() {
+            return Err(Error::failed(format!("verification failed after {VERIFY_PASSES} passes: {}; the tables were not swapped", first.describe()))
+                .with_fix("something keeps writing to the shadow table, or rows are lost: check for other writers to it (triggers, other tools) and run the migration again"));
+        }
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Compares all ranges (or only those given) at one consistent point; returns the report
+    /// and the ranges that differ.
+    async fn compare(&self, only: Option<Vec<Range>>) -> Result<(Report, Vec<Difference>)> {
         let mut snapshots = self.consistent_snapshots().await?;
         let (source_sum, target_sum, skipped_columns) = checksum_expressions(&self.plan.columns);
-        if !skipped_columns.is_empty() {
+        if !skipped_columns.is_empty() && only.is_none() {
             tracing::warn!("not comparing the values of columns whose type changes: {}", skipped_columns.join(", "));
         }
-        let mut report = Report { rows: 0, ranges: 0, elapsed: Duration::ZERO, skipped_columns };
-        let Some(ranges) = self.ranges(&mut snapshots[0]).await? else {
-            return self.compare_empty(&mut snapshots[0], report, started).await;
+        let mut report = Report { rows: 0, ranges: 0, repaired_ranges: 0, elapsed: Duration::ZERO, skipped_columns };
+        let ranges = match only {
+            Some(ranges) => ranges,
+            None => match self.ranges(&mut snapshots[0]).await? {
+                Some(ranges) => ranges,
+                None => return self.compare_empty(&mut snapshots[0], report).await.map(|r| (r, Vec::new())),
+            },
         };
         let names = &self.plan.names;
         let (original, shadow) = (names.q(&names.original), names.q(&names.shadow));
@@ -83,21 +148,15 @@ impl Verifier {
             conn.query_drop("COMMIT").await.context(|| "closing a verification snapshot".into())
         });
         futures_util::future::try_join_all(workers).await?;
-        for ((lower, upper), (source, target)) in ranges.iter().zip(sums.into_inner().expect("sums lock")) {
-            if source != target {
-                let range = format!("keys after {} up to {}", lower.as_deref().map_or("the start".into(), format_key), format_key(upper));
-                return Err(Error::failed(format!(
-                    "verification failed: the shadow table differs from the original in the range of {range} \
-                     (original: {} rows, checksum {}; shadow: {} rows, checksum {}); the tables were not swapped",
-                    source.0, source.1, target.0, target.1
-                ))
-                .with_fix("something wrote to the shadow table, or rows were lost: check for other writers to it and run the migration again"));
-            }
-            report.rows += source.0;
-        }
         report.ranges = ranges.len() as u64;
-        report.elapsed = started.elapsed();
-        Ok(report)
+        let mut differing = Vec::new();
+        for (range, (source, target)) in ranges.into_iter().zip(sums.into_inner().expect("sums lock")) {
+            report.rows += source.0;
+            if source != target {
+                differing.push(Difference { range, source, target });
+            }
+        }
+        Ok((report, differing))
     }
 
     /// The original's key cut into ranges of `RANGE_ROWS`, or `None` when it is empty.
@@ -118,13 +177,12 @@ impl Verifier {
     }
 
     /// The original is empty: the shadow must be too.
-    async fn compare_empty(&self, conn: &mut Conn, mut report: Report, started: Instant) -> Result<Report> {
+    async fn compare_empty(&self, conn: &mut Conn, report: Report) -> Result<Report> {
         let names = &self.plan.names;
         let rows: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {}", names.q(&names.shadow))).await.context(|| "counting the shadow's rows".into())?;
         if rows.unwrap_or(0) != 0 {
             return Err(Error::failed(format!("verification failed: the original table is empty but the shadow has {} rows; the tables were not swapped", rows.unwrap_or(0))));
         }
-        report.elapsed = started.elapsed();
         Ok(report)
     }
 

@@ -10,19 +10,32 @@ use std::time::{Duration, Instant};
 use common::{rows, server, tables};
 use mysql_async::prelude::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupted_shadow_row_fails_before_the_swap() {
+/// Starts a migration of a 40,000-row table in small chunks and waits until the shadow exists.
+async fn start_slow_copy(db: &str) -> (mysql_async::Conn, std::process::Child) {
     let srv = server();
-    let mut conn = srv.fresh_database("corrupt").await;
+    let mut conn = srv.fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(10)) ENGINE=InnoDB").await.unwrap();
     conn.query_drop("INSERT INTO t SELECT seq, seq, 'x' FROM seq_1_to_40000").await.unwrap();
-    let before = rows(&mut conn, "CHECKSUM TABLE t EXTENDED").await;
     let mut child = srv
-        .alterego_command(&["--database", "corrupt", "--table", "t", "--alter", "ADD COLUMN c INT", "--execute", "--chunk-size", "10"])
+        .alterego_command(&["--database", db, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute", "--chunk-size", "10"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !tables(&mut conn).await.contains(&"_t_gho".to_string()) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the shadow table never appeared");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (conn, child)
+}
+
+/// A shadow row changed behind alterego's back is found by the verification, copied again,
+/// and the result is right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_shadow_row_is_found_and_copied_again() {
+    let (mut conn, mut child) = start_slow_copy("corrupt").await;
+    let before = rows(&mut conn, "SELECT id, a, b FROM t ORDER BY id").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let copied: Option<u64> = conn.query_first("SELECT COUNT(*) FROM _t_gho WHERE id = 100").await.unwrap_or(None);
@@ -33,11 +46,30 @@ async fn corrupted_shadow_row_fails_before_the_swap() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     conn.query_drop("UPDATE _t_gho SET b = 'corrupt' WHERE id = 42").await.unwrap();
+    conn.query_drop("DELETE FROM _t_gho WHERE id = 77").await.unwrap();
+    conn.query_drop("INSERT INTO _t_gho (id, a, b) VALUES (-5, 0, 'extra')").await.unwrap();
     assert!(child.try_wait().unwrap().is_none(), "the migration finished before the corruption");
     let output = child.wait_with_output().unwrap();
     let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("key ranges differ between the shadow and the original (the first: the shadow table differs from the original in the range of keys after the start up to"), "{stderr}");
+    assert!(stderr.contains("copied again after a difference"), "{stderr}");
+    assert_eq!(rows(&mut conn, "SELECT id, a, b FROM t ORDER BY id").await, before, "the repaired table differs from the original");
+}
+
+/// A shadow row that something keeps changing (here a trigger) fails the run after the passes,
+/// naming the range, with nothing swapped and nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistently_corrupted_shadow_fails_before_the_swap() {
+    let (mut conn, child) = start_slow_copy("corrupt_always").await;
+    let before = rows(&mut conn, "CHECKSUM TABLE t EXTENDED").await;
+    for event in ["INSERT", "UPDATE"] {
+        conn.query_drop(format!("CREATE TRIGGER corrupt_{event} BEFORE {event} ON _t_gho FOR EACH ROW SET NEW.b = IF(NEW.id = 42, 'corrupt', NEW.b)")).await.unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = common::stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("verification failed") && stderr.contains("keys after the start up to"), "{stderr}");
+    assert!(stderr.contains("verification failed after 3 passes") && stderr.contains("keys after the start up to"), "{stderr}");
     assert_eq!(tables(&mut conn).await, vec!["t".to_string()], "{stderr}");
     assert_eq!(rows(&mut conn, "CHECKSUM TABLE t EXTENDED").await, before);
 }
