@@ -89,6 +89,9 @@ pub struct Cli {
     /// Drop a leftover shadow table (`_<table>_gho`) and changelog (`_<table>_ghc`) before starting.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub initially_drop_ghost_table: bool,
+    /// Set by the `plan` subcommand (`alterego plan ...`): print the plan and stop.
+    #[arg(long, hide = true)]
+    pub plan_only: bool,
     /// Continue the run a previous, interrupted run of the same migration left behind (its
     /// shadow, changelog and checkpoint tables); fail when there is none. Without this flag a
     /// matching checkpoint is resumed anyway; with --no-resume it is dropped.
@@ -225,6 +228,8 @@ pub struct Config {
     pub initially_drop_old_table: bool,
     pub resume: Resume,
     pub approve_renamed_columns: bool,
+    /// `alterego plan`: a dry run that also times a sample chunk.
+    pub plan_only: bool,
     pub skip_checksum: bool,
     pub attempt_instant_ddl: bool,
     pub defer_secondary_indexes: bool,
@@ -247,6 +252,11 @@ pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Result<Vec<Stri
     let command = <Cli as clap::CommandFactory>::command();
     let known: Vec<&str> = command.get_arguments().flat_map(|a| a.get_long_and_visible_aliases().unwrap_or_default()).collect();
     let mut out = Vec::new();
+    let mut args: Vec<String> = args.into_iter().collect();
+    // `alterego plan ...`: the plan only, as a hidden flag.
+    if args.get(1).is_some_and(|a| a == "plan") {
+        args[1] = "--plan-only".into();
+    }
     for (i, arg) in args.into_iter().enumerate() {
         let single_dash = i > 0 && arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") && arg.as_bytes()[1].is_ascii_alphabetic();
         let normalized = if single_dash { format!("-{arg}") } else { arg.clone() };
@@ -331,6 +341,9 @@ impl Config {
             password_env.or(option_file.password)
         };
         let user = cli.user.or(option_file.user).or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "root".into());
+        if cli.plan_only && cli.execute {
+            return Err(Error::usage("`alterego plan` prints the plan and changes nothing, so it takes no --execute", "drop --execute, or run without `plan` to migrate"));
+        }
         for (flag, value) in [("--database", &cli.database), ("--table", &cli.table)] {
             if value.is_empty() {
                 return Err(Error::usage(format!("{flag} is empty"), format!("pass {flag} with a name")));
@@ -360,6 +373,7 @@ impl Config {
             },
             initially_drop_old_table: cli.initially_drop_old_table,
             approve_renamed_columns: cli.approve_renamed_columns,
+            plan_only: cli.plan_only,
             skip_checksum: cli.skip_checksum,
             attempt_instant_ddl: cli.attempt_instant_ddl,
             defer_secondary_indexes: cli.defer_secondary_indexes,
@@ -406,6 +420,16 @@ mod tests {
 
     fn args(v: &[&str]) -> Vec<String> {
         std::iter::once("alterego").chain(v.iter().copied()).map(String::from).collect()
+    }
+
+    #[test]
+    fn plan_is_a_subcommand_without_execute() {
+        let a = normalize_args(args(&["plan", "--database", "d", "--table", "t", "--alter", "ADD x INT"])).unwrap();
+        let cli = Cli::try_parse_from(a).unwrap();
+        assert!(cli.plan_only && !cli.execute);
+        let a = normalize_args(args(&["plan", "--database", "d", "--table", "t", "--alter", "ADD x INT", "--execute"])).unwrap();
+        let e = Config::build(Cli::try_parse_from(a).unwrap(), None).unwrap_err();
+        assert_eq!(e.kind, crate::error::ExitKind::Usage);
     }
 
     #[test]

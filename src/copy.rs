@@ -22,7 +22,7 @@ use mysql_async::{Conn, Row, Value};
 
 use crate::apply::{format_key, is_collision, names_index};
 use crate::checkpoint::{self, KeyRange};
-use crate::error::{codes, Error, Result};
+use crate::error::{codes, Context, Error, Result};
 use crate::plan::Plan;
 use crate::server::Server;
 use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, upsert_clause};
@@ -527,6 +527,21 @@ impl Copier {
             conn.query_drop("ROLLBACK").await.ok();
         }
         copied
+    }
+
+    /// Copies the first `rows` rows into the shadow in a transaction that is rolled back, for
+    /// the plan's estimate: how many rows, and how long it took. `None` for an empty table.
+    pub async fn time_sample_chunk(&self, rows: u64) -> Result<Option<(u64, std::time::Duration)>> {
+        let mut conn = self.server.conn().await?;
+        let Some(max) = self.walk.max_key(&mut conn).await.context(|| "reading the highest key".into())? else { return Ok(None) };
+        let upper = self.walk.next_upper(&mut conn, None, &max, rows).await.context(|| "finding a sample chunk".into())?;
+        let (range, params) = self.range(None, &upper);
+        conn.query_drop("START TRANSACTION").await.context(|| "starting the sample chunk".into())?;
+        let started = std::time::Instant::now();
+        let copied = conn.exec_drop(self.chunk_insert(&range), params).await.map(|()| records_of(&conn.info()));
+        let took = started.elapsed();
+        conn.query_drop("ROLLBACK").await.context(|| "rolling the sample chunk back".into())?;
+        Ok(Some((copied.context(|| "copying a sample chunk".into())?, took)))
     }
 
     /// Copies a range again after the verification found it different: in one transaction

@@ -115,16 +115,20 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     };
 
     created.track(&server, &names);
-    let plan = match &resumed {
-        None => Arc::new(prove_alter(&mut conn, &names, &original, &summary, created).await?),
+    let (plan, instant) = match &resumed {
+        None => {
+            let (plan, instant) = prove_alter(&mut conn, &names, &original, &summary, created).await?;
+            (Arc::new(plan), Some(instant))
+        }
         Some(saved) => {
             for table in [&names.shadow, &names.changelog, &names.checkpoint] {
                 created.add(table);
             }
-            Arc::new(resumed_plan(&mut conn, &names, &original, &summary, &saved.header.shadow_ddl).await?)
+            (Arc::new(resumed_plan(&mut conn, &names, &original, &summary, &saved.header.shadow_ddl).await?), None)
         }
     };
-    print_plan(&plan, &original, config);
+    let sample = if config.execute { None } else { time_sample_chunk(&server, &mut conn, &plan, state, config).await? };
+    print_plan(&plan, &original, &summary, &PlanFacts { instant, sample }, config);
     hooks.run(Hook::Validated, state, &[]).await?;
     if !config.execute {
         created.drop_all(&mut conn).await?;
@@ -356,22 +360,30 @@ async fn drop_tables(conn: &mut Conn, names: &TableNames, tables: &[&String]) ->
 }
 
 /// Creates the shadow table and runs the ALTER on it, then rebuilds it with a copying ALTER so
-/// it starts without instant-operation row versions. A failure is a refusal; the shadow is dropped.
-async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, summary: &AlterSummary, created: &Created) -> Result<Plan> {
+/// it starts without instant-operation row versions. The ALTER is first tried with
+/// `ALGORITHM=INSTANT`, which tells whether the server could apply it in place (`Ok`) or why
+/// not (`Err`). A failure is a refusal; the shadow is dropped.
+async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, summary: &AlterSummary, created: &Created) -> Result<(Plan, std::result::Result<(), String>)> {
     let shadow = names.q(&names.shadow);
     conn.query_drop(format!("CREATE TABLE {shadow} LIKE {}", names.q(&names.original))).await.context(|| format!("creating the shadow table {shadow}")).map_err(preflight)?;
     created.add(&names.shadow);
     let result = async {
-        if let Err(e) = conn.query_drop(format!("ALTER TABLE {shadow} {}", summary.clauses)).await {
-            return Err(Error::refused(
-                format!("the ALTER failed on the (empty) shadow table: {}", describe_mysql_error(&e)),
-                "fix the --alter text; it is run as `ALTER TABLE <table> <your text>`",
-            ));
-        }
+        let instant = match conn.query_drop(format!("ALTER TABLE {shadow} {}, ALGORITHM=INSTANT", summary.clauses)).await {
+            Ok(()) => Ok(()),
+            Err(instant_error) => match conn.query_drop(format!("ALTER TABLE {shadow} {}", summary.clauses)).await {
+                Ok(()) => Err(describe_mysql_error(&instant_error)),
+                Err(e) => {
+                    return Err(Error::refused(
+                        format!("the ALTER failed on the (empty) shadow table: {}", describe_mysql_error(&e)),
+                        "fix the --alter text; it is run as `ALTER TABLE <table> <your text>`",
+                    ))
+                }
+            },
+        };
         conn.query_drop(format!("ALTER TABLE {shadow} FORCE, ALGORITHM=COPY")).await.context(|| "rebuilding the shadow table".into())?;
         let shadow_info = inspect::load(conn, &names.database, &names.shadow).await?.ok_or_else(|| Error::failed("the shadow table vanished"))?;
         let ddl = inspect::show_create(conn, &names.database, &names.shadow).await?;
-        plan::build(names.clone(), original, &shadow_info, summary, ddl)
+        Ok((plan::build(names.clone(), original, &shadow_info, summary, ddl)?, instant))
     }
     .await;
     if result.is_err() {
@@ -380,13 +392,52 @@ async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, 
     result.map_err(preflight)
 }
 
-fn print_plan(plan: &Plan, original: &TableInfo, config: &Config) {
+/// Rows in the dry run's sample chunk.
+const SAMPLE_CHUNK_ROWS: u64 = 10_000;
+
+/// Copies a sample chunk into the (dry run's) shadow as the copy would, deferred indexes left
+/// out, and rolls it back: its rows and how long it took.
+async fn time_sample_chunk(server: &Server, conn: &mut Conn, plan: &Arc<Plan>, state: &Arc<RunState>, config: &Config) -> Result<Option<(u64, std::time::Duration)>> {
+    if config.defer_secondary_indexes {
+        DeferredIndexes::from_ddl(&plan.shadow_ddl).defer(conn, &plan.names).await?;
+    }
+    Copier::new(server.clone(), plan.clone(), state.clone(), config.retries, ChunkSizer { target: config.chunk_time }).time_sample_chunk(SAMPLE_CHUNK_ROWS).await
+}
+
+/// What the printed plan says besides the plan itself.
+struct PlanFacts {
+    /// Whether the server could apply the ALTER in place, or why not; `None` when not tried
+    /// (a resumed run).
+    instant: Option<std::result::Result<(), String>>,
+    /// A chunk copied and rolled back: its rows and how long it took.
+    sample: Option<(u64, std::time::Duration)>,
+}
+
+fn print_plan(plan: &Plan, original: &TableInfo, summary: &AlterSummary, facts: &PlanFacts, config: &Config) {
     report!(config, "Plan for {}:", plan.names.q(&plan.names.original));
     report!(config, "  ALTER:        {}", config.alter.trim());
-    report!(config, "  rows:         about {} ({} MB data, {} MB indexes)", original.estimated_rows, original.data_bytes >> 20, original.index_bytes >> 20);
+    report!(config, "  rows:         about {} ({} MB data, {} MB indexes; from the table statistics)", original.estimated_rows, original.data_bytes >> 20, original.index_bytes >> 20);
     report!(config, "  key:          {} ({})", plan.key_name, plan.key_source.join(", "));
     let mapping: Vec<String> = plan.columns.iter().map(|c| if c.source.name == c.target { c.target.clone() } else { format!("{} -> {}", c.source.name, c.target) }).collect();
     report!(config, "  columns:      {}", mapping.join(", "));
+    match &facts.instant {
+        Some(Ok(())) => report!(config, "  instant:      yes, the server can apply this ALTER in place (--attempt-instant-ddl takes that path)"),
+        Some(Err(why)) => report!(config, "  instant:      no ({why}); the online copy runs"),
+        None => {}
+    }
+    let deferred = DeferredIndexes::from_ddl(&plan.shadow_ddl);
+    if config.defer_secondary_indexes && !deferred.is_empty() {
+        report!(config, "  indexes:      {} built after the copy (--defer-secondary-indexes)", deferred.names().join(", "));
+    }
+    let (data, binlog) = plan::space_needed(original);
+    report!(config, "  disk:         about {} MB for the new table, and about {} MB of binlog written by the copy", data >> 20, binlog >> 20);
+    if let Some((rows, took)) = facts.sample {
+        let estimate = plan::copy_estimate(original.estimated_rows, rows, took).map_or("no estimate (the sample was empty)".to_string(), |d| format!("the copy would take about {} s at one worker's pace", d.as_secs().max(1)));
+        report!(config, "  sample chunk: {rows} rows copied (and rolled back) in {} ms; {estimate}", took.as_millis());
+    }
+    for warning in plan::risks(summary, plan) {
+        report!(config, "  warning:      {warning}");
+    }
     report!(config, "  shadow table: {}", plan.shadow_ddl.replace('\n', "\n                "));
 }
 

@@ -194,6 +194,42 @@ fn key_type_change(original: &TableInfo, shadow: &TableInfo, source: &[String], 
     })
 }
 
+/// Bytes the new table needs (about the original's data and indexes) and bytes of binlog the
+/// copy writes (row images: about the original's data).
+pub fn space_needed(original: &TableInfo) -> (u64, u64) {
+    (original.data_bytes + original.index_bytes, original.data_bytes)
+}
+
+/// How long copying `rows` takes at the pace of a sample chunk of `sample_rows` that took
+/// `took`, one worker copying.
+pub fn copy_estimate(rows: u64, sample_rows: u64, took: std::time::Duration) -> Option<std::time::Duration> {
+    (sample_rows > 0).then(|| took.mul_f64(rows as f64 / sample_rows as f64))
+}
+
+/// What in this ALTER can fail the run before the swap (it never loses rows silently), or
+/// changes data on purpose, for people to know before they run it.
+pub fn risks(summary: &AlterSummary, plan: &Plan) -> Vec<String> {
+    let mut risks = Vec::new();
+    if !summary.dropped_columns.is_empty() {
+        risks.push(format!("drops column(s) {}: their data is gone from the new table (the old table keeps it)", summary.dropped_columns.join(", ")));
+    }
+    let changed: Vec<String> = plan.columns.iter().filter(|c| !c.source.column_type.eq_ignore_ascii_case(&c.target_type)).map(|c| format!("{} {} -> {}", c.target, c.source.column_type, c.target_type)).collect();
+    if !changed.is_empty() {
+        risks.push(format!("changes column type(s) ({}): a value that does not fit fails the run before the swap, naming its row", changed.join(", ")));
+    }
+    let clauses = summary.clauses.to_ascii_uppercase();
+    if clauses.contains("UNIQUE") || clauses.contains("PRIMARY KEY") {
+        risks.push("adds or changes a unique key: duplicate values fail the run before the swap, naming the row".into());
+    }
+    if clauses.contains("NOT NULL") {
+        risks.push("makes a column NOT NULL (or adds one): a NULL in the data fails the run before the swap".into());
+    }
+    if clauses.contains("CONVERT TO") || clauses.contains("CHARACTER SET") || clauses.contains("CHARSET") {
+        risks.push("converts text to another character set: a character it cannot hold fails the run before the swap".into());
+    }
+    risks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +263,32 @@ mod tests {
             renamed_columns: renamed.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
             dropped_columns: dropped.iter().map(|d| d.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn names_the_risks_of_an_alter() {
+        let old = table(vec![col("id", 0, "int"), col("a", 1, "varchar"), col("b", 2, "int")], vec![key("PRIMARY", &["id"])]);
+        let mut new_a = col("a", 1, "varchar");
+        new_a.column_type = "varchar(3)".into();
+        let new = table(vec![col("id", 0, "int"), new_a], vec![key("PRIMARY", &["id"])]);
+        let mut alter = summary(&[], &["b"]);
+        alter.clauses = "DROP COLUMN b, MODIFY a VARCHAR(3) NOT NULL, ADD UNIQUE KEY u (a)".into();
+        let plan = build(TableNames::new("d", "t").unwrap(), &old, &new, &alter, String::new()).unwrap();
+        let risks = risks(&alter, &plan);
+        assert_eq!(risks.len(), 4, "{risks:?}");
+        assert!(risks[0].starts_with("drops column(s) b"));
+        assert!(risks[1].contains("a varchar -> varchar(3)"), "{risks:?}");
+        assert!(risks.iter().any(|r| r.contains("unique key")) && risks.iter().any(|r| r.contains("NOT NULL")));
+        assert!(super::risks(&summary(&[], &[]), &build(TableNames::new("d", "t").unwrap(), &old, &old, &summary(&[], &[]), String::new()).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn estimates_space_and_time() {
+        let mut t = table(vec![col("id", 0, "int")], vec![key("PRIMARY", &["id"])]);
+        (t.data_bytes, t.index_bytes) = (300 << 20, 100 << 20);
+        assert_eq!(space_needed(&t), (400 << 20, 300 << 20));
+        assert_eq!(copy_estimate(1_000_000, 1000, std::time::Duration::from_millis(5)), Some(std::time::Duration::from_secs(5)));
+        assert_eq!(copy_estimate(1_000_000, 0, std::time::Duration::from_millis(5)), None);
     }
 
     #[test]

@@ -269,18 +269,45 @@ async fn chunk_time_sizes_the_chunks() {
     assert_eq!(assert_same_rows(&mut conn, "SELECT id, u, a, b, c FROM t ORDER BY id", "SELECT id, u, a, b, c FROM t_oracle ORDER BY id").await, 30000);
 }
 
+/// A dry run and `alterego plan` print what a run would do (instant or not, space, a timed
+/// sample chunk, the risks) and leave the server exactly as it was; `plan` takes no --execute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dry_run_leaves_the_server_exactly_as_it_was() {
+async fn dry_run_and_plan_print_what_the_run_would_do() {
     let srv = server();
-    let mut conn = srv.fresh_database("dryrun").await;
+    let mut conn = srv.fresh_database("plan").await;
     conn.query_drop(format!("CREATE TABLE t {SIMPLE}")).await.unwrap();
-    conn.query_drop("INSERT INTO t (id, u, a) SELECT seq, seq, seq FROM seq_1_to_1000").await.unwrap();
+    conn.query_drop("INSERT INTO t (id, u, a, b) SELECT seq, seq, seq, 'bee' FROM seq_1_to_3000").await.unwrap();
     let before = common::snapshot(&mut conn).await;
-    let out = srv.alterego(&["--database", "dryrun", "--table", "t", "--alter", "ADD COLUMN z INT, DROP INDEX ia"]);
+    let plan = |alter: &str, extra: &[&str]| {
+        let mut args = vec!["plan", "--database", "plan", "--table", "t", "--alter", alter];
+        args.extend_from_slice(extra);
+        srv.alterego(&args)
+    };
+    let out = srv.alterego(&["--database", "plan", "--table", "t", "--alter", "ADD COLUMN z INT, DROP INDEX ia"]);
     assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Dry run") && stdout.contains("`z` int"), "{stdout}");
-    assert_eq!(common::snapshot(&mut conn).await, before);
+    assert!(stdout.contains("Dry run") && stdout.contains("`z` int") && stdout.contains("sample chunk:"), "{stdout}");
+    assert_eq!(common::snapshot(&mut conn).await, before, "a dry run must leave the server as it was");
+
+    let out = plan("ADD COLUMN z INT", &[]);
+    assert_success(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("instant:      yes"), "{stdout}");
+    assert!(stdout.contains("sample chunk: 3000 rows copied (and rolled back) in"), "{stdout}");
+    assert!(stdout.contains("indexes:      ia built after the copy") && stdout.contains("disk:         about"), "{stdout}");
+    assert!(!stdout.contains("warning:"), "{stdout}");
+
+    let out = plan("ADD UNIQUE KEY ua (a), MODIFY b VARCHAR(5)", &[]);
+    assert_success(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("instant:      no ("), "{stdout}");
+    assert!(stdout.contains("warning:      changes column type(s) (b varchar(40) -> varchar(5))"), "{stdout}");
+    assert!(stdout.contains("warning:      adds or changes a unique key"), "{stdout}");
+    assert_eq!(common::snapshot(&mut conn).await, before, "a plan must leave the server as it was");
+
+    let out = plan("ADD COLUMN z INT", &["--execute"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("takes no --execute"), "{}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

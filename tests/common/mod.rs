@@ -239,8 +239,16 @@ impl TestServer {
 
     /// A test that names `--chunk-size` means chunks of exactly that size (to make a copy last,
     /// or to count chunks): unless it also names `--chunk-time`, the sizing is turned off.
+    /// A subcommand (`plan`) stays first.
     pub fn alterego_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_alterego"));
+        let args = match args.split_first() {
+            Some((&"plan", rest)) => {
+                command.arg("plan");
+                rest
+            }
+            _ => args,
+        };
         command.args(["--host", "127.0.0.1", "--port", &self.port.to_string()]);
         if !args.contains(&"--user") {
             command.args(["--user", USER]);
