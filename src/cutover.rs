@@ -56,6 +56,27 @@ pub struct CutOver {
     /// The reader's channel: for MySQL's final replay on the lock-holding session, and for
     /// checking that nothing was written to the original table during the swap.
     pub changes: Receiver<Batch>,
+    /// `--force-kill-blockers`: kill the sessions that hold the table while the lock waits.
+    pub kill_blockers: bool,
+}
+
+/// How long the cut-over's lock waits before `--force-kill-blockers` looks for blockers, and
+/// how long a session must have been in its current state to count as one.
+const BLOCKER_GRACE: Duration = Duration::from_secs(1);
+
+/// Sessions holding a metadata lock on `table` for at least `BLOCKER_GRACE`, other than
+/// `own`: MariaDB's `metadata_lock_info` plugin, MySQL's `performance_schema.metadata_locks`.
+pub fn blockers_sql(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::MariaDb => {
+            "SELECT DISTINCT m.THREAD_ID FROM information_schema.METADATA_LOCK_INFO m JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID \
+             WHERE m.TABLE_SCHEMA = ? AND m.TABLE_NAME = ? AND m.THREAD_ID <> ? AND p.TIME >= ?"
+        }
+        Flavor::MySql => {
+            "SELECT DISTINCT t.PROCESSLIST_ID FROM performance_schema.metadata_locks m JOIN performance_schema.threads t ON t.THREAD_ID = m.OWNER_THREAD_ID \
+             WHERE m.OBJECT_SCHEMA = ? AND m.OBJECT_NAME = ? AND m.LOCK_STATUS = 'GRANTED' AND t.PROCESSLIST_ID <> ? AND t.PROCESSLIST_TIME >= ?"
+        }
+    }
 }
 
 /// How an attempt ended, when it did not swap.
@@ -158,7 +179,7 @@ impl CutOver {
         let mut a = self.session().await?;
         let mut b = self.session().await?;
         let mut watcher = self.server.conn().await?;
-        if let Err(e) = a.query_drop(lock_sql(Flavor::MariaDb, names)).await {
+        if let Err(e) = self.lock(&mut a, Flavor::MariaDb).await {
             return Ok(Err(Attempt::Retry(format!("locking the table: {}", describe_mysql_error(&e)))));
         }
         let locked_at = Instant::now();
@@ -181,6 +202,51 @@ impl CutOver {
             Ok(Err(e)) => self.resolve_ambiguous(&mut watcher, e, lock_time).await,
             Err(join) => self.resolve_ambiguous(&mut watcher, join.to_string(), lock_time).await,
         }
+    }
+
+    /// Takes the cut-over's table lock on session `a`; with `--force-kill-blockers`, kills the
+    /// sessions holding the table while the lock waits.
+    async fn lock(&self, a: &mut Conn, flavor: Flavor) -> std::result::Result<(), mysql_async::Error> {
+        let own = a.id();
+        let lock = a.query_drop(lock_sql(flavor, &self.plan.names));
+        if !self.kill_blockers {
+            return lock.await;
+        }
+        let killer = async {
+            let mut watcher = None;
+            loop {
+                tokio::time::sleep(BLOCKER_GRACE).await;
+                if watcher.is_none() {
+                    watcher = self.server.conn().await.ok();
+                }
+                if let Some(w) = watcher.as_mut() {
+                    if let Err(e) = self.kill_blockers_once(w, own).await {
+                        tracing::warn!("--force-kill-blockers: {e}");
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            locked = lock => locked,
+            () = killer => unreachable!("the blocker killer never ends"),
+        }
+    }
+
+    /// Kills each session that has held a metadata lock on the original table for a while.
+    async fn kill_blockers_once(&self, watcher: &mut Conn, own: u32) -> Result<()> {
+        let names = &self.plan.names;
+        let sql = blockers_sql(self.server.facts.flavor);
+        let blockers: Vec<u64> = watcher
+            .exec(sql, (&names.database, &names.original, own, BLOCKER_GRACE.as_secs()))
+            .await
+            .context(|| "finding the sessions that block the cut-over (MariaDB needs the metadata_lock_info plugin: INSTALL SONAME 'metadata_lock_info')".into())?;
+        for id in blockers {
+            match watcher.query_drop(format!("KILL CONNECTION {id}")).await {
+                Ok(()) => tracing::warn!("--force-kill-blockers: killed connection {id}, which held {} and blocked the cut-over", names.q(&names.original)),
+                Err(e) => tracing::warn!("--force-kill-blockers: could not kill connection {id}: {}", describe_mysql_error(&e)),
+            }
+        }
+        Ok(())
     }
 
     async fn release(&self, a: &mut Conn) -> Result<()> {
@@ -227,7 +293,7 @@ impl CutOver {
         if !self.flush_to_marker(&mut watcher, marker).await? {
             return Ok(Err(Attempt::Retry("the applier did not catch up".into())));
         }
-        if let Err(e) = a.query_drop(lock_sql(Flavor::MySql, names)).await {
+        if let Err(e) = self.lock(&mut a, Flavor::MySql).await {
             return Ok(Err(Attempt::Retry(format!("locking the tables: {}", describe_mysql_error(&e)))));
         }
         let locked_at = Instant::now();
@@ -278,5 +344,10 @@ mod tests {
         assert_eq!(lock_sql(Flavor::MariaDb, &names), "LOCK TABLES `shop`.`orders` WRITE");
         assert_eq!(lock_sql(Flavor::MySql, &names), "LOCK TABLES `shop`.`orders` WRITE, `shop`.`_orders_gho` WRITE");
         assert_eq!(rename_sql(&names), "RENAME TABLE `shop`.`orders` TO `shop`.`_orders_del`, `shop`.`_orders_gho` TO `shop`.`orders`");
+        assert!(blockers_sql(Flavor::MariaDb).contains("information_schema.METADATA_LOCK_INFO"));
+        assert!(blockers_sql(Flavor::MySql).contains("performance_schema.metadata_locks") && blockers_sql(Flavor::MySql).contains("'GRANTED'"));
+        for flavor in [Flavor::MariaDb, Flavor::MySql] {
+            assert_eq!(blockers_sql(flavor).matches('?').count(), 4, "schema, table, own id, grace");
+        }
     }
 }

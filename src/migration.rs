@@ -553,6 +553,7 @@ impl Migration {
             lock_timeout: self.config.cut_over_lock_timeout,
             retries: self.config.retries.min(10),
             changes: rx,
+            kill_blockers: self.config.force_kill_blockers,
         };
         cut_over.run().await?;
         self.state.set_phase("done");

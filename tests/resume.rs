@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::interrupt::{workload, ROWS};
+use common::interrupt::{loaded_tables, workload, ROWS};
 use common::{assert_same_rows, assert_success, server, stderr, tables};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
@@ -17,11 +17,7 @@ const DDL: &str = "(id BIGINT NOT NULL PRIMARY KEY, a INT, b VARCHAR(20), KEY ia
 const ALTER: &str = "ADD COLUMN c INT DEFAULT 5";
 
 async fn setup(db: &str) -> Conn {
-    let mut conn = server().fresh_database(db).await;
-    conn.query_drop(format!("CREATE TABLE t {DDL}")).await.unwrap();
-    conn.query_drop(format!("CREATE TABLE t_oracle {DDL}")).await.unwrap();
-    workload().load(&mut conn).await;
-    conn
+    loaded_tables(db, DDL).await
 }
 
 fn args<'a>(db: &'a str, alter: &'a str, extra: &[&'a str]) -> Vec<&'a str> {

@@ -25,6 +25,16 @@ pub fn workload() -> Workload {
     }
 }
 
+/// A fresh database `db` with `t` and its oracle `t_oracle` (both `ddl`), loaded with the
+/// workload's rows.
+pub async fn loaded_tables(db: &str, ddl: &str) -> mysql_async::Conn {
+    let mut conn = server().fresh_database(db).await;
+    conn.query_drop(format!("CREATE TABLE t {ddl}")).await.unwrap();
+    conn.query_drop(format!("CREATE TABLE t_oracle {ddl}")).await.unwrap();
+    workload().load(&mut conn).await;
+    conn
+}
+
 /// Starts alterego with small chunks so the copy lasts a few seconds, calls `interrupt` once
 /// the copy is under way, and checks the final table against the oracle. Returns stderr.
 pub async fn migrate_with_interruption<F, Fut>(db: &str, interrupt: F) -> String
@@ -33,13 +43,8 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let srv = server();
-    let mut conn = srv.fresh_database(db).await;
-    let ddl = "(id BIGINT NOT NULL PRIMARY KEY, a INT, b VARCHAR(20)) ENGINE=InnoDB DEFAULT CHARSET=latin1";
-    conn.query_drop(format!("CREATE TABLE t {ddl}")).await.unwrap();
-    conn.query_drop(format!("CREATE TABLE t_oracle {ddl}")).await.unwrap();
+    drop(loaded_tables(db, "(id BIGINT NOT NULL PRIMARY KEY, a INT, b VARCHAR(20)) ENGINE=InnoDB DEFAULT CHARSET=latin1").await);
     let w = workload();
-    w.load(&mut conn).await;
-    drop(conn);
     let running = w.start(srv.opts(Some(db)), 11);
     let child = srv
         .alterego_command(&["--database", db, "--table", "t", "--alter", "ADD COLUMN c INT DEFAULT 5", "--execute", "--chunk-size", "20"])

@@ -1,0 +1,115 @@
+//! The cut-over under interference: the RENAME's connection killed while it waits, and a
+//! session whose open transaction blocks the swap. Writers run throughout; the result must
+//! equal the oracle and the tool must say what happened.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::interrupt::{loaded_tables, workload};
+use common::{assert_same_rows, server, stderr, tables};
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+const DDL: &str = "(id BIGINT NOT NULL PRIMARY KEY, a INT, b VARCHAR(20)) ENGINE=InnoDB DEFAULT CHARSET=latin1";
+
+async fn setup(db: &str) -> Conn {
+    loaded_tables(db, DDL).await
+}
+
+fn flag(name: &str) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Starts a migration whose cut-over waits for `postpone` to disappear; returns once the swap
+/// is all that is left (the postponed phase reached).
+async fn start_postponed(db: &str, postpone: &std::path::Path, extra: &[&str]) -> Child {
+    std::fs::write(postpone, "").unwrap();
+    let status = flag(&format!("{db}-status"));
+    let mut args = vec!["--database", db, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute", "--cut-over-lock-timeout-seconds", "10"];
+    let (postpone, status_path) = (postpone.to_str().unwrap().to_string(), status.to_str().unwrap().to_string());
+    args.extend(["--postpone-cut-over-flag-file", &postpone, "--status-json", &status_path]);
+    args.extend_from_slice(extra);
+    let mut child = server().alterego_command(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&status).unwrap_or_default().contains("\"state\":\"postponed\"") {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its cut-over");
+        assert!(Instant::now() < deadline, "the run never reached its cut-over");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
+/// Waits for a session whose statement starts with `prefix` and is waiting on a lock; its id.
+async fn waiting_session(admin: &mut Conn, prefix: &str, child: &mut Child) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let id: Option<u64> = admin
+            .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%lock%'", (format!("{prefix}%"),))
+            .await
+            .unwrap();
+        if let Some(id) = id {
+            return id;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before `{prefix}` waited");
+        assert!(Instant::now() < deadline, "no `{prefix}` ever waited on a lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn finish(child: Child, running: common::workload::Running, conn: &mut Conn) -> String {
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.stop().await;
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert_same_rows(conn, "SELECT id, a, b FROM t ORDER BY id", "SELECT id, a, b FROM t_oracle ORDER BY id").await;
+    assert_eq!(tables(conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()], "{log}");
+    log
+}
+
+/// The RENAME waits (another session reads the shadow in an open transaction) and its
+/// connection is killed: nothing was swapped, the tool says so, retries, and swaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rename_connection_killed_while_waiting() {
+    let db = "killrename";
+    let mut conn = setup(db).await;
+    let running = workload().start(server().opts(Some(db)), 3);
+    let postpone = flag("killrename-postpone");
+    let mut child = start_postponed(db, &postpone, &[]).await;
+    let mut reader = server().conn(Some(db)).await;
+    reader.query_drop("START TRANSACTION").await.unwrap();
+    reader.query_drop("SELECT COUNT(*) FROM _t_gho").await.unwrap();
+    std::fs::remove_file(&postpone).unwrap();
+    let rename = waiting_session(&mut conn, "RENAME TABLE", &mut child).await;
+    conn.query_drop(format!("KILL CONNECTION {rename}")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    reader.query_drop("COMMIT").await.unwrap();
+    let log = finish(child, running, &mut conn).await;
+    assert!(log.contains("cut-over attempt 1 of") && log.contains("did not swap: the RENAME failed"), "{log}");
+    assert!(log.contains("cut-over done"), "{log}");
+}
+
+/// A session keeps a transaction open on the table, so the cut-over's lock is never granted.
+/// With --force-kill-blockers the tool finds it (MariaDB's metadata_lock_info), kills it, and
+/// swaps; the blocker's connection is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn force_kill_blockers_ends_the_session_blocking_the_swap() {
+    let db = "blockers";
+    let mut conn = setup(db).await;
+    conn.query_drop("INSTALL SONAME 'metadata_lock_info'").await.ok();
+    let running = workload().start(server().opts(Some(db)), 4);
+    let postpone = flag("blockers-postpone");
+    let child = start_postponed(db, &postpone, &["--force-kill-blockers"]).await;
+    let mut blocker = server().conn(Some(db)).await;
+    let blocker_id = blocker.id();
+    blocker.query_drop("START TRANSACTION").await.unwrap();
+    blocker.query_drop("SELECT COUNT(*) FROM t").await.unwrap();
+    std::fs::remove_file(&postpone).unwrap();
+    let log = finish(child, running, &mut conn).await;
+    assert!(log.contains(&format!("killed connection {blocker_id}")), "{log}");
+    assert!(blocker.query_drop("SELECT 1").await.is_err(), "the blocking session is still alive");
+}
