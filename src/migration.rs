@@ -78,7 +78,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         hooks.run(hook, &state, &[]).await.ok();
     }
     match &result {
-        Ok(outcome) => state.emit("done", serde_json::json!({"outcome": format!("{outcome:?}"), "verified_rows": state.verified_rows.load(Ordering::Relaxed), "cut_over_lock_ms": state.cut_over_lock_ms.load(Ordering::Relaxed)})),
+        Ok(outcome) => state.emit("done", serde_json::json!({"outcome": format!("{outcome:?}"), "verified_rows": state.verified_rows.load(Ordering::Relaxed), "copy_ms": state.copy_ms.load(Ordering::Relaxed), "verify_ms": state.verify_ms.load(Ordering::Relaxed), "cut_over_lock_ms": state.cut_over_lock_ms.load(Ordering::Relaxed)})),
         Err(e) => state.emit("failed", serde_json::json!({"exit_code": e.kind.code(), "error": e.to_string()})),
     }
     result
@@ -154,12 +154,14 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     migration.finish(&mut server.conn().await?, created).await?;
     report!(
         config,
-        "Migrated {}: copied {} rows, replayed {} binlog changes (left out {}: superseded, or to rows not copied yet), verified {} rows, cut-over lock held {} ms; {}.",
+        "Migrated {}: copied {} rows in {:.1} s, replayed {} binlog changes (left out {}: superseded, or to rows not copied yet), verified {} rows in {:.1} s, cut-over lock held {} ms; {}.",
         names.q(&names.original),
         state.rows_copied.load(Ordering::Relaxed),
+        state.copy_ms.load(Ordering::Relaxed) as f64 / 1000.0,
         state.changes_applied.load(Ordering::Relaxed),
         state.changes_skipped.load(Ordering::Relaxed),
         state.verified_rows.load(Ordering::Relaxed),
+        state.verify_ms.load(Ordering::Relaxed) as f64 / 1000.0,
         state.cut_over_lock_ms.load(Ordering::Relaxed),
         if config.drop_old_table { "the old table was dropped".to_string() } else { format!("the old table is kept as {}", names.q(&names.old)) }
     );
@@ -529,9 +531,11 @@ impl Migration {
             None => self.first_checkpoint(&copier, start).await?,
             Some(saved) => self.remaining_work(saved).await?,
         };
+        let copy_started = std::time::Instant::now();
         copier.run(work).await?;
         self.check_failure()?;
-        tracing::info!("copied {} rows", self.state.rows_copied.load(Ordering::Relaxed));
+        self.state.copy_ms.store(copy_started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        tracing::info!("copied {} rows in {:.1}s", self.state.rows_copied.load(Ordering::Relaxed), copy_started.elapsed().as_secs_f64());
         self.hooks.run(Hook::RowCopyComplete, &self.state, &[]).await?;
         self.build_deferred_indexes().await?;
 
@@ -623,6 +627,7 @@ impl Migration {
         let repaired = if report.repaired_ranges > 0 { format!(" ({} copied again after a difference)", report.repaired_ranges) } else { String::new() };
         tracing::info!("verified {} rows in {} key ranges{repaired} in {:.1}s: the shadow table matches the original", report.rows, report.ranges, report.elapsed.as_secs_f64());
         self.state.verified_rows.store(report.rows, Ordering::Relaxed);
+        self.state.verify_ms.store(report.elapsed.as_millis() as u64, Ordering::Relaxed);
         Ok(())
     }
 

@@ -47,6 +47,9 @@ pub struct RunState {
     pub status: Option<crate::status::StatusSink>,
     /// How long the successful cut-over held the table lock, in milliseconds.
     pub cut_over_lock_ms: AtomicU64,
+    /// How long the copy and the verification took, in milliseconds.
+    pub copy_ms: AtomicU64,
+    pub verify_ms: AtomicU64,
     /// Highest cut-over marker the applier has applied everything before.
     pub applied_marker: AtomicU64,
     /// When non-zero, the applier pauses after applying this marker (cut-over in progress).
