@@ -37,6 +37,8 @@ pub struct RunState {
     pub changes_applied: AtomicU64,
     /// Transactions read from the binlog but not applied yet.
     pub backlog: AtomicU64,
+    /// Bytes of changes read from the binlog and not yet applied (bounded by the reader).
+    pub buffered_bytes: std::sync::Arc<AtomicU64>,
     /// Replayed changes left out: superseded in their group, or to rows the copy reads later.
     pub changes_skipped: AtomicU64,
     /// The keys the copy has not handed out yet (see `copy::PendingKeys`).

@@ -149,6 +149,16 @@ fn simple_workload(columns: &[&str], values: &[&[&str]]) -> Workload {
     }
 }
 
+/// A fresh database with `t` and `t_oracle` (SIMPLE), each holding rows 1..=rows.
+async fn simple_tables(db: &str, rows: u32) -> mysql_async::Conn {
+    let mut conn = server().fresh_database(db).await;
+    for table in ["t", "t_oracle"] {
+        conn.query_drop(format!("CREATE TABLE {table} {SIMPLE}")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} (id, u, a, b) SELECT seq, seq, seq, 'start' FROM seq_1_to_{rows}")).await.unwrap();
+    }
+    conn
+}
+
 async fn simple_case(db: &str, workload: &Workload, alter: &str, extra: &[&str], new_columns: &str, old_columns: &str) {
     let mut conn = server().fresh_database(db).await;
     conn.query_drop(format!("CREATE TABLE t {SIMPLE}")).await.unwrap();
@@ -203,11 +213,7 @@ async fn ok_to_drop_table_removes_the_old_table() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unique_values_swapped_under_writes() {
     let srv = server();
-    let mut conn = srv.fresh_database("swaps").await;
-    for table in ["t", "t_oracle"] {
-        conn.query_drop(format!("CREATE TABLE {table} {SIMPLE}")).await.unwrap();
-        conn.query_drop(format!("INSERT INTO {table} (id, u, a) SELECT seq, seq, seq FROM seq_1_to_2000")).await.unwrap();
-    }
+    let mut conn = simple_tables("swaps", 2000).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = tokio::spawn({
         let (stop, opts) = (stop.clone(), srv.opts(Some("swaps")));
@@ -243,6 +249,38 @@ async fn unique_values_swapped_under_writes() {
     assert!(log.contains("replaying it change by change in binlog order"), "no group needed the binlog order; the test proves nothing:\n{}", &log[log.len().saturating_sub(3000)..]);
     let n = assert_same_rows(&mut conn, "SELECT id, u, a, b, c FROM t ORDER BY id", "SELECT id, u, a, b, c FROM t_oracle ORDER BY id").await;
     assert_eq!(n, 2000);
+}
+
+/// Transactions larger than a part (2000 row changes) reach the applier in parts; replayed
+/// while the swap is postponed, and interleaved with the copy, they leave the right rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_transactions_are_replayed_in_parts() {
+    let srv = server();
+    let mut conn = simple_tables("bigtxn", 30000).await;
+    let postpone = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bigtxn-postpone-{}", std::process::id()));
+    std::fs::write(&postpone, "").unwrap();
+    let mut child = srv
+        .alterego_command(&["--database", "bigtxn", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute", "--chunk-size", "500", "--postpone-cut-over-flag-file", postpone.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let big = |table: &str, round: i32| format!("UPDATE {table} SET a = a + {round}, b = CONCAT(b, '-{round}') WHERE id % 3 <> {}", round % 3);
+    for round in 0..3 {
+        let mut sql = String::from("START TRANSACTION;");
+        for table in ["t", "t_oracle"] {
+            sql += &big(table, round);
+            sql += ";";
+        }
+        sql += &format!("DELETE FROM t WHERE id % 97 = {round}; DELETE FROM t_oracle WHERE id % 97 = {round}; COMMIT");
+        conn.query_drop(sql).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    std::fs::remove_file(&postpone).unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert_success(&output);
+    let n = assert_same_rows(&mut conn, "SELECT id, u, a, b, c FROM t ORDER BY id", "SELECT id, u, a, b, c FROM t_oracle ORDER BY id").await;
+    assert!(n > 29000, "{n}");
 }
 
 /// With --chunk-time, the chunks grow from the first size toward the target duration, at most

@@ -3,11 +3,19 @@
 //! markers in the changelog), and reconnects
 //! from the last committed position when the connection drops or the server restarts.
 //!
-//! Invariants: a transaction is handed on only when its commit (XID or COMMIT) has been read,
-//! so a reconnect never replays half a transaction; DDL on the original table during the run,
-//! a compressed event, or an undecodable row stops the run instead of being skipped.
+//! Invariants: the position handed on (and so the applied position) is always the end of a
+//! committed transaction, so a reconnect re-reads any transaction it had only partly passed
+//! on (replaying changes twice is harmless). A large transaction is passed on in parts of
+//! `MAX_PART_CHANGES`, the position moving only with its last part, and the reader waits while
+//! the changes not yet applied take over `MAX_BUFFERED_BYTES`: memory stays bounded whatever
+//! the transaction size or the write rate. (The binlog holds only committed transactions; a
+//! transaction cut short at the end of a crashed server's binlog could have had parts replayed
+//! before the server rolled it back, which the verification before the swap would find and copy
+//! again.) DDL on the original table during the run, a compressed event, or an undecodable row
+//! stops the run instead of being skipped.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,14 +55,46 @@ impl Change {
 }
 
 /// One committed binlog transaction's effect (every commit on the server yields one, mostly
-/// empty: the applier's position then follows the binlog even when the table is idle).
-#[derive(Debug, Clone)]
+/// empty: the applier's position then follows the binlog even when the table is idle), or a
+/// part of a large one.
+#[derive(Debug)]
 pub struct Batch {
     pub changes: Vec<Change>,
     /// Cut-over markers written to the changelog in this transaction.
     pub markers: Vec<u64>,
-    /// Position just after the transaction's commit event.
+    /// Position just after the transaction's commit event; for a part before the last, the
+    /// end of the transaction before (so only the last part moves the applied position).
     pub end: BinlogPosition,
+    /// The memory the changes take, counted until the batch is dropped.
+    _memory: MemoryTicket,
+}
+
+/// A large transaction's changes are sent in parts of at most this many, so it never sits in
+/// memory whole.
+const MAX_PART_CHANGES: usize = 2000;
+/// The reader waits while the changes read but not yet applied take more than this.
+const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+
+/// Bytes a batch's changes take in `RunState::buffered_bytes`, given back when it is dropped.
+#[derive(Debug)]
+struct MemoryTicket {
+    bytes: u64,
+    counter: Arc<AtomicU64>,
+}
+
+impl Drop for MemoryTicket {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// About how much memory changes take: their values' bytes plus a fixed cost per value.
+fn approximate_bytes(changes: &[Change]) -> u64 {
+    let values = changes.iter().flat_map(|c| match c {
+        Change::Upsert(row) => row.iter(),
+        Change::Delete(key) => key.iter(),
+    });
+    values.map(|v| 32 + if let Value::Bytes(b) = v { b.len() as u64 } else { 0 }).sum()
 }
 
 /// What the reader must know about the tables it follows.
@@ -144,7 +184,7 @@ impl Reader {
         };
         let mut file = self.committed.file.clone();
         let mut seen_format_description = false;
-        let mut txn = Batch { changes: Vec::new(), markers: Vec::new(), end: self.committed.clone() };
+        let mut txn = Transaction::default();
         loop {
             if self.state.stopping() {
                 return Ok(StreamEnd::Stopped);
@@ -246,13 +286,19 @@ impl Reader {
         })
     }
 
-    fn decode_rows(&mut self, rows: &RowsEventData<'_>, txn: &mut Batch, file: &str, pos: u32) -> Result<()> {
+    fn decode_rows(&mut self, rows: &RowsEventData<'_>, txn: &mut Transaction, file: &str, pos: u32) -> Result<()> {
         let failed = |e: String| Error::failed(format!("cannot decode the rows event at {file}:{pos}: {e}"));
         match self.decoders.get(&rows.table_id()) {
             Some(Target::Original(decoder)) => {
                 let key = &self.tables.key_positions;
                 for (before, after) in decoder.rows(rows).map_err(failed)? {
                     push_change(&mut txn.changes, key, before, after);
+                }
+                if txn.changes.len() >= MAX_PART_CHANGES {
+                    // A part: the transaction is committed (the binlog holds only committed
+                    // ones), but the position stays before it until its last part.
+                    let part = std::mem::take(&mut txn.changes);
+                    self.send(part, std::mem::take(&mut txn.markers), self.committed.clone());
                 }
             }
             Some(Target::Changelog(decoder)) => {
@@ -268,21 +314,40 @@ impl Reader {
         Ok(())
     }
 
-    fn commit(&mut self, txn: &mut Batch, file: &str, pos: u32) -> Result<()> {
+    fn commit(&mut self, txn: &mut Transaction, file: &str, pos: u32) -> Result<()> {
         self.committed = BinlogPosition { file: file.to_string(), pos: u64::from(pos) };
         *self.state.reader_position.lock().expect("position lock") = self.committed.clone();
-        let batch = Batch { changes: std::mem::take(&mut txn.changes), markers: std::mem::take(&mut txn.markers), end: self.committed.clone() };
-        RunState::count(&self.state.changes_read, batch.changes.len() as u64);
+        self.send(std::mem::take(&mut txn.changes), std::mem::take(&mut txn.markers), self.committed.clone());
+        Ok(())
+    }
+
+    /// Passes changes to the applier, first waiting while too much is buffered (unless nothing
+    /// is: one part over the limit must still go through).
+    fn send(&self, changes: Vec<Change>, markers: Vec<u64>, end: BinlogPosition) {
+        let counter = &self.state.buffered_bytes;
+        while counter.load(Ordering::Relaxed) > MAX_BUFFERED_BYTES && !self.state.stopping() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let bytes = approximate_bytes(&changes);
+        counter.fetch_add(bytes, Ordering::Relaxed);
+        RunState::count(&self.state.changes_read, changes.len() as u64);
         RunState::count(&self.state.backlog, 1);
-        let mut pending = batch;
+        let mut pending = Batch { changes, markers, end, _memory: MemoryTicket { bytes, counter: counter.clone() } };
         loop {
             match self.tx.send_timeout(pending, Duration::from_millis(200)) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return,
                 Err(SendTimeoutError::Timeout(back)) if !self.state.stopping() => pending = back,
-                Err(_) => return Ok(()),
+                Err(_) => return,
             }
         }
     }
+}
+
+/// The changes and markers of the transaction being read.
+#[derive(Default)]
+struct Transaction {
+    changes: Vec<Change>,
+    markers: Vec<u64>,
 }
 
 /// Turns one row of a rows event into changes: an update that moves the key is a delete of the
@@ -322,6 +387,15 @@ mod tests {
         push_change(&mut changes, &[0], Some(row(1, "a")), Some(row(2, "a")));
         push_change(&mut changes, &[0], Some(row(3, "a")), Some(row(3, "b")));
         assert_eq!(changes, vec![Change::Delete(vec![Value::Int(1)]), Change::Upsert(row(2, "a")), Change::Upsert(row(3, "b"))]);
+    }
+
+    #[test]
+    fn memory_is_counted_by_value_bytes() {
+        let changes = vec![Change::Upsert(vec![Value::Int(1), Value::Bytes(vec![0; 100])]), Change::Delete(vec![Value::Int(2)])];
+        assert_eq!(approximate_bytes(&changes), 32 + 132 + 32);
+        let counter = Arc::new(AtomicU64::new(196));
+        drop(MemoryTicket { bytes: 196, counter: counter.clone() });
+        assert_eq!(counter.load(Ordering::Relaxed), 0, "a dropped batch gives its bytes back");
     }
 
     #[test]
