@@ -20,7 +20,7 @@ use mysql_async::{Conn, Value};
 use tokio::runtime::Handle;
 
 use crate::binlog::stream::{Batch, Change};
-use crate::copy::Pending;
+use crate::copy::{KeyState, Pending};
 use crate::error::{codes, Error, Result};
 use crate::plan::Plan;
 use crate::server::Server;
@@ -49,18 +49,14 @@ fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, sta
             std::thread::sleep(Duration::from_millis(2));
             continue;
         }
-        // Which rows the copy will still read decides what can be skipped: wait until it says.
-        let pending = state.pending_keys.get();
-        if pending == Pending::Unknown {
-            std::thread::sleep(Duration::from_millis(2));
-            continue;
-        }
         let first = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(b) => b,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         let group = gather(first, rx, hold);
+        // Read after the group was received, so after its changes committed.
+        let Some(keys) = copy_position(state, &group, plan) else { return Ok(()) };
         // The position is recorded with every group that changes the shadow; for groups that
         // carry no change (other tables' transactions, including this one's own), at most once
         // a second, or its record would come back as another such group, forever.
@@ -69,10 +65,27 @@ fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, sta
         if record {
             last_recorded = std::time::Instant::now();
         }
-        let skipped = runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries, Session::Own, pending, record))?;
+        let skipped = runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries, Session::Own, &keys, record))?;
         record_applied(state, &group, skipped);
     }
     Ok(())
+}
+
+/// Where the copy is, once it has said (`None` if the run stops first), and once no change of
+/// the group is to a row whose chunk is being copied: such a change may have committed after
+/// the chunk's snapshot, and must not be replayed before the chunk's older image lands.
+fn copy_position(state: &RunState, group: &[Batch], plan: &Plan) -> Option<KeyState> {
+    loop {
+        if state.stopping() {
+            return None;
+        }
+        let keys = state.pending_keys.get();
+        let waits = keys.pending == Pending::Unknown || group.iter().flat_map(|b| &b.changes).any(|c| keys.is_being_copied(&c.key(&plan.key_positions)));
+        if !waits {
+            return Some(keys);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Takes more waiting transactions into one group, stopping after a cut-over marker so the
@@ -115,9 +128,9 @@ fn record_applied(state: &RunState, group: &[Batch], skipped: usize) {
 /// every change in binlog order; only a collision that persists is real, and it fails the run
 /// naming the keys.
 #[allow(clippy::too_many_arguments)]
-pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, group: &[Batch], retries: u32, session: Session, pending: Pending, record_position: bool) -> Result<usize> {
+pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, group: &[Batch], retries: u32, session: Session, keys: &KeyState, record_position: bool) -> Result<usize> {
     let all: Vec<&Change> = group.iter().flat_map(|b| &b.changes).collect();
-    let wanted = effective_changes(&plan.key_positions, &all, pending);
+    let wanted = effective_changes(&plan.key_positions, &all, keys.pending);
     // Recorded in the group's own transaction: the position is exactly what the shadow holds.
     let record = match (record_position && session == Session::Own, group.last()) {
         (true, Some(last)) => Some(crate::checkpoint::record_position(&plan.names, &last.end)),

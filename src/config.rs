@@ -133,6 +133,11 @@ pub struct Cli {
     /// build) instead of maintaining them row by row during it. Unique indexes are always kept.
     #[arg(long, num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true")]
     pub defer_secondary_indexes: bool,
+    /// Read the original table's rows with shared locks (`LOCK IN SHARE MODE`, as gh-ost does)
+    /// even where alterego can copy with plain reads (a key of one integer column). Locks make
+    /// writers to rows being copied wait, and can deadlock with them.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub copy_with_locks: bool,
     /// While the cut-over waits for its table lock, kill the sessions that have held the table
     /// (a metadata lock) for over a second: long transactions that would make every cut-over
     /// attempt time out. On MariaDB this needs the metadata_lock_info plugin.
@@ -239,6 +244,7 @@ pub struct Config {
     pub attempt_instant_ddl: bool,
     pub defer_secondary_indexes: bool,
     pub force_kill_blockers: bool,
+    pub copy_with_locks: bool,
     pub hooks_path: Option<PathBuf>,
     pub serve_socket_file: Option<PathBuf>,
     pub serve_tcp_port: Option<u16>,
@@ -384,6 +390,7 @@ impl Config {
             attempt_instant_ddl: cli.attempt_instant_ddl,
             defer_secondary_indexes: cli.defer_secondary_indexes,
             force_kill_blockers: cli.force_kill_blockers,
+            copy_with_locks: cli.copy_with_locks,
             hooks_path: cli.hooks_path,
             serve_socket_file: cli.serve_socket_file,
             serve_tcp_port: cli.serve_tcp_port,

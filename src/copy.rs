@@ -1,9 +1,19 @@
 //! Copying the existing rows into the shadow table in key-range chunks.
 //!
-//! Each chunk is one `INSERT INTO shadow ... SELECT ... FROM original WHERE <key range> LOCK IN
-//! SHARE MODE ON DUPLICATE KEY UPDATE ...`. The shared locks hold the chunk's rows still until it
-//! commits, so every later change to them reaches the binlog after the copy and is replayed
-//! after it; a row the applier already wrote is overwritten with the (newer) copied image.
+//! Each chunk is one `INSERT INTO shadow ... SELECT ... FROM original WHERE <key range>
+//! ... ON DUPLICATE KEY UPDATE ...`, in the same transaction as the chunk's checkpoint record.
+//! Two ways to read the original:
+//!
+//! - With shared locks (`LOCK IN SHARE MODE`, as gh-ost does): they hold the chunk's rows still
+//!   until it commits, so every later change to them reaches the binlog after the copy and is
+//!   replayed after it; a row the applier already wrote is overwritten with the (newer) copied
+//!   image. Writers to those rows wait for the chunk, and can deadlock with it.
+//! - With plain reads (a READ COMMITTED transaction, where `INSERT ... SELECT` takes no locks on
+//!   the source), for a key of one integer column: the range is marked as being copied before
+//!   the statement starts, and the applier holds every change to a row in it until the chunk has
+//!   committed (see [`PendingKeys`]). A change committed before the chunk's snapshot is in the
+//!   copied image and replaying it later only repeats it; one committed after is replayed after
+//!   the chunk's image has landed. Writers never wait for the copy.
 //!
 //! Chunks are copied by `--threads` workers in parallel; each chunk's argument above holds on
 //! its own, so their order does not matter. Chunk sizes follow `--chunk-time` (see
@@ -38,6 +48,17 @@ const DEFERRED_ROW_PASSES: u32 = 10;
 const MIN_CHUNK_ROWS: u64 = 10;
 const MAX_CHUNK_ROWS: u64 = 100_000;
 
+/// How a chunk statement reads the original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// With shared locks (`LOCK IN SHARE MODE`), upserting.
+    Locking,
+    /// Without locks (in a READ COMMITTED transaction), upserting.
+    Plain,
+    /// Without locks and without the upsert clause: a duplicate names its index.
+    Bare,
+}
+
 /// What a copy has to do: the key ranges not copied yet, up to the highest key at the start.
 pub struct CopyWork {
     /// The highest key when the (first) copy started; `None` for an empty table.
@@ -47,6 +68,8 @@ pub struct CopyWork {
     /// A first run (not a resumed one): no row is in the shadow table yet, so the applier may
     /// skip changes to rows the copy will read later.
     pub fresh: bool,
+    /// `--copy-with-locks`: read the original with shared locks even where plain reads are safe.
+    pub shared_locks: bool,
 }
 
 pub struct Copier {
@@ -58,6 +81,8 @@ pub struct Copier {
     sizer: ChunkSizer,
     /// Keys of rows that collided on a unique key, copied again at the end of the copy.
     deferred: std::sync::Mutex<Vec<Vec<Value>>>,
+    /// Chunks read the original with plain (READ COMMITTED) reads instead of shared locks.
+    plain_reads: std::sync::atomic::AtomicBool,
 }
 
 /// Sizes chunks toward a target duration (`--chunk-time`): after each chunk, the rows that
@@ -89,17 +114,42 @@ impl ChunkSizer {
     }
 }
 
-/// The part of the key the copy has not handed out yet, where the applier can skip changes:
-/// the chunk that covers such a row reads it later, with every committed change in it. Only
-/// for a key of one integer column, the one kind whose order Rust can know without the
-/// server's collations.
+/// Which rows of a key of one integer column the copy has not reached, and which it is copying
+/// right now; the applier skips changes to the first and holds changes to the second until
+/// their chunk commits. Only for a key of one integer column, the one kind whose order Rust can
+/// know without the server's collations.
 ///
-/// Invariant: it is published before the applier replays anything (the applier waits for it),
-/// and `after` only grows, moved before each range is handed out. So a key found pending when
-/// a change is skipped is read by its chunk after that change committed.
+/// Invariants: it is published before the applier replays anything (the applier waits for it);
+/// `after` only grows, moved before each range is handed out, so a key found pending when a
+/// change is skipped is read by its chunk after that change committed; a range is marked as
+/// being copied before its chunk's statement starts and unmarked after the chunk commits, so a
+/// change committed after the chunk's snapshot is replayed after the chunk, never under it.
 #[derive(Debug, Default)]
 pub struct PendingKeys {
-    range: std::sync::Mutex<Pending>,
+    state: std::sync::Mutex<KeyState>,
+}
+
+/// A view of [`PendingKeys`] at one moment.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    pub pending: Pending,
+    /// Ranges (after, up to] whose chunks are being copied.
+    copying: Vec<(Option<i128>, i128)>,
+}
+
+impl KeyState {
+    /// Nothing pending, nothing being copied: every change is replayed at once.
+    pub fn nothing() -> KeyState {
+        KeyState { pending: Pending::Nothing, copying: Vec::new() }
+    }
+
+    /// Whether a change to the row with this key must wait for a chunk being copied.
+    pub fn is_being_copied(&self, key: &[Value]) -> bool {
+        match key {
+            [value] => integer(value).is_some_and(|k| self.copying.iter().any(|&(after, up_to)| k <= up_to && after.is_none_or(|a| k > a))),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -125,25 +175,51 @@ impl Pending {
 }
 
 impl PendingKeys {
-    pub fn get(&self) -> Pending {
-        *self.range.lock().expect("pending keys lock")
+    pub fn get(&self) -> KeyState {
+        self.state.lock().expect("pending keys lock").clone()
     }
 
     pub fn set(&self, pending: Pending) {
-        *self.range.lock().expect("pending keys lock") = pending;
+        self.state.lock().expect("pending keys lock").pending = pending;
     }
 
-    /// Moves the start of the pending keys to `after` (the upper bound of a range about to be
-    /// handed out); the copy is over once `after` reaches the top.
+    /// Moves the start of the pending keys to `upper` (the upper bound of a range about to be
+    /// handed out); the copy is over once it reaches the top.
     fn hand_out(&self, upper: &[Value]) {
-        let mut range = self.range.lock().expect("pending keys lock");
-        if let (Pending::Keys { up_to, .. }, [value]) = (*range, upper) {
-            *range = match integer(value) {
+        let mut state = self.state.lock().expect("pending keys lock");
+        if let (Pending::Keys { up_to, .. }, [value]) = (state.pending, upper) {
+            state.pending = match integer(value) {
                 Some(k) if k < up_to => Pending::Keys { after: Some(k), up_to },
                 _ => Pending::Nothing,
             };
         }
     }
+
+    /// Marks a range as being copied (before its chunk's statement starts).
+    fn start_copying(&self, lower: Option<&[Value]>, upper: &[Value]) {
+        if let Some(range) = integer_range(lower, upper) {
+            self.state.lock().expect("pending keys lock").copying.push(range);
+        }
+    }
+
+    /// Unmarks a range once its chunk has committed (or failed).
+    fn done_copying(&self, lower: Option<&[Value]>, upper: &[Value]) {
+        if let Some(range) = integer_range(lower, upper) {
+            self.state.lock().expect("pending keys lock").copying.retain(|r| *r != range);
+        }
+    }
+}
+
+fn integer_range(lower: Option<&[Value]>, upper: &[Value]) -> Option<(Option<i128>, i128)> {
+    let bound = |key: &[Value]| match key {
+        [value] => integer(value),
+        _ => None,
+    };
+    let lower = match lower {
+        Some(l) => Some(bound(l)?),
+        None => None,
+    };
+    Some((lower, bound(upper)?))
 }
 
 fn integer(value: &Value) -> Option<i128> {
@@ -202,7 +278,7 @@ pub fn key_range(key: &[String], lower: Option<&[Value]>, upper: &[Value]) -> (S
 impl Copier {
     /// The chunk size is read from `state.live` before every chunk, so it can change mid-run.
     pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32, sizer: ChunkSizer) -> Copier {
-        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default() }
+        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default(), plain_reads: Default::default() }
     }
 
     /// Copies every chunk with up to `MAX_THREADS` workers, of which the first `live.threads`
@@ -227,7 +303,15 @@ impl Copier {
             tracing::info!("the table is empty: nothing to copy");
             return Ok(());
         };
-        self.state.pending_keys.set(if work.fresh { self.pending_at_start(&max) } else { Pending::Nothing });
+        let pending = if work.fresh { self.pending_at_start(&max) } else { Pending::Nothing };
+        // Plain reads need the applier to hold changes to rows being copied, which it can only
+        // for a key it can order: the same condition as skipping pending rows.
+        let plain_reads = !work.shared_locks && matches!(pending, Pending::Keys { .. });
+        self.plain_reads.store(plain_reads, Ordering::Relaxed);
+        if plain_reads {
+            tracing::info!("copying with plain reads: no locks on the original's rows");
+        }
+        self.state.pending_keys.set(pending);
         let mut conn = self.server.conn().await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<KeyRange>(2);
         let rx = tokio::sync::Mutex::new(rx);
@@ -298,7 +382,15 @@ impl Copier {
                 }
                 let c = conn.as_mut().expect("connected above");
                 let started = std::time::Instant::now();
-                let copied = self.copy_chunk_with_retries(c, lower.as_deref(), &upper).await?;
+                let plain = self.plain_reads.load(Ordering::Relaxed);
+                if plain {
+                    self.state.pending_keys.start_copying(lower.as_deref(), &upper);
+                }
+                let copied = self.copy_chunk_with_retries(c, lower.as_deref(), &upper).await;
+                if plain {
+                    self.state.pending_keys.done_copying(lower.as_deref(), &upper);
+                }
+                let copied = copied?;
                 RunState::count(&self.state.rows_copied, copied);
                 self.resize(copied, started.elapsed());
             }
@@ -360,7 +452,17 @@ impl Copier {
                 }
                 caught_up = true;
                 tracing::info!("chunk {range} collides on a unique key; retrying once the applier has caught up");
-                self.wait_for_applier().await?;
+                // The applier holds changes to a range being copied: release it while waiting
+                // for the applier (the failed chunk left nothing), or both would wait forever.
+                let plain = self.plain_reads.load(Ordering::Relaxed);
+                if plain {
+                    self.state.pending_keys.done_copying(lower, upper);
+                }
+                let caught = self.wait_for_applier().await;
+                if plain {
+                    self.state.pending_keys.start_copying(lower, upper);
+                }
+                caught?;
                 continue;
             }
             if error.server_code().is_none() {
@@ -433,7 +535,7 @@ impl Copier {
     /// or bare, so that a duplicate names the index it is on.
     fn row_insert(&self, locking_upsert: bool) -> String {
         let q = vec!["?".to_string(); self.plan.key_source.len()];
-        self.insert_select(&crate::sql::key_equals(&self.plan.key_source, &q), locking_upsert)
+        self.insert_select(&crate::sql::key_equals(&self.plan.key_source, &q), if locking_upsert { Read::Locking } else { Read::Bare })
     }
 
     /// Turns a chunk the new table rejects into an error that names the first rejected row,
@@ -493,14 +595,20 @@ impl Copier {
     /// The chunk statement for the rows of the original matching `condition`: read with shared
     /// locks, upserted into the shadow with the key guard.
     fn chunk_insert(&self, condition: &str) -> String {
-        self.insert_select(condition, true)
+        self.insert_select(condition, Read::Locking)
     }
 
     /// `INSERT INTO shadow ... SELECT ... FROM original WHERE condition`, as the copy runs it
-    /// (`locking_upsert`), or bare, so that a duplicate names the index it is on.
-    fn insert_select(&self, condition: &str, locking_upsert: bool) -> String {
+    /// (with or without shared locks, upserting), or bare, so that a duplicate names the index
+    /// it is on.
+    fn insert_select(&self, condition: &str, read: Read) -> String {
         let shadow = self.plan.names.q(&self.plan.names.shadow);
-        let tail = if locking_upsert { format!(" LOCK IN SHARE MODE {}", upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names())) } else { String::new() };
+        let upsert = || upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names());
+        let tail = match read {
+            Read::Locking => format!(" LOCK IN SHARE MODE {}", upsert()),
+            Read::Plain => format!(" {}", upsert()),
+            Read::Bare => String::new(),
+        };
         format!(
             "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {condition}{tail}",
             column_list(&self.plan.target_names()),
@@ -509,11 +617,16 @@ impl Copier {
         )
     }
 
-    /// Copies a chunk and records it as finished, in one transaction.
+    /// Copies a chunk and records it as finished, in one transaction. With plain reads the
+    /// transaction is READ COMMITTED, where `INSERT ... SELECT` reads without locks.
     async fn copy_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<u64, mysql_async::Error> {
         let (range, params) = self.range(lower, upper);
-        let sql = self.chunk_insert(&range);
+        let plain = self.plain_reads.load(Ordering::Relaxed);
+        let sql = if plain { self.insert_select(&range, Read::Plain) } else { self.chunk_insert(&range) };
         let (record, record_params) = checkpoint::record_chunk(&self.plan.names, lower, upper);
+        if plain {
+            conn.query_drop("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
+        }
         conn.query_drop("START TRANSACTION").await?;
         let copied = async {
             conn.exec_drop(sql, params).await?;
@@ -600,19 +713,35 @@ mod tests {
     #[test]
     fn pending_keys_are_those_not_handed_out() {
         let keys = PendingKeys::default();
-        assert_eq!(keys.get(), Pending::Unknown);
-        assert!(!keys.get().contains(&[Value::Int(5)]));
+        assert_eq!(keys.get().pending, Pending::Unknown);
+        assert!(!keys.get().pending.contains(&[Value::Int(5)]));
         keys.set(Pending::Keys { after: None, up_to: 100 });
-        assert!(keys.get().contains(&[Value::Int(-5)]));
-        assert!(keys.get().contains(&[Value::UInt(100)]));
-        assert!(!keys.get().contains(&[Value::Int(101)]), "rows above the copy's top come only from the binlog");
+        assert!(keys.get().pending.contains(&[Value::Int(-5)]));
+        assert!(keys.get().pending.contains(&[Value::UInt(100)]));
+        assert!(!keys.get().pending.contains(&[Value::Int(101)]), "rows above the copy's top come only from the binlog");
         keys.hand_out(&[Value::Int(40)]);
-        assert!(!keys.get().contains(&[Value::Int(40)]));
-        assert!(keys.get().contains(&[Value::Int(41)]));
-        assert!(!keys.get().contains(&[Value::Bytes(b"41".to_vec())]), "only integers are compared");
-        assert!(!keys.get().contains(&[Value::Int(41), Value::Int(1)]), "only one-column keys");
+        assert!(!keys.get().pending.contains(&[Value::Int(40)]));
+        assert!(keys.get().pending.contains(&[Value::Int(41)]));
+        assert!(!keys.get().pending.contains(&[Value::Bytes(b"41".to_vec())]), "only integers are compared");
+        assert!(!keys.get().pending.contains(&[Value::Int(41), Value::Int(1)]), "only one-column keys");
         keys.hand_out(&[Value::Int(100)]);
-        assert_eq!(keys.get(), Pending::Nothing);
+        assert_eq!(keys.get().pending, Pending::Nothing);
+    }
+
+    #[test]
+    fn ranges_being_copied_hold_their_changes() {
+        let keys = PendingKeys::default();
+        keys.start_copying(None, &[Value::Int(10)]);
+        keys.start_copying(Some(&[Value::Int(20)]), &[Value::Int(30)]);
+        let state = keys.get();
+        assert!(state.is_being_copied(&[Value::Int(-3)]) && state.is_being_copied(&[Value::Int(10)]));
+        assert!(!state.is_being_copied(&[Value::Int(15)]) && !state.is_being_copied(&[Value::Int(20)]));
+        assert!(state.is_being_copied(&[Value::UInt(21)]) && state.is_being_copied(&[Value::Int(30)]));
+        keys.done_copying(None, &[Value::Int(10)]);
+        assert!(!keys.get().is_being_copied(&[Value::Int(5)]));
+        assert!(keys.get().is_being_copied(&[Value::Int(25)]));
+        keys.start_copying(None, &[Value::Bytes(b"x".to_vec())]);
+        assert!(!keys.get().is_being_copied(&[Value::Bytes(b"a".to_vec())]), "only integer keys are tracked");
     }
 
     #[test]

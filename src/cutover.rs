@@ -30,7 +30,7 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 use crate::apply::{apply_with_retries, format_key, Session};
-use crate::copy::Pending;
+use crate::copy::KeyState;
 use crate::binlog::stream::Batch;
 use crate::changelog;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
@@ -304,7 +304,7 @@ impl CutOver {
                 a.query_drop("UNLOCK TABLES").await.ok();
                 return Ok(Err(Attempt::Retry("the binlog did not reach the lock position in time".into())));
             };
-            apply_with_retries(&mut a, &self.server, &self.plan, std::slice::from_ref(&batch), 1, Session::UnderLock, Pending::Nothing, false).await?;
+            apply_with_retries(&mut a, &self.server, &self.plan, std::slice::from_ref(&batch), 1, Session::UnderLock, &KeyState::nothing(), false).await?;
             *self.state.applied_position.lock().expect("position lock") = batch.end.clone();
             self.state.backlog.fetch_sub(1, Ordering::Relaxed);
         }

@@ -582,7 +582,7 @@ impl Migration {
         let (sql, params) = checkpoint::record_position(names, start);
         conn.exec_drop(sql, params).await.context(|| "recording the starting binlog position".into())?;
         let ranges = max.iter().map(|m| (None, m.clone())).collect();
-        Ok(CopyWork { max, ranges, fresh: true })
+        Ok(CopyWork { max, ranges, fresh: true, shared_locks: self.config.copy_with_locks })
     }
 
     /// A resumed run: the ranges between the chunks the interrupted run finished.
@@ -592,7 +592,7 @@ impl Migration {
         let finished = checkpoint::finished_chunks(&mut conn, &self.plan.names, self.plan.key_source.len()).await?;
         let ranges = max.as_deref().map(|m| checkpoint::remaining_ranges(&finished, m)).unwrap_or_default();
         tracing::info!("resuming the copy: {} chunks were finished before the interruption; {} key ranges are left", finished.len(), ranges.len());
-        Ok(CopyWork { max, ranges, fresh: false })
+        Ok(CopyWork { max, ranges, fresh: false, shared_locks: true })
     }
 
     /// Adds the secondary indexes left out during the copy; the applier keeps replaying meanwhile.
