@@ -139,12 +139,92 @@ pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, g
     let mut failing_keys = String::new();
     let doing = "applying binlog changes to the shadow table";
     let mut result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &wanted, session, record.as_ref(), &mut failing_keys).await).await;
-    if wanted.len() < all.len() && result.as_ref().is_err_and(|e| is_collision(e, &plan.key_target)) {
+    let collided = |r: &Result<()>| r.as_ref().is_err_and(|e| is_collision(e, &plan.key_target));
+    let mut left_out = all.len() - wanted.len();
+    if left_out > 0 && collided(&result) {
         tracing::debug!("a shortened group collided on a unique key; replaying it change by change in binlog order");
         result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &all, session, record.as_ref(), &mut failing_keys).await).await;
-        return result.map(|()| 0).map_err(|e| explain_failure(e, plan, &failing_keys));
+        left_out = 0;
     }
-    result.map(|()| all.len() - wanted.len()).map_err(|e| explain_failure(e, plan, &failing_keys))
+    if !plan.unique_in_both.is_empty() && collided(&result) {
+        tracing::debug!("a group collided on a unique key in binlog order; replaying it row by row, clearing images not replaced yet");
+        result = server.retrying(conn, retries, doing, async |c| apply_clearing_stale_rows(c, plan, &all, session, record.as_ref(), &mut failing_keys).await).await;
+    }
+    result.map(|()| left_out).map_err(|e| explain_failure(e, plan, &failing_keys))
+}
+
+/// Replays changes one statement each; a change that collides on a unique index the original
+/// has too (see `Plan::unique_in_both`) first deletes the shadow rows holding its values under
+/// another key, then runs again. Those rows are images from the future of what the applier has
+/// replayed: the original allowed no duplicate when this change was made, so whoever holds the
+/// values in the shadow took them later, and that later change, still to be replayed, writes
+/// its full image back.
+async fn apply_clearing_stale_rows(conn: &mut Conn, plan: &Plan, changes: &[&Change], session: Session, record: Option<&(String, Vec<Value>)>, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
+    let own = session == Session::Own;
+    if own {
+        conn.query_drop("START TRANSACTION").await?;
+    }
+    let result = async {
+        for change in changes {
+            let (sql, params) = statement(plan, std::slice::from_ref(change));
+            let first = conn.exec_drop(sql.as_str(), params.clone()).await;
+            let outcome = match first {
+                Err(mysql_async::Error::Server(e)) if collides(e.code, &e.message, &plan.key_target) => {
+                    if clear_stale_holders(conn, plan, change).await? > 0 {
+                        conn.exec_drop(sql, params).await
+                    } else {
+                        Err(mysql_async::Error::Server(e))
+                    }
+                }
+                other => other,
+            };
+            if let Err(e) = outcome {
+                *failing_keys = keys_of(plan, std::slice::from_ref(change));
+                return Err(e);
+            }
+        }
+        if let Some((sql, params)) = record {
+            conn.exec_drop(sql.as_str(), params.clone()).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if own {
+        if result.is_ok() {
+            conn.query_drop("COMMIT").await?;
+        } else {
+            conn.query_drop("ROLLBACK").await.ok();
+        }
+    }
+    result
+}
+
+/// Deletes the shadow rows that hold an upserted row's values on a unique index the original
+/// has too, under another key. Returns how many it deleted.
+async fn clear_stale_holders(conn: &mut Conn, plan: &Plan, change: &Change) -> std::result::Result<u64, mysql_async::Error> {
+    let Change::Upsert(row) = change else { return Ok(0) };
+    let names = plan.target_names();
+    let placeholders = plan.placeholders();
+    let key_placeholders = plan.key_placeholders();
+    let key = change.key(&plan.key_positions);
+    let shadow = plan.names.q(&plan.names.shadow);
+    let mut deleted = 0;
+    for index in &plan.unique_in_both {
+        let Some(positions) = index.iter().map(|c| names.iter().position(|n| n.eq_ignore_ascii_case(c))).collect::<Option<Vec<usize>>>() else { continue };
+        if positions.iter().any(|&p| row[p] == Value::NULL) {
+            continue;
+        }
+        let exprs: Vec<String> = positions.iter().map(|&p| placeholders[p].expr()).collect();
+        let key_exprs: Vec<String> = key_placeholders.iter().map(Placeholder::expr).collect();
+        let sql = format!("DELETE FROM {shadow} WHERE {} AND NOT ({})", crate::sql::key_equals(index, &exprs), crate::sql::key_equals(&plan.key_target, &key_exprs));
+        let params: Vec<Value> = positions.iter().map(|&p| placeholders[p].bind(&row[p])).chain(key_placeholders.iter().zip(&key).map(|(p, v)| p.bind(v))).collect();
+        conn.exec_drop(sql, params).await?;
+        deleted += conn.affected_rows();
+    }
+    if deleted > 0 {
+        tracing::debug!("cleared {deleted} shadow row(s) holding the unique values of the row with key {} ahead of the replay", format_key(&key));
+    }
+    Ok(deleted)
 }
 
 /// The changes worth replaying, in binlog order: not those to pending rows, and for each row
@@ -178,9 +258,14 @@ fn explain_failure(e: Error, plan: &Plan, failing_keys: &str) -> Error {
 /// `sql::upsert_clause` (error 1048 on a key column). Error 1048 on another column is a NULL
 /// that a NOT NULL column of the new table cannot take.
 pub fn is_collision(error: &Error, key: &[String]) -> bool {
-    match error.server_code() {
-        Some(codes::DUPLICATE_KEY) => true,
-        Some(codes::BAD_NULL) => null_column(&error.message).is_some_and(|c| key.iter().any(|k| k.eq_ignore_ascii_case(&c))),
+    error.server_code().is_some_and(|code| collides(code, &error.message, key))
+}
+
+/// Whether a server error (code and message) is two different rows colliding.
+fn collides(code: u16, message: &str, key: &[String]) -> bool {
+    match code {
+        codes::DUPLICATE_KEY => true,
+        codes::BAD_NULL => null_column(message).is_some_and(|c| key.iter().any(|k| k.eq_ignore_ascii_case(&c))),
         _ => false,
     }
 }

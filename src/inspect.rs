@@ -22,6 +22,8 @@ pub struct Column {
     pub nullable: bool,
     /// Character set of a text column; `None` for numbers, dates and binary strings.
     pub charset: Option<String>,
+    /// Collation of a text column.
+    pub collation: Option<String>,
     pub generated: bool,
     pub has_default: bool,
     pub auto_increment: bool,
@@ -152,12 +154,12 @@ pub async fn load(conn: &mut Conn, database: &str, table: &str) -> Result<Option
     }))
 }
 
-type ColumnRow = (String, u64, String, String, String, Option<String>, String, Option<String>, Option<String>);
+type ColumnRow = (String, u64, String, String, String, Option<String>, Option<String>, String, Option<String>, Option<String>);
 
 async fn load_columns(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<Column>> {
     let rows: Vec<ColumnRow> = conn
         .exec(
-            "SELECT COLUMN_NAME, ORDINAL_POSITION, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, EXTRA, \
+            "SELECT COLUMN_NAME, ORDINAL_POSITION, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME, EXTRA, \
              GENERATION_EXPRESSION, COLUMN_DEFAULT \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (database, table),
@@ -167,13 +169,14 @@ async fn load_columns(conn: &mut Conn, database: &str, table: &str) -> Result<Ve
     Ok(rows
         .into_iter()
         .enumerate()
-        .map(|(i, (name, _, data_type, column_type, nullable, charset, extra, generation, default))| Column {
+        .map(|(i, (name, _, data_type, column_type, nullable, charset, collation, extra, generation, default))| Column {
             name,
             ordinal: i,
             data_type,
             column_type,
             nullable: nullable == "YES",
             charset,
+            collation,
             generated: generation.is_some_and(|g| !g.is_empty()) || extra.to_ascii_uppercase().contains("GENERATED"),
             has_default: default.is_some(),
             auto_increment: extra.to_ascii_lowercase().contains("auto_increment"),
@@ -256,6 +259,7 @@ mod tests {
             column_type: data_type.into(),
             nullable,
             charset: None,
+            collation: None,
             generated: false,
             has_default: false,
             auto_increment: false,

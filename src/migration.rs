@@ -547,6 +547,7 @@ impl Migration {
 
         self.verify().await?;
         self.wait_while_postponed().await?;
+        self.wait_for_replicas().await?;
         self.hooks.run(Hook::BeforeCutOver, &self.state, &[]).await?;
 
         self.state.set_phase("cutting over");
@@ -629,6 +630,20 @@ impl Migration {
         self.state.verified_rows.store(report.rows, Ordering::Relaxed);
         self.state.verify_ms.store(report.elapsed.as_millis() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Holds the swap while a watched replica lags `max-lag-millis` or more, as the copy does:
+    /// the new table must not go live while replicas are behind.
+    async fn wait_for_replicas(&self) -> Result<()> {
+        if !self.state.replicas_lagging.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.state.set_phase("waiting for replicas");
+        while self.state.replicas_lagging.load(Ordering::SeqCst) {
+            self.check_failure()?;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.check_failure()
     }
 
     /// Holds the swap while the postpone flag file exists; the applier keeps the shadow current.

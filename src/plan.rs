@@ -82,6 +82,9 @@ pub struct Plan {
     /// Positions of the key columns within `columns`.
     pub key_positions: Vec<usize>,
     pub shadow_ddl: String,
+    /// Unique indexes (target columns) on which a collision can only be transient: see
+    /// [`unique_in_both`].
+    pub unique_in_both: Vec<Vec<String>>,
 }
 
 impl Plan {
@@ -123,7 +126,29 @@ pub fn build(names: TableNames, original: &TableInfo, shadow: &TableInfo, summar
         .iter()
         .map(|k| columns.iter().position(|c| c.source.name.eq_ignore_ascii_case(k)).expect("key columns are mapped columns"))
         .collect();
-    Ok(Plan { names, columns, key_name, key_source, key_target, shadow_key_name, key_positions, shadow_ddl })
+    let unique_in_both = unique_in_both(original, shadow, &columns, &shadow_key_name);
+    Ok(Plan { names, columns, key_name, key_source, key_target, shadow_key_name, key_positions, shadow_ddl, unique_in_both })
+}
+
+/// The new table's unique indexes (other than the chosen key) that the original has too, over
+/// the same columns with the same types, character sets and collations, as target column
+/// lists. The original allows no two rows with the same values there, so a collision on them
+/// in the shadow is with an image the applier has not replaced yet, never a real duplicate.
+fn unique_in_both(original: &TableInfo, shadow: &TableInfo, columns: &[ColumnMapping], shadow_key_name: &str) -> Vec<Vec<String>> {
+    let same_definition = |m: &ColumnMapping| {
+        shadow.column(&m.target).is_some_and(|t| t.column_type == m.source.column_type && t.charset == m.source.charset && t.collation == m.source.collation)
+    };
+    shadow
+        .indexes
+        .iter()
+        .filter(|i| i.unique && !i.has_prefix && i.name != shadow_key_name)
+        .filter_map(|index| {
+            let mapped: Vec<&ColumnMapping> = index.columns.iter().map(|t| columns.iter().find(|m| m.target.eq_ignore_ascii_case(t))).collect::<Option<_>>()?;
+            let sources: Vec<&str> = mapped.iter().map(|m| m.source.name.as_str()).collect();
+            let in_original = original.indexes.iter().any(|o| o.unique && !o.has_prefix && o.columns.len() == sources.len() && o.columns.iter().all(|c| sources.iter().any(|s| s.eq_ignore_ascii_case(c))));
+            (in_original && mapped.iter().all(|m| same_definition(m))).then(|| index.columns.clone())
+        })
+        .collect()
 }
 
 fn target_name(summary: &AlterSummary, column: &str) -> Option<String> {
@@ -243,6 +268,7 @@ mod tests {
             column_type: data_type.into(),
             nullable: false,
             charset: (data_type == "varchar").then(|| "latin1".into()),
+            collation: (data_type == "varchar").then(|| "latin1_swedish_ci".into()),
             generated: false,
             has_default: true,
             auto_increment: false,
@@ -263,6 +289,19 @@ mod tests {
             renamed_columns: renamed.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
             dropped_columns: dropped.iter().map(|d| d.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn unique_keys_in_both_tables_are_told_apart_from_new_ones() {
+        let mut unique = |name: &str, cols: &[&str]| key(name, cols);
+        let old = table(vec![col("id", 0, "int"), col("a", 1, "varchar"), col("b", 2, "int")], vec![unique("PRIMARY", &["id"]), unique("ua", &["a"])]);
+        let new = table(vec![col("id", 0, "int"), col("a", 1, "varchar"), col("b", 2, "int")], vec![unique("PRIMARY", &["id"]), unique("ua", &["a"]), unique("ub", &["b"])]);
+        let plan = build(TableNames::new("d", "t").unwrap(), &old, &new, &summary(&[], &[]), String::new()).unwrap();
+        assert_eq!(plan.unique_in_both, vec![vec!["a".to_string()]], "ub is new: a collision there may be real");
+        let mut recollated = new.clone();
+        recollated.columns[1].collation = Some("latin1_bin".into());
+        let plan = build(TableNames::new("d", "t").unwrap(), &old, &recollated, &summary(&[], &[]), String::new()).unwrap();
+        assert!(plan.unique_in_both.is_empty(), "another collation can make distinct values equal");
     }
 
     #[test]

@@ -150,8 +150,12 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 conn = server.conn().await.ok();
             }
             if let Some(c) = conn.as_mut() {
+                // Lag is read every time: the cut-over waits for it even when the copy is
+                // throttled for another reason.
+                let lag_verdict = lag.check(Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed)), &state).await;
+                state.replicas_lagging.store(lag_verdict != Verdict::Go, std::sync::atomic::Ordering::SeqCst);
                 let verdict = match throttler.check(c, &state.live).await {
-                    Ok(Verdict::Go) => Ok(lag.check(Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed)), &state).await),
+                    Ok(Verdict::Go) => Ok(lag_verdict),
                     other => other,
                 };
                 match verdict {

@@ -261,6 +261,7 @@ mod tests {
             column_type: source_type.into(),
             nullable: true,
             charset: charset.map(String::from),
+            collation: None,
             generated: false,
             has_default: false,
             auto_increment: false,

@@ -205,3 +205,46 @@ async fn max_lag_millis_changes_the_decision_mid_run() {
     assert!(lowered < throttled, "throttled for lag before max-lag-millis=500: {stderr}");
     assert!(stderr[throttled..].contains("throttle lifted"), "{stderr}");
 }
+
+/// The swap waits while a watched replica lags: with the copy and verification done and the
+/// postponement lifted, a replica whose SQL thread is stopped holds the run in `waiting for
+/// replicas` with nothing swapped; it swaps once replication resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_over_waits_for_lagging_replicas() {
+    let _turn = TURN.lock().await;
+    let replica = replica();
+    let srv = server();
+    let db = "lag_cutover";
+    let mut conn = srv.fresh_database(db).await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop("INSERT INTO t SELECT seq, seq FROM seq_1_to_2000").await.unwrap();
+    let postpone = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{db}-postpone-{}", std::process::id()));
+    std::fs::write(&postpone, "").unwrap();
+    let address = format!("127.0.0.1:{}", replica.port);
+    let args = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--max-lag-millis", "500"];
+    let mut child = srv
+        .alterego_command(&args)
+        .args(["--throttle-control-replicas", &address, "--postpone-cut-over-flag-file", postpone.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shadow_rows(&mut conn).await != Some(2000) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    replica.sql("STOP SLAVE SQL_THREAD");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    std::fs::remove_file(&postpone).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let still_running = child.try_wait().unwrap().is_none();
+    let swapped = tables(&mut conn).await.contains(&"_t_del".to_string());
+    replica.sql("START SLAVE SQL_THREAD");
+    assert!(still_running && !swapped, "the swap did not wait for the lagging replica");
+    let output = child.wait_with_output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("phase: waiting for replicas"), "{stderr}");
+    assert!(tables(&mut conn).await.contains(&"_t_del".to_string()));
+}
