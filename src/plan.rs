@@ -53,6 +53,8 @@ pub struct ColumnMapping {
     pub target: String,
     /// The new column's full type, e.g. `bigint(20)`.
     pub target_type: String,
+    /// Character set of the new column, if text.
+    pub target_charset: Option<String>,
 }
 
 impl ColumnMapping {
@@ -166,7 +168,7 @@ fn map_columns(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary)
         .filter(|c| !c.generated)
         .filter_map(|c| {
             let target = shadow.column(&target_name(summary, &c.name)?).filter(|t| !t.generated)?;
-            Some(ColumnMapping { source: c.clone(), target: target.name.clone(), target_type: target.column_type.clone() })
+            Some(ColumnMapping { source: c.clone(), target: target.name.clone(), target_type: target.column_type.clone(), target_charset: target.charset.clone() })
         })
         .collect()
 }
