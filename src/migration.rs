@@ -537,7 +537,6 @@ impl Migration {
         self.state.copy_ms.store(copy_started.elapsed().as_millis() as u64, Ordering::Relaxed);
         tracing::info!("copied {} rows in {:.1}s", self.state.rows_copied.load(Ordering::Relaxed), copy_started.elapsed().as_secs_f64());
         self.hooks.run(Hook::RowCopyComplete, &self.state, &[]).await?;
-        self.build_deferred_indexes().await?;
 
         self.state.set_phase("catching up");
         let mut conn = self.server.conn().await?;
@@ -545,7 +544,9 @@ impl Migration {
         self.state.wait_applied(&now).await;
         self.check_failure()?;
 
-        self.verify().await?;
+        // The verification reads rows by the chosen key, which the deferred indexes do not
+        // touch, and the online index build lets it read: the two run side by side.
+        tokio::try_join!(self.build_deferred_indexes(), self.verify())?;
         self.wait_while_postponed().await?;
         self.wait_for_replicas().await?;
         self.hooks.run(Hook::BeforeCutOver, &self.state, &[]).await?;
@@ -601,7 +602,7 @@ impl Migration {
         if self.deferred.is_empty() {
             return Ok(());
         }
-        self.state.set_phase("building indexes");
+        tracing::info!("building secondary indexes {}", self.deferred.names().join(", "));
         let started = std::time::Instant::now();
         self.deferred.build(&mut self.server.conn().await?, &self.plan.names, &self.plan.shadow_ddl).await?;
         tracing::info!("built secondary indexes {} in {:.1}s", self.deferred.names().join(", "), started.elapsed().as_secs_f64());
