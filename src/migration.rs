@@ -512,7 +512,7 @@ impl Migration {
         let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
         let display = progress::spawn(self.state.clone(), self.config.progress, self.config.status_interval, self.hooks.clone());
         let lag = throttle::LagProbe::new(&self.server, conn, &self.config.throttler, names, self.config.server_id).await?;
-        let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), lag, self.state.clone());
+        let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), lag, self.config.chunk_time, self.state.clone());
 
         let result = self.copy_and_cut_over(rx, resumed.as_ref(), &start).await;
         self.state.stop();

@@ -141,7 +141,14 @@ impl Throttler {
 
 /// Evaluates the verdict every 100 ms until the run stops: records the throttle reason for the
 /// copy to obey, and fails the run (exit 4) on an abort verdict.
-pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: LagProbe, state: std::sync::Arc<crate::state::RunState>) -> tokio::task::JoinHandle<()> {
+/// The lag at which the copy pauses: `--max-lag-millis` less one chunk time (at least half of
+/// it). A chunk reaches a replica as one transaction that takes about as long to apply there
+/// as here, so chunks started just under the limit would still push the lag past it.
+pub fn lag_limit(max_lag: Duration, chunk_time: Duration) -> Duration {
+    max_lag.saturating_sub(chunk_time).max(max_lag / 2)
+}
+
+pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: LagProbe, chunk_time: Duration, state: std::sync::Arc<crate::state::RunState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lag = lag;
         let mut conn: Option<Conn> = None;
@@ -152,7 +159,8 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
             if let Some(c) = conn.as_mut() {
                 // Lag is read every time: the cut-over waits for it even when the copy is
                 // throttled for another reason.
-                let lag_verdict = lag.check(Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed)), &state).await;
+                let max_lag = Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed));
+                let lag_verdict = lag.check(lag_limit(max_lag, chunk_time), &state).await;
                 state.replicas_lagging.store(lag_verdict != Verdict::Go, std::sync::atomic::Ordering::SeqCst);
                 let verdict = match throttler.check(c, &state.live).await {
                     Ok(Verdict::Go) => Ok(lag_verdict),
@@ -298,6 +306,14 @@ async fn status(conn: &mut Conn, name: &str) -> Result<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_copy_pauses_a_chunk_time_before_the_lag_limit() {
+        let ms = Duration::from_millis;
+        assert_eq!(lag_limit(ms(1500), ms(500)), ms(1000));
+        assert_eq!(lag_limit(ms(1500), ms(0)), ms(1500), "fixed chunk sizes keep the limit");
+        assert_eq!(lag_limit(ms(1000), ms(900)), ms(500), "never under half the limit");
+    }
 
     #[test]
     fn parses_replica_lists() {

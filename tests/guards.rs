@@ -121,9 +121,7 @@ async fn not_null_over_nulls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempt_instant_ddl_takes_the_instant_path_where_allowed() {
     let srv = server();
-    let mut conn = srv.fresh_database("instant").await;
-    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop("INSERT INTO t SELECT seq, seq FROM seq_1_to_1000").await.unwrap();
+    let mut conn = common::small_table("instant", 1000).await;
     let output = srv.alterego(&["--database", "instant", "--table", "t", "--alter", "ADD COLUMN b INT DEFAULT 7", "--execute", "--attempt-instant-ddl"]);
     common::assert_success(&output);
     assert!(String::from_utf8_lossy(&output.stdout).contains("ALGORITHM=INSTANT: no copy was needed"));

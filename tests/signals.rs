@@ -5,14 +5,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{rows, server, tables};
-use mysql_async::prelude::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_copy_cleans_up() {
     let srv = server();
-    let mut conn = srv.fresh_database("sigterm").await;
-    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop("INSERT INTO t SELECT seq, seq FROM seq_1_to_40000").await.unwrap();
+    let mut conn = common::small_table("sigterm", 40000).await;
     let before = rows(&mut conn, "CHECKSUM TABLE t EXTENDED").await;
     let child = srv
         .alterego_command(&["--database", "sigterm", "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "10"])

@@ -265,6 +265,14 @@ impl TestServer {
     }
 }
 
+/// A fresh database `db` holding `t (id INT PRIMARY KEY, a INT)` with rows 1..=rows (a = id).
+pub async fn small_table(db: &str, rows: u32) -> Conn {
+    let mut conn = server().fresh_database(db).await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{rows}")).await.unwrap();
+    conn
+}
+
 /// Asserts a run succeeded, printing its output otherwise.
 pub fn assert_success(output: &Output) {
     assert!(
