@@ -295,9 +295,8 @@ mod tests {
 
     #[test]
     fn unique_keys_in_both_tables_are_told_apart_from_new_ones() {
-        let mut unique = |name: &str, cols: &[&str]| key(name, cols);
-        let old = table(vec![col("id", 0, "int"), col("a", 1, "varchar"), col("b", 2, "int")], vec![unique("PRIMARY", &["id"]), unique("ua", &["a"])]);
-        let new = table(vec![col("id", 0, "int"), col("a", 1, "varchar"), col("b", 2, "int")], vec![unique("PRIMARY", &["id"]), unique("ua", &["a"]), unique("ub", &["b"])]);
+        let old = table(vec![col("id", 0, "int"), col("a", 1, "varchar"), col("b", 2, "int")], vec![key("PRIMARY", &["id"]), key("ua", &["a"])]);
+        let new = table(vec![col("id", 0, "int"), col("a", 1, "varchar"), col("b", 2, "int")], vec![key("PRIMARY", &["id"]), key("ua", &["a"]), key("ub", &["b"])]);
         let plan = build(TableNames::new("d", "t").unwrap(), &old, &new, &summary(&[], &[]), String::new()).unwrap();
         assert_eq!(plan.unique_in_both, vec![vec!["a".to_string()]], "ub is new: a collision there may be real");
         let mut recollated = new.clone();

@@ -260,7 +260,7 @@ async fn large_transactions_are_replayed_in_parts() {
     let mut conn = simple_tables("bigtxn", 30000).await;
     let postpone = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bigtxn-postpone-{}", std::process::id()));
     std::fs::write(&postpone, "").unwrap();
-    let mut child = srv
+    let child = srv
         .alterego_command(&["--database", "bigtxn", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute", "--chunk-size", "500", "--postpone-cut-over-flag-file", postpone.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
