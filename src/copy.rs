@@ -83,6 +83,8 @@ pub struct Copier {
     deferred: std::sync::Mutex<Vec<Vec<Value>>>,
     /// Chunks read the original with plain (READ COMMITTED) reads instead of shared locks.
     plain_reads: std::sync::atomic::AtomicBool,
+    /// The most rows the sizer gives a chunk: lowered when a chunk outgrew the binlog cache.
+    ceiling: std::sync::atomic::AtomicU64,
 }
 
 /// Sizes chunks toward a target duration (`--chunk-time`): after each chunk, the rows that
@@ -278,7 +280,7 @@ pub fn key_range(key: &[String], lower: Option<&[Value]>, upper: &[Value]) -> (S
 impl Copier {
     /// The chunk size is read from `state.live` before every chunk, so it can change mid-run.
     pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32, sizer: ChunkSizer) -> Copier {
-        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default(), plain_reads: Default::default() }
+        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default(), plain_reads: Default::default(), ceiling: std::sync::atomic::AtomicU64::new(MAX_CHUNK_ROWS) }
     }
 
     /// Copies every chunk with up to `MAX_THREADS` workers, of which the first `live.threads`
@@ -416,7 +418,7 @@ impl Copier {
     fn resize(&self, rows: u64, elapsed: std::time::Duration) {
         let size = &self.state.live.chunk_size;
         let current = size.load(Ordering::Relaxed);
-        let next = self.sizer.next(current, rows, elapsed);
+        let next = self.sizer.next(current, rows, elapsed).min(self.ceiling.load(Ordering::Relaxed));
         if next != current {
             size.store(next, Ordering::Relaxed);
             tracing::debug!("chunk of {rows} rows took {} ms; next chunks: {next} rows", elapsed.as_millis());
@@ -465,10 +467,38 @@ impl Copier {
                 caught?;
                 continue;
             }
+            if error.server_code() == Some(codes::BINLOG_CACHE_FULL) {
+                return Box::pin(self.copy_in_halves(conn, lower, upper)).await;
+            }
             if error.server_code().is_none() {
                 return Err(error);
             }
             return Err(self.explain_rejected_chunk(conn, lower, upper, error).await);
+        }
+    }
+
+    /// A chunk whose binlog events outgrow `max_binlog_cache_size`: copies its range in chunks
+    /// of half the size, and keeps later chunks at most that big. One row too big for the
+    /// cache fails the run.
+    async fn copy_in_halves(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> Result<u64> {
+        let size = &self.state.live.chunk_size;
+        let half = size.load(Ordering::Relaxed) / 2;
+        if half == 0 {
+            return Err(Error::failed(format!("the row with key {} needs more binlog cache than max_binlog_cache_size allows", format_key(upper)))
+                .with_fix("raise max_binlog_cache_size (SET GLOBAL max_binlog_cache_size = ...) and run again"));
+        }
+        size.store(half, Ordering::Relaxed);
+        self.ceiling.fetch_min(half, Ordering::Relaxed);
+        tracing::warn!("a chunk outgrew max_binlog_cache_size; copying in chunks of {half} rows");
+        let mut copied = 0;
+        let mut from = lower.map(<[Value]>::to_vec);
+        loop {
+            let to = self.server.retrying(conn, self.retries, "finding a smaller chunk", async |c| self.walk.next_upper(c, from.as_deref(), upper, half).await).await?;
+            copied += Box::pin(self.copy_chunk_with_retries(conn, from.as_deref(), &to)).await?;
+            if to == upper {
+                return Ok(copied);
+            }
+            from = Some(to);
         }
     }
 

@@ -130,6 +130,8 @@ pub mod codes {
     pub const DUPLICATE_KEY: u16 = 1062;
     pub const BAD_NULL: u16 = 1048;
     pub const TABLE_EXISTS: u16 = 1050;
+    /// A transaction's binlog events outgrew `max_binlog_cache_size`.
+    pub const BINLOG_CACHE_FULL: u16 = 1197;
 
     /// Conflicts that go away when retried after other sessions finish.
     pub fn is_transient(code: u16) -> bool {
