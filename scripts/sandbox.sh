@@ -388,8 +388,13 @@ cmd_up() {
 cmd_down() {
     stop_server replica
     stop_server primary
-    [[ "$SB" == */.sandbox ]] && rm -rf -- "$SB"
-    log "removed $SB"
+    # Only a directory this script made: <repo>/.sandbox, or one holding its env file.
+    if [[ "$SB" == */.sandbox ]] || head -n 1 "$ENV_FILE" 2>/dev/null | grep -q '^# Written by scripts/sandbox.sh'; then
+        rm -rf -- "$SB"
+        log "removed $SB"
+    else
+        log "left $SB in place: it does not look like a sandbox this script made"
+    fi
 }
 
 main() {
