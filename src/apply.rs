@@ -138,7 +138,7 @@ pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, g
     };
     let mut failing_keys = String::new();
     let doing = "applying binlog changes to the shadow table";
-    let mut result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &wanted, session, record.as_ref(), &mut failing_keys).await).await;
+    let mut result = server.retrying(conn, retries, doing, async |c| apply_fitting_the_binlog_cache(c, plan, &wanted, session, record.as_ref(), &mut failing_keys).await).await;
     let collided = |r: &Result<()>| r.as_ref().is_err_and(|e| is_collision(e, &plan.key_target));
     let mut left_out = all.len() - wanted.len();
     if left_out > 0 && collided(&result) {
@@ -151,6 +151,22 @@ pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, g
         result = server.retrying(conn, retries, doing, async |c| apply_clearing_stale_rows(c, plan, &all, session, record.as_ref(), &mut failing_keys).await).await;
     }
     result.map(|()| left_out).map_err(|e| explain_failure(e, plan, &failing_keys))
+}
+
+/// Replays changes in one shadow transaction, or, when its binlog events outgrow the server's
+/// `max_binlog_cache_size`, in two halves (recursively), the position recorded with the last.
+/// Every half is whole changes in binlog order, so the shadow passes through states the
+/// original had or will reach; only a single change too big for the cache fails.
+async fn apply_fitting_the_binlog_cache(conn: &mut Conn, plan: &Plan, changes: &[&Change], session: Session, record: Option<&(String, Vec<Value>)>, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
+    match apply_changes(conn, plan, changes, session, record, failing_keys).await {
+        Err(mysql_async::Error::Server(e)) if e.code == codes::BINLOG_CACHE_FULL && changes.len() > 1 && session == Session::Own => {
+            let (first, second) = changes.split_at(changes.len() / 2);
+            tracing::debug!("{} replayed changes outgrew max_binlog_cache_size; replaying them in two transactions", changes.len());
+            Box::pin(apply_fitting_the_binlog_cache(conn, plan, first, session, None, failing_keys)).await?;
+            Box::pin(apply_fitting_the_binlog_cache(conn, plan, second, session, record, failing_keys)).await
+        }
+        other => other,
+    }
 }
 
 /// Replays changes one statement each; a change that collides on a unique index the original
