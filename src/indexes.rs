@@ -3,8 +3,8 @@
 //! Every copied row updates each secondary index of the shadow table in that index's order, a
 //! random walk over a second B-tree: on a million sysbench rows that doubles the cost of the
 //! copy. Building the index once the rows are in is a sort, a fraction of that. So before the
-//! copy, the shadow table's plain secondary indexes are dropped; after it they are added back
-//! with one online `ALTER TABLE ... ALGORITHM=INPLACE, LOCK=NONE`, while the applier goes on
+//! copy, the shadow table's plain secondary indexes are dropped; after it they are added back,
+//! one online `ALTER TABLE ... ALGORITHM=INPLACE, LOCK=NONE` each, while the applier goes on
 //! replaying changes (InnoDB logs them and applies the log at the end of the build).
 //!
 //! Invariants: only plain `KEY`s are deferred. Unique indexes stay, because they are what
@@ -75,13 +75,16 @@ impl DeferredIndexes {
         Ok(self)
     }
 
-    /// Adds the indexes back after the copy and checks that the shadow table is then exactly
-    /// what the ALTER produced (`expected_ddl`, read before the indexes were dropped).
-    pub async fn build(&self, conn: &mut Conn, names: &TableNames, expected_ddl: &str) -> Result<()> {
-        if self.is_empty() {
-            return Ok(());
-        }
-        conn.query_drop(self.add_statement(names)).await.context(|| format!("building the secondary indexes {} on the shadow table", self.names.join(", ")))?;
+    /// Adds the index `i` back after the copy (one online `ALTER` per index: each reaches the
+    /// replicas as one DDL, which holds their replication while it runs).
+    pub async fn build_one(&self, conn: &mut Conn, names: &TableNames, i: usize) -> Result<()> {
+        let sql = format!("ALTER TABLE {} ADD {}, ALGORITHM=INPLACE, LOCK=NONE", names.q(&names.shadow), self.definitions[i]);
+        conn.query_drop(sql).await.context(|| format!("building the secondary index {} on the shadow table", self.names[i]))
+    }
+
+    /// Checks that, with every index built, the shadow table is exactly what the ALTER produced
+    /// (`expected_ddl`, read before the indexes were dropped).
+    pub async fn check_built(&self, conn: &mut Conn, names: &TableNames, expected_ddl: &str) -> Result<()> {
         let ddl: Option<(String, String)> = conn.query_first(format!("SHOW CREATE TABLE {}", names.q(&names.shadow))).await.context(|| "reading the shadow DDL".into())?;
         let ddl = ddl.map(|(_, d)| d).unwrap_or_default();
         if without_auto_increment(&ddl) != without_auto_increment(expected_ddl) {

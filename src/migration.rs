@@ -597,16 +597,39 @@ impl Migration {
         Ok(CopyWork { max, ranges, fresh: false, shared_locks: true })
     }
 
-    /// Adds the secondary indexes left out during the copy; the applier keeps replaying meanwhile.
+    /// Adds the secondary indexes left out during the copy, one at a time, each once the watched
+    /// replicas are well under the lag limit: a replica runs each build as one DDL after the
+    /// primary, lagging by its length. The applier keeps replaying meanwhile.
     async fn build_deferred_indexes(&self) -> Result<()> {
         if self.deferred.is_empty() {
             return Ok(());
         }
-        tracing::info!("building secondary indexes {}", self.deferred.names().join(", "));
         let started = std::time::Instant::now();
-        self.deferred.build(&mut self.server.conn().await?, &self.plan.names, &self.plan.shadow_ddl).await?;
+        let mut conn = self.server.conn().await?;
+        let names = &self.plan.names;
+        for (i, index) in self.deferred.names().iter().enumerate() {
+            self.wait_for_low_lag().await?;
+            tracing::info!("building secondary index {index}");
+            self.deferred.build_one(&mut conn, names, i).await?;
+        }
+        self.deferred.check_built(&mut conn, names, &self.plan.shadow_ddl).await?;
         tracing::info!("built secondary indexes {} in {:.1}s", self.deferred.names().join(", "), started.elapsed().as_secs_f64());
         self.check_failure()
+    }
+
+    /// Waits while a watched replica lags half the copy's lag limit or more (or cannot tell).
+    async fn wait_for_low_lag(&self) -> Result<()> {
+        let max_lag = std::time::Duration::from_millis(self.state.live.max_lag_ms.load(Ordering::Relaxed));
+        let low = throttle::lag_limit(max_lag, self.config.chunk_time) / 2;
+        loop {
+            self.check_failure()?;
+            let lag = *self.state.replica_lag_ms.lock().expect("lag lock");
+            let lagging = self.state.replicas_lagging.load(Ordering::SeqCst) || lag.is_some_and(|ms| ms >= low.as_millis() as u64);
+            if !lagging {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// Compares the shadow with the original before the swap, unless told not to.
