@@ -23,7 +23,7 @@ use crate::binlog::stream::{Batch, Change};
 use crate::copy::{KeyState, Pending};
 use crate::error::{codes, Error, Result};
 use crate::plan::Plan;
-use crate::server::Server;
+use crate::server::{in_transaction, Server};
 use crate::sql::Placeholder;
 use crate::state::{spawn_stage, RunState};
 
@@ -80,7 +80,7 @@ fn copy_position(state: &RunState, group: &[Batch], plan: &Plan) -> Option<KeySt
             return None;
         }
         let keys = state.pending_keys.get();
-        let waits = keys.pending == Pending::Unknown || group.iter().flat_map(|b| &b.changes).any(|c| keys.is_being_copied(&c.key(&plan.key_positions)));
+        let waits = keys.pending == Pending::Unknown || (keys.copies_any() && group.iter().flat_map(|b| &b.changes).any(|c| keys.is_being_copied(&c.key(&plan.key_positions))));
         if !waits {
             return Some(keys);
         }
@@ -176,18 +176,13 @@ async fn apply_fitting_the_binlog_cache(conn: &mut Conn, plan: &Plan, changes: &
 /// values in the shadow took them later, and that later change, still to be replayed, writes
 /// its full image back.
 async fn apply_clearing_stale_rows(conn: &mut Conn, plan: &Plan, changes: &[&Change], session: Session, record: Option<&(String, Vec<Value>)>, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
-    let own = session == Session::Own;
-    if own {
-        conn.query_drop("START TRANSACTION").await?;
-    }
-    let result = async {
+    in_session(conn, session, record, async |c| {
         for change in changes {
             let (sql, params) = statement(plan, std::slice::from_ref(change));
-            let first = conn.exec_drop(sql.as_str(), params.clone()).await;
-            let outcome = match first {
+            let outcome = match c.exec_drop(sql.as_str(), params.clone()).await {
                 Err(mysql_async::Error::Server(e)) if collides(e.code, &e.message, &plan.key_target) => {
-                    if clear_stale_holders(conn, plan, change).await? > 0 {
-                        conn.exec_drop(sql, params).await
+                    if clear_stale_holders(c, plan, change).await? > 0 {
+                        c.exec_drop(sql, params).await
                     } else {
                         Err(mysql_async::Error::Server(e))
                     }
@@ -199,20 +194,9 @@ async fn apply_clearing_stale_rows(conn: &mut Conn, plan: &Plan, changes: &[&Cha
                 return Err(e);
             }
         }
-        if let Some((sql, params)) = record {
-            conn.exec_drop(sql.as_str(), params.clone()).await?;
-        }
         Ok(())
-    }
-    .await;
-    if own {
-        if result.is_ok() {
-            conn.query_drop("COMMIT").await?;
-        } else {
-            conn.query_drop("ROLLBACK").await.ok();
-        }
-    }
-    result
+    })
+    .await
 }
 
 /// Deletes the shadow rows that hold an upserted row's values on a unique index the original
@@ -315,32 +299,35 @@ async fn apply_changes(conn: &mut Conn, plan: &Plan, changes: &[&Change], sessio
     if changes.is_empty() && record.is_none() {
         return Ok(());
     }
-    let own = session == Session::Own;
-    if own {
-        conn.query_drop("START TRANSACTION").await?;
-    }
-    for run in changes.chunk_by(|a, b| std::mem::discriminant(*a) == std::mem::discriminant(*b)) {
-        for part in run.chunks(MAX_STATEMENT_ROWS) {
-            let (sql, params) = statement(plan, part);
-            if let Err(e) = conn.exec_drop(sql, params).await {
-                *failing_keys = keys_of(plan, part);
-                if own {
-                    conn.query_drop("ROLLBACK").await.ok();
+    in_session(conn, session, record, async |c| {
+        for run in changes.chunk_by(|a, b| std::mem::discriminant(*a) == std::mem::discriminant(*b)) {
+            for part in run.chunks(MAX_STATEMENT_ROWS) {
+                let (sql, params) = statement(plan, part);
+                if let Err(e) = c.exec_drop(sql, params).await {
+                    *failing_keys = keys_of(plan, part);
+                    return Err(e);
                 }
-                return Err(e);
             }
         }
-    }
-    if let Some((sql, params)) = record {
-        if let Err(e) = conn.exec_drop(sql.as_str(), params.clone()).await {
-            conn.query_drop("ROLLBACK").await.ok();
-            return Err(e);
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `body` and then the position record: in one transaction on the applier's own session,
+/// statement by statement under the cut-over's lock.
+async fn in_session(conn: &mut Conn, session: Session, record: Option<&(String, Vec<Value>)>, body: impl AsyncFnOnce(&mut Conn) -> std::result::Result<(), mysql_async::Error>) -> std::result::Result<(), mysql_async::Error> {
+    let all = async |c: &mut Conn| {
+        body(c).await?;
+        match record {
+            Some((sql, params)) => c.exec_drop(sql.as_str(), params.clone()).await,
+            None => Ok(()),
         }
+    };
+    match session {
+        Session::Own => in_transaction(conn, all).await,
+        Session::UnderLock => all(conn).await,
     }
-    if own {
-        conn.query_drop("COMMIT").await?;
-    }
-    Ok(())
 }
 
 /// The statement and parameters for a run of changes of one kind.
@@ -385,7 +372,7 @@ mod tests {
     use super::*;
 
     fn upsert(id: i64, v: &str) -> Change {
-        Change::Upsert(vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())].into())
+        Change::Upsert(vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())])
     }
 
     fn delete(id: i64) -> Change {

@@ -34,7 +34,7 @@ use crate::apply::{format_key, is_collision, names_index};
 use crate::checkpoint::{self, KeyRange};
 use crate::error::{codes, Context, Error, Result};
 use crate::plan::Plan;
-use crate::server::Server;
+use crate::server::{in_transaction, rolled_back, Server};
 use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, upsert_clause};
 use crate::state::RunState;
 
@@ -145,12 +145,22 @@ impl KeyState {
         KeyState { pending: Pending::Nothing, copying: Vec::new() }
     }
 
+    /// Whether any range is being copied: if not, no change waits.
+    pub fn copies_any(&self) -> bool {
+        !self.copying.is_empty()
+    }
+
     /// Whether a change to the row with this key must wait for a chunk being copied.
     pub fn is_being_copied(&self, key: &[Value]) -> bool {
-        match key {
-            [value] => integer(value).is_some_and(|k| self.copying.iter().any(|&(after, up_to)| k <= up_to && after.is_none_or(|a| k > a))),
-            _ => false,
-        }
+        self.copying.iter().any(|&(after, up_to)| in_range(key, after, up_to))
+    }
+}
+
+/// Whether a key of one integer column lies in (after, up_to].
+fn in_range(key: &[Value], after: Option<i128>, up_to: i128) -> bool {
+    match key {
+        [value] => integer(value).is_some_and(|k| k <= up_to && after.is_none_or(|a| k > a)),
+        _ => false,
     }
 }
 
@@ -169,10 +179,7 @@ impl Pending {
     /// Whether a change to the row with this key can be skipped.
     pub fn contains(&self, key: &[Value]) -> bool {
         let Pending::Keys { after, up_to } = *self else { return false };
-        match key {
-            [value] => integer(value).is_some_and(|k| k <= up_to && after.is_none_or(|a| k > a)),
-            _ => false,
-        }
+        in_range(key, after, up_to)
     }
 }
 
@@ -579,13 +586,8 @@ impl Copier {
 
     /// Names the row the new table rejects, with the server's reason for the bare insert.
     async fn explain_rejected_row(&self, conn: &mut Conn, key: &[Value], error: Error) -> Error {
-        let reason = async {
-            conn.query_drop("START TRANSACTION").await?;
-            let result = conn.exec_drop(self.row_insert(false), key.to_vec()).await;
-            conn.query_drop("ROLLBACK").await?;
-            Ok::<_, mysql_async::Error>(result.err())
-        };
-        match reason.await {
+        let reason = rolled_back(conn, async |c| c.exec_drop(self.row_insert(false), key.to_vec()).await.err()).await;
+        match reason {
             Ok(Some(mysql_async::Error::Server(e))) => self.rejection(&format_key(key), format!("ERROR {} ({}): {}", e.code, e.state, e.message)),
             _ => self.rejection(&format_key(key), error.message),
         }
@@ -606,20 +608,19 @@ impl Copier {
         let (range, params) = self.range(lower, upper);
         let keys: Vec<Row> = conn.exec(format!("SELECT {k} FROM {} WHERE {range} ORDER BY {k}", self.walk.source(), k = column_list(&self.plan.key_source)), params).await?;
         let sql = self.row_insert(false);
-        conn.query_drop("START TRANSACTION").await?;
-        let mut rejected = None;
-        for key in keys.into_iter().map(Row::unwrap) {
-            match conn.exec_drop(sql.as_str(), key.clone()).await {
-                Err(mysql_async::Error::Server(e)) if !(e.code == codes::DUPLICATE_KEY && names_index(&e.message, &self.plan.shadow_key_name)) => {
-                    rejected = Some((key, format!("ERROR {} ({}): {}", e.code, e.state, e.message)));
-                    break;
+        rolled_back(conn, async |c| {
+            for key in keys.into_iter().map(Row::unwrap) {
+                match c.exec_drop(sql.as_str(), key.clone()).await {
+                    Err(mysql_async::Error::Server(e)) if !(e.code == codes::DUPLICATE_KEY && names_index(&e.message, &self.plan.shadow_key_name)) => {
+                        return Ok(Some((key, format!("ERROR {} ({}): {}", e.code, e.state, e.message))));
+                    }
+                    Err(mysql_async::Error::Server(_)) | Ok(()) => {}
+                    Err(other) => return Err(other),
                 }
-                Err(mysql_async::Error::Server(_)) | Ok(()) => {}
-                Err(other) => return Err(other),
             }
-        }
-        conn.query_drop("ROLLBACK").await?;
-        Ok(rejected)
+            Ok(None)
+        })
+        .await?
     }
 
     /// The chunk statement for the rows of the original matching `condition`: read with shared
@@ -657,19 +658,13 @@ impl Copier {
         if plain {
             conn.query_drop("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
         }
-        conn.query_drop("START TRANSACTION").await?;
-        let copied = async {
-            conn.exec_drop(sql, params).await?;
-            let rows = records_of(&conn.info());
-            conn.exec_drop(record, record_params).await?;
-            conn.query_drop("COMMIT").await?;
+        in_transaction(conn, async |c| {
+            c.exec_drop(sql, params).await?;
+            let rows = records_of(&c.info());
+            c.exec_drop(record, record_params).await?;
             Ok(rows)
-        }
-        .await;
-        if copied.is_err() {
-            conn.query_drop("ROLLBACK").await.ok();
-        }
-        copied
+        })
+        .await
     }
 
     /// Copies the first `rows` rows into the shadow in a transaction that is rolled back, for
@@ -679,12 +674,10 @@ impl Copier {
         let Some(max) = self.walk.max_key(&mut conn).await.context(|| "reading the highest key".into())? else { return Ok(None) };
         let upper = self.walk.next_upper(&mut conn, None, &max, rows).await.context(|| "finding a sample chunk".into())?;
         let (range, params) = self.range(None, &upper);
-        conn.query_drop("START TRANSACTION").await.context(|| "starting the sample chunk".into())?;
         let started = std::time::Instant::now();
-        let copied = conn.exec_drop(self.chunk_insert(&range), params).await.map(|()| records_of(&conn.info()));
+        let copied = rolled_back(&mut conn, async |c| c.exec_drop(self.chunk_insert(&range), params).await.map(|()| records_of(&c.info()))).await;
         let took = started.elapsed();
-        conn.query_drop("ROLLBACK").await.context(|| "rolling the sample chunk back".into())?;
-        Ok(Some((copied.context(|| "copying a sample chunk".into())?, took)))
+        Ok(Some((copied.and_then(|rows| rows).context(|| "copying a sample chunk".into())?, took)))
     }
 
     /// Copies a range again after the verification found it different: in one transaction
@@ -707,17 +700,11 @@ impl Copier {
         let doing = format!("copying again the range of keys after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper));
         self.server
             .retrying(&mut conn, self.retries, &doing, async |c| {
-                c.query_drop("START TRANSACTION").await?;
-                let done = async {
-                    c.exec_drop(copy.as_str(), source_params.clone()).await?;
-                    c.exec_drop(prune.as_str(), prune_params.clone()).await?;
-                    c.query_drop("COMMIT").await
-                }
-                .await;
-                if done.is_err() {
-                    c.query_drop("ROLLBACK").await.ok();
-                }
-                done
+                in_transaction(c, async |t| {
+                    t.exec_drop(copy.as_str(), source_params.clone()).await?;
+                    t.exec_drop(prune.as_str(), prune_params.clone()).await
+                })
+                .await
             })
             .await
     }

@@ -198,6 +198,26 @@ impl Server {
     }
 }
 
+/// Runs `body` in a transaction, committed when it succeeds and rolled back when it fails.
+pub async fn in_transaction<T>(conn: &mut Conn, body: impl AsyncFnOnce(&mut Conn) -> std::result::Result<T, mysql_async::Error>) -> std::result::Result<T, mysql_async::Error> {
+    conn.query_drop("START TRANSACTION").await?;
+    match body(conn).await {
+        Ok(value) => conn.query_drop("COMMIT").await.map(|()| value),
+        Err(e) => {
+            conn.query_drop("ROLLBACK").await.ok();
+            Err(e)
+        }
+    }
+}
+
+/// Runs `body` in a transaction that is always rolled back: a trial whose outcome is all that
+/// is wanted.
+pub async fn rolled_back<T>(conn: &mut Conn, body: impl AsyncFnOnce(&mut Conn) -> T) -> std::result::Result<T, mysql_async::Error> {
+    conn.query_drop("START TRANSACTION").await?;
+    let outcome = body(conn).await;
+    conn.query_drop("ROLLBACK").await.map(|()| outcome)
+}
+
 /// Copy workers when `--threads` is not given: half the server's CPUs, from 1 to 8. MariaDB
 /// sizes `thread_pool_size` to its CPUs; MySQL shows no CPU count, so it gets 2.
 pub async fn default_copy_threads(conn: &mut Conn) -> Result<u64> {
