@@ -5,10 +5,19 @@
 //! become one multi-row `INSERT ... ON DUPLICATE KEY UPDATE` (the full after-image wins),
 //! consecutive deletes one `DELETE ... WHERE key IN ...`.
 //!
-//! Invariants: changes are applied in the order they were committed on the original table; a
-//! row image never overwrites a *different* row (the key guard in `sql::upsert_clause` turns a
-//! collision on another unique key into an error that names the keys); the applied position
-//! only moves after the shadow transaction commits.
+//! A large group is split by key across several sessions (`--apply-threads`), each replaying
+//! its share in its own transaction; the position is recorded once all of them committed.
+//! Every row's changes land in one share, so each row still sees its changes in binlog order.
+//! Rows are told apart by a hash of their key columns' bytes, leaving out text columns: under a
+//! case- or accent-insensitive collation different bytes can be the same row, so such keys
+//! must not be spread by their bytes (a key of text columns only is never split).
+//!
+//! Invariants: each row's changes are applied in the order they were committed on the original
+//! table; a row image never overwrites a *different* row (the key guard in
+//! `sql::upsert_clause` turns a collision on another unique key into an error that names the
+//! keys); the applied position only moves after every change before it is committed. Replaying
+//! a group again is harmless (upserts carry full images, deletes are by key), which is what
+//! makes a crash between the shares' commits and the position record safe.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,15 +42,28 @@ const MAX_GROUP_CHANGES: usize = 2000;
 const MAX_STATEMENT_ROWS: usize = 200;
 /// How often the applied position is recorded when nothing is replayed.
 const POSITION_RECORD_INTERVAL: Duration = Duration::from_secs(1);
+/// Groups with fewer changes left after coalescing are replayed on one session: splitting them
+/// would cost more commits than the sessions save.
+const MIN_CHANGES_TO_SPLIT: usize = 2 * MAX_STATEMENT_ROWS;
 
-/// Starts the applier thread. It runs until `state` says stop or the channel closes.
-pub fn spawn(runtime: Handle, server: Server, plan: Arc<Plan>, rx: Receiver<Batch>, state: Arc<RunState>, retries: u32) -> std::thread::JoinHandle<()> {
-    let stage_state = state.clone();
-    spawn_stage("applier", runtime.clone(), state, move || run(&runtime, &server, &plan, &rx, &stage_state, retries))
+/// How the applier replays.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Sessions a large group is split across (`--apply-threads`).
+    pub sessions: usize,
+    /// Attempts for transient errors (`--default-retries`).
+    pub retries: u32,
 }
 
-fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, state: &RunState, retries: u32) -> Result<()> {
-    let mut conn = runtime.block_on(server.conn())?;
+/// Starts the applier thread. It runs until `state` says stop or the channel closes.
+pub fn spawn(runtime: Handle, server: Server, plan: Arc<Plan>, rx: Receiver<Batch>, state: Arc<RunState>, settings: Settings) -> std::thread::JoinHandle<()> {
+    let stage_state = state.clone();
+    spawn_stage("applier", runtime.clone(), state, move || run(&runtime, &server, &plan, &rx, &stage_state, settings))
+}
+
+fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, state: &RunState, settings: Settings) -> Result<()> {
+    let sessions = if spread_columns(plan).is_empty() { 1 } else { settings.sessions.max(1) };
+    let mut conns = runtime.block_on(futures_util::future::try_join_all((0..sessions).map(|_| server.conn())))?;
     let mut last_recorded = std::time::Instant::now();
     while !state.stopping() {
         let hold = state.hold_at_marker.load(Ordering::SeqCst);
@@ -65,7 +87,7 @@ fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, sta
         if record {
             last_recorded = std::time::Instant::now();
         }
-        let skipped = runtime.block_on(apply_with_retries(&mut conn, server, plan, &group, retries, Session::Own, &keys, record))?;
+        let skipped = runtime.block_on(apply_group(&mut conns, server, plan, &group, settings.retries, &keys, record))?;
         record_applied(state, &group, skipped);
     }
     Ok(())
@@ -115,6 +137,67 @@ fn record_applied(state: &RunState, group: &[Batch], skipped: usize) {
     if let Some(&marker) = group.iter().flat_map(|b| &b.markers).max() {
         state.applied_marker.fetch_max(marker, Ordering::SeqCst);
     }
+}
+
+/// Applies a group on the applier's own sessions: split by key across them when it is large
+/// and there is more than one, else on the first. Returns how many changes it left out.
+///
+/// A split group that fails on a unique key is replayed again whole on one session, with
+/// every fallback of [`apply_with_retries`]: the shares commit independently, so one share's
+/// row may have taken a unique value before another share's row gave it up.
+async fn apply_group(conns: &mut [Conn], server: &Server, plan: &Plan, group: &[Batch], retries: u32, keys: &KeyState, record_position: bool) -> Result<usize> {
+    let all: Vec<&Change> = group.iter().flat_map(|b| &b.changes).collect();
+    let wanted = effective_changes(&plan.key_positions, &all, keys.pending);
+    if conns.len() < 2 || wanted.len() < MIN_CHANGES_TO_SPLIT {
+        return apply_with_retries(&mut conns[0], server, plan, group, retries, Session::Own, keys, record_position).await;
+    }
+    let shares = split_by_key(&wanted, &plan.key_positions, &spread_columns(plan), conns.len());
+    tracing::debug!("replaying {} changes split across {} sessions: {:?}", wanted.len(), shares.len(), shares.iter().map(Vec::len).collect::<Vec<_>>());
+    let replays = conns.iter_mut().zip(&shares).map(|(conn, share)| async move {
+        let mut failing_keys = String::new();
+        let doing = "applying binlog changes to the shadow table";
+        let result = server.retrying(conn, retries, doing, async |c| apply_fitting_the_binlog_cache(c, plan, share, Session::Own, None, &mut failing_keys).await).await;
+        result.map_err(|e| (e, failing_keys))
+    });
+    let results = futures_util::future::join_all(replays).await;
+    match results.into_iter().find_map(std::result::Result::err) {
+        None => {
+            if let (true, Some(last)) = (record_position, group.last()) {
+                let (sql, params) = crate::checkpoint::record_position(&plan.names, &last.end);
+                server.retrying(&mut conns[0], retries, "recording the applied binlog position", async |c| c.exec_drop(sql.as_str(), params.clone()).await).await?;
+            }
+            Ok(all.len() - wanted.len())
+        }
+        Some((e, _)) if is_collision(&e, &plan.key_target) => {
+            tracing::debug!("a group split across sessions collided on a unique key; replaying it on one session");
+            apply_with_retries(&mut conns[0], server, plan, group, retries, Session::Own, keys, record_position).await
+        }
+        Some((e, failing_keys)) => Err(explain_failure(e, plan, &failing_keys)),
+    }
+}
+
+/// Which of the key's columns (indexes into the key) a group may be split by: those whose
+/// equal values have equal bytes. Text columns are left out, whatever their collation: the
+/// new table's collation decides what is the same row there, and it may fold case, accents
+/// or trailing spaces.
+fn spread_columns(plan: &Plan) -> Vec<usize> {
+    (0..plan.key_positions.len()).filter(|&k| plan.columns[plan.key_positions[k]].source.charset.is_none()).collect()
+}
+
+/// Splits changes into `shares` lists by a hash of their key's `spread` columns, keeping their
+/// order within each list: all changes to one row land in one list.
+fn split_by_key<'a>(changes: &[&'a Change], key_positions: &[usize], spread: &[usize], shares: usize) -> Vec<Vec<&'a Change>> {
+    use std::hash::{Hash, Hasher};
+    let mut split = vec![Vec::with_capacity(changes.len() / shares + 1); shares];
+    for &change in changes {
+        let key = change.key(key_positions);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for &k in spread {
+            key[k].as_sql(false).hash(&mut hasher);
+        }
+        split[(hasher.finish() % shares as u64) as usize].push(change);
+    }
+    split
 }
 
 /// Applies a group, retrying deadlocks, lock wait timeouts and lost connections (replaying a
@@ -393,6 +476,26 @@ mod tests {
         let all: Vec<&Change> = changes.iter().collect();
         let kept = effective_changes(&[0], &all, Pending::Keys { after: Some(10), up_to: 100 });
         assert_eq!(kept, vec![&changes[0], &changes[3]]);
+    }
+
+    #[test]
+    fn splits_rows_apart_but_keeps_each_rows_changes_together_in_order() {
+        // Row images are (text, id) with the key (id, text): deletes carry the key only.
+        let row = |id: i64, v: &str| Change::Upsert(vec![Value::Bytes(v.as_bytes().to_vec()), Value::Int(id)]);
+        let gone = |id: i64| Change::Delete(vec![Value::Int(id), Value::Bytes(b"k".to_vec())]);
+        let changes: Vec<Change> = (0..200).map(|i| if i % 3 == 0 { gone(i % 50) } else { row(i % 50, "k") }).collect();
+        let all: Vec<&Change> = changes.iter().collect();
+        let shares = split_by_key(&all, &[1, 0], &[0], 3);
+        assert_eq!(shares.iter().map(Vec::len).sum::<usize>(), 200);
+        assert!(shares.iter().all(|s| !s.is_empty()), "50 keys over 3 shares leave none empty");
+        for id in 0..50 {
+            let key = vec![Value::Int(id), Value::Bytes(b"k".to_vec())];
+            let holders: Vec<&Vec<&Change>> = shares.iter().filter(|s| s.iter().any(|c| c.key(&[1, 0]) == key)).collect();
+            assert_eq!(holders.len(), 1, "key {id} is in one share");
+            let in_share: Vec<&Change> = holders[0].iter().copied().filter(|c| c.key(&[1, 0]) == key).collect();
+            let in_binlog: Vec<&Change> = all.iter().copied().filter(|c| c.key(&[1, 0]) == key).collect();
+            assert_eq!(in_share, in_binlog, "key {id} keeps its order");
+        }
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub struct Cli {
     /// server's CPUs (MariaDB's `thread_pool_size`), at least 1 and at most 8; 2 on MySQL.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub threads: Option<u64>,
+    /// Sessions the applier splits a large group of binlog changes across, by key; each row's
+    /// changes stay on one session, in binlog order. Keys made only of text columns use one.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub apply_threads: u64,
     /// Rows in the first copy chunk; with --chunk-time, later chunks are sized to take that long.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
     pub chunk_size: u64,
@@ -232,6 +236,7 @@ pub struct Config {
     pub chunk_size: u64,
     /// `None`: sized to the server once connected.
     pub threads: Option<u64>,
+    pub apply_threads: usize,
     pub chunk_time: std::time::Duration,
     pub drop_old_table: bool,
     pub initially_drop_ghost_table: bool,
@@ -375,6 +380,7 @@ impl Config {
             execute: cli.execute,
             chunk_size: cli.chunk_size,
             threads: cli.threads,
+            apply_threads: cli.apply_threads as usize,
             chunk_time: std::time::Duration::from_secs_f64(cli.chunk_time),
             drop_old_table: cli.ok_to_drop_table,
             initially_drop_ghost_table: cli.initially_drop_ghost_table,

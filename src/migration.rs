@@ -507,7 +507,7 @@ impl Migration {
         let runtime = tokio::runtime::Handle::current();
         let threads = [
             stream::spawn(runtime.clone(), self.server.clone(), start.clone(), self.config.server_id, tables, tx, self.state.clone()),
-            apply::spawn(runtime, self.server.clone(), self.plan.clone(), rx.clone(), self.state.clone(), self.config.retries),
+            apply::spawn(runtime, self.server.clone(), self.plan.clone(), rx.clone(), self.state.clone(), apply::Settings { sessions: self.config.apply_threads, retries: self.config.retries }),
         ];
         let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
         let display = progress::spawn(self.state.clone(), self.config.progress, self.config.status_interval, self.hooks.clone());
