@@ -619,8 +619,7 @@ impl Migration {
 
     /// Waits while a watched replica lags half the copy's lag limit or more (or cannot tell).
     async fn wait_for_low_lag(&self) -> Result<()> {
-        let max_lag = std::time::Duration::from_millis(self.state.live.max_lag_ms.load(Ordering::Relaxed));
-        let low = throttle::lag_limit(max_lag, self.config.chunk_time) / 2;
+        let low = std::time::Duration::from_millis(self.state.lag_limit_ms.load(Ordering::Relaxed) / 2);
         loop {
             self.check_failure()?;
             let lag = *self.state.replica_lag_ms.lock().expect("lag lock");

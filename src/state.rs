@@ -43,9 +43,11 @@ pub struct RunState {
     pub changes_skipped: AtomicU64,
     /// The keys the copy has not handed out yet (see `copy::PendingKeys`).
     pub pending_keys: crate::copy::PendingKeys,
-    /// Whether a watched replica lagged `max-lag-millis` or more (or could not tell) at the
+    /// Whether a watched replica lagged the copy's lag limit or more (or could not tell) at the
     /// last check: the cut-over waits while it does.
     pub replicas_lagging: AtomicBool,
+    /// The copy's lag limit at the last check, in milliseconds (see `throttle::LagLimit`).
+    pub lag_limit_ms: AtomicU64,
     /// The highest replica lag at the last check, in milliseconds; `None` when not measured.
     pub replica_lag_ms: Mutex<Option<u64>>,
     /// Where `--status-json` lines go, if anywhere.

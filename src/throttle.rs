@@ -139,16 +139,59 @@ impl Throttler {
     }
 }
 
-/// Evaluates the verdict every 100 ms until the run stops: records the throttle reason for the
-/// copy to obey, and fails the run (exit 4) on an abort verdict.
-/// The lag at which the copy pauses: `--max-lag-millis` less one chunk time (at least half of
-/// it). A chunk reaches a replica as one transaction that takes about as long to apply there
-/// as here, so chunks started just under the limit would still push the lag past it.
-pub fn lag_limit(max_lag: Duration, chunk_time: Duration) -> Duration {
-    max_lag.saturating_sub(chunk_time).max(max_lag / 2)
+/// The lag at which the copy pauses, learned during the run.
+///
+/// It starts two chunk times under `--max-lag-millis`: a chunk reaches a replica as one
+/// transaction that takes longer to apply there than here (row events, applied by one thread
+/// beside the rest of the load), and the chunks committed before the copy pauses still arrive
+/// after it. How far they carry the lag is then measured: every time the lag crosses the
+/// limit, its peak before it falls back under shows the overshoot, and the margin grows to
+/// 1.25 times the largest seen. The limit never goes under a quarter of the maximum.
+#[derive(Debug, Default)]
+pub struct LagLimit {
+    chunk_time: Duration,
+    /// The largest rise of the lag past the limit seen so far.
+    overshoot: Duration,
+    /// The limit and the highest lag since the lag last crossed it, while it is over.
+    over: Option<(Duration, Duration)>,
 }
 
+impl LagLimit {
+    pub fn new(chunk_time: Duration) -> LagLimit {
+        LagLimit { chunk_time, ..LagLimit::default() }
+    }
+
+    /// The limit for a given `--max-lag-millis`.
+    pub fn current(&self, max_lag: Duration) -> Duration {
+        let margin = (self.chunk_time * 2).max(self.overshoot * 5 / 4);
+        max_lag.saturating_sub(margin).max(max_lag / 4)
+    }
+
+    /// Takes a lag reading (`None` when unreadable) checked against `limit`.
+    pub fn observe(&mut self, lag: Option<Duration>, limit: Duration) {
+        let Some(lag) = lag else { return };
+        match (&mut self.over, lag >= limit) {
+            (None, true) => self.over = Some((limit, lag)),
+            (Some((_, peak)), true) => *peak = (*peak).max(lag),
+            (Some((crossed, peak)), false) => {
+                let overshoot = peak.saturating_sub(*crossed);
+                if overshoot > self.overshoot {
+                    tracing::debug!("replica lag rose {} ms past the copy's lag limit; pausing earlier from now on", overshoot.as_millis());
+                    self.overshoot = overshoot;
+                }
+                self.over = None;
+            }
+            (None, false) => {}
+        }
+    }
+}
+
+/// Evaluates the verdict every 100 ms until the run stops: records the throttle reason for the
+/// copy to obey, and fails the run (exit 4) on an abort verdict.
 pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: LagProbe, chunk_time: Duration, state: std::sync::Arc<crate::state::RunState>) -> tokio::task::JoinHandle<()> {
+    let mut lag_limit = LagLimit::new(chunk_time);
+    let max_lag = Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed));
+    state.lag_limit_ms.store(lag_limit.current(max_lag).as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     tokio::spawn(async move {
         let mut lag = lag;
         let mut conn: Option<Conn> = None;
@@ -160,7 +203,10 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 // Lag is read every time: the cut-over waits for it even when the copy is
                 // throttled for another reason.
                 let max_lag = Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed));
-                let lag_verdict = lag.check(lag_limit(max_lag, chunk_time), &state).await;
+                let limit = lag_limit.current(max_lag);
+                let lag_verdict = lag.check(limit, &state).await;
+                lag_limit.observe(state.replica_lag_ms.lock().expect("lag lock").map(Duration::from_millis), limit);
+                state.lag_limit_ms.store(limit.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
                 state.replicas_lagging.store(lag_verdict != Verdict::Go, std::sync::atomic::Ordering::SeqCst);
                 let verdict = match throttler.check(c, &state.live).await {
                     Ok(Verdict::Go) => Ok(lag_verdict),
@@ -308,11 +354,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_copy_pauses_a_chunk_time_before_the_lag_limit() {
+    fn the_copy_pauses_earlier_after_the_lag_overshot() {
         let ms = Duration::from_millis;
-        assert_eq!(lag_limit(ms(1500), ms(500)), ms(1000));
-        assert_eq!(lag_limit(ms(1500), ms(0)), ms(1500), "fixed chunk sizes keep the limit");
-        assert_eq!(lag_limit(ms(1000), ms(900)), ms(500), "never under half the limit");
+        let mut limit = LagLimit::new(ms(250));
+        assert_eq!(limit.current(ms(1500)), ms(1000), "two chunk times under the maximum");
+        assert_eq!(LagLimit::new(ms(0)).current(ms(1500)), ms(1500), "fixed chunk sizes start at the maximum");
+        assert_eq!(LagLimit::new(ms(900)).current(ms(1000)), ms(250), "never under a quarter of it");
+        for lag in [900, 1000, 1300, 1400, 1200, 990] {
+            limit.observe(Some(ms(lag)), ms(1000));
+        }
+        assert_eq!(limit.current(ms(1500)), ms(1000), "a smaller overshoot than the margin changes nothing");
+        for lag in [1000, 1600, 999] {
+            limit.observe(Some(ms(lag)), ms(1000));
+        }
+        assert_eq!(limit.current(ms(1500)), ms(750), "margin 1.25 x the 600 ms overshoot");
+        limit.observe(None, ms(750));
+        assert_eq!(limit.current(ms(1500)), ms(750), "unreadable lag teaches nothing");
     }
 
     #[test]
