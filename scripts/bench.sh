@@ -37,7 +37,7 @@ cd "$REPO_ROOT"
 # ------------------------------------------------------------------- knobs ---
 
 ROWS=1000000
-METHODS="copy,inplace,ptosc,alterego"
+METHODS="copy,inplace,ptosc,alterego,alterego_client"
 ALTERS="add_column,add_column_index"
 CONDITIONS="idle,load"
 RATE="${BENCH_RATE:-200}"                  # writer transactions/s, all threads together
@@ -57,7 +57,7 @@ declare -A ALTER_SQL=(
     [add_column]="ADD COLUMN bench_flag INT NOT NULL DEFAULT 0"
     [add_column_index]="ADD COLUMN bench_flag INT NOT NULL DEFAULT 0, ADD INDEX idx_bench_pad (pad)"
 )
-ALL_METHODS="copy inplace ptosc alterego"
+ALL_METHODS="copy inplace ptosc alterego alterego_client"
 
 SB="${SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
 WORK="$SB/bench"                            # logs of the last run, one directory per measurement
@@ -73,7 +73,8 @@ usage: scripts/bench.sh [options]
 
   --rows N            rows in sbtest1 (default 1000000)
   --large             5000000 rows
-  --only LIST         methods to run, comma-separated: copy,inplace,ptosc,alterego (default all)
+  --only LIST         methods to run, comma-separated: copy,inplace,ptosc,alterego,alterego_client
+                      (default all; alterego_client is alterego with --copy-through-client)
   --alters LIST       ALTERs to run: add_column,add_column_index (default both)
   --no-load           idle runs only          --no-idle   runs under load only
   --rate N            writer transactions/s (default 200; env BENCH_RATE)
@@ -463,18 +464,21 @@ run_tool() {  # METHOD ALTER_SQL DIR
             cmd=(/usr/bin/time -f '%M %U %S' -o "$dir/rusage" pt-online-schema-change --alter "$alter" --execute
                  --recursion-method=hosts "${PTOSC_EXTRA[@]}"
                  "h=$SANDBOX_HOST,P=$SANDBOX_PORT,D=bench,t=sbtest1,F=$CNF") ;;
-        alterego)
+        alterego|alterego_client)
+            # alterego_client: the same run with each chunk read into alterego and inserted
+            # from there, to measure that against the server-side INSERT ... SELECT.
             cmd=(/usr/bin/time -f '%M %U %S' -o "$dir/rusage" "$ALTEREGO" --host "$SANDBOX_HOST" --port "$SANDBOX_PORT"
                  --user "$SANDBOX_USER" --database bench --table sbtest1 --alter "$alter" --execute
                  --ok-to-drop-table --progress=false --status-json "$dir/status.jsonl"
-                 --status-interval-millis 500 "${ALTEREGO_EXTRA[@]}") ;;
+                 --status-interval-millis 500 "${ALTEREGO_EXTRA[@]}")
+            [[ $method == alterego_client ]] && cmd+=(--copy-through-client) ;;
     esac
     printf '%q ' "${cmd[@]}" >"$dir/command"
     echo >>"$dir/command"
     RC=0
     CPU_START="$(cpu_snapshot)"
     T_START=$(now_us)
-    if [[ $method == alterego ]]; then
+    if [[ $method == alterego* ]]; then
         ALTEREGO_PASSWORD="$SANDBOX_PASSWORD" timeout "$METHOD_TIMEOUT" "${cmd[@]}" >"$dir/method.log" 2>&1 || RC=$?
     else
         timeout "$METHOD_TIMEOUT" "${cmd[@]}" >"$dir/method.log" 2>&1 || RC=$?
@@ -580,7 +584,7 @@ run_measurement() {  # ALTER_NAME CONDITION METHOD
     local lag
     lag="$(max_lag_ms "$T_START" "$t_caught")"
     local ae=(null null null null) phases=""
-    if [[ $method == alterego ]]; then
+    if [[ $method == alterego* ]]; then
         read -r -a ae <<<"$(alterego_extras "$dir/status.jsonl")"
         phases="$(alterego_phases "$dir/status.jsonl")"
     fi
@@ -738,7 +742,7 @@ print_summary() {
     local name cond method key noisy=()
     echo
     echo "== alterego benchmark: $ROWS rows, ${SERVER_VERSION}, $(nproc) cores, writer $RATE tx/s on $WRITER_THREADS threads =="
-    local fmt='%-16s %-4s %-8s %7s %7s %5s %16s %7s %3s %8s %6s %6s %7s %6s %3s %s\n'
+    local fmt='%-16s %-4s %-15s %7s %7s %5s %16s %7s %3s %8s %6s %6s %7s %6s %3s %s\n'
     # shellcheck disable=SC2059
     printf "$fmt" ALTER cond method wall_s rows/s xCOPY "p99_ms base>mig" max_ms err stall_ms lag_ms rss_MB \
         srv_cpu oth_cpu dl data
@@ -796,6 +800,11 @@ print_summary() {
         printf '%-17s load: writer errors %s (target 0): %s; longest stall %s ms (target <= 500): %s; replica lag %s ms (target < %s): %s\n' \
             "$name" "$e" "$(verdict "$(check 'a == 0' "$e")")" "$s" "$(verdict "$(check 'a <= 500' "$s")")" \
             "$l" "$MAX_LAG_MS" "$(verdict "$(check 'a < b' "$l" "$MAX_LAG_MS")")"
+        local cl_i=${R_WALL[$name/idle/alterego_client]:-null} cl_l=${R_WALL[$name/load/alterego_client]:-null}
+        if [[ $cl_i != null || $cl_l != null ]]; then
+            printf '%-17s copy through the client / INSERT ... SELECT: idle %s, load %s (information: which way of copying is faster)\n' \
+                "$name" "$(ratio "$cl_i" "$ae_i")" "$(ratio "$cl_l" "$ae_l")"
+        fi
     done | sed -e 's/\bnull\b/-/g'
 
     if ((CEILING)) && ((${#CEIL[@]})); then

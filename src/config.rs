@@ -142,6 +142,11 @@ pub struct Cli {
     /// writers to rows being copied wait, and can deadlock with them.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub copy_with_locks: bool,
+    /// Where chunks are read with plain reads, read their rows into alterego and write them
+    /// with multi-row INSERTs, instead of one server-side `INSERT ... SELECT`. Slower in the
+    /// benchmark (docs/benchmark.md); kept to measure the two against each other.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub copy_through_client: bool,
     /// While the cut-over waits for its table lock, kill the sessions that have held the table
     /// (a metadata lock) for over a second: long transactions that would make every cut-over
     /// attempt time out. On MariaDB this needs the metadata_lock_info plugin.
@@ -250,6 +255,7 @@ pub struct Config {
     pub defer_secondary_indexes: bool,
     pub force_kill_blockers: bool,
     pub copy_with_locks: bool,
+    pub copy_through_client: bool,
     pub hooks_path: Option<PathBuf>,
     pub serve_socket_file: Option<PathBuf>,
     pub serve_tcp_port: Option<u16>,
@@ -397,6 +403,7 @@ impl Config {
             defer_secondary_indexes: cli.defer_secondary_indexes,
             force_kill_blockers: cli.force_kill_blockers,
             copy_with_locks: cli.copy_with_locks,
+            copy_through_client: cli.copy_through_client,
             hooks_path: cli.hooks_path,
             serve_socket_file: cli.serve_socket_file,
             serve_tcp_port: cli.serve_tcp_port,

@@ -35,7 +35,7 @@ use crate::checkpoint::{self, KeyRange};
 use crate::error::{codes, Context, Error, Result};
 use crate::plan::Plan;
 use crate::server::{in_transaction, rolled_back, Server};
-use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, upsert_clause};
+use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, upsert_clause, upsert_rows, Placeholder};
 use crate::state::RunState;
 
 /// The most copy workers a run can have (`--threads`, `threads=N`).
@@ -47,6 +47,8 @@ const DEFERRED_ROW_PASSES: u32 = 10;
 /// Bounds of the chunk size the sizer chooses.
 const MIN_CHUNK_ROWS: u64 = 10;
 const MAX_CHUNK_ROWS: u64 = 100_000;
+/// Rows per INSERT when a chunk is copied through alterego (`--copy-through-client`).
+const CLIENT_INSERT_ROWS: usize = 500;
 
 /// How a chunk statement reads the original.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,8 @@ pub struct CopyWork {
     pub fresh: bool,
     /// `--copy-with-locks`: read the original with shared locks even where plain reads are safe.
     pub shared_locks: bool,
+    /// `--copy-through-client`: with plain reads, move the rows through alterego.
+    pub through_client: bool,
 }
 
 pub struct Copier {
@@ -83,6 +87,8 @@ pub struct Copier {
     deferred: std::sync::Mutex<Vec<Vec<Value>>>,
     /// Chunks read the original with plain (READ COMMITTED) reads instead of shared locks.
     plain_reads: std::sync::atomic::AtomicBool,
+    /// With plain reads: chunks are read into alterego and inserted from there.
+    through_client: std::sync::atomic::AtomicBool,
     /// The most rows the sizer gives a chunk: lowered when a chunk outgrew the binlog cache.
     ceiling: std::sync::atomic::AtomicU64,
 }
@@ -287,7 +293,7 @@ pub fn key_range(key: &[String], lower: Option<&[Value]>, upper: &[Value]) -> (S
 impl Copier {
     /// The chunk size is read from `state.live` before every chunk, so it can change mid-run.
     pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32, sizer: ChunkSizer) -> Copier {
-        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default(), plain_reads: Default::default(), ceiling: std::sync::atomic::AtomicU64::new(MAX_CHUNK_ROWS) }
+        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default(), plain_reads: Default::default(), through_client: Default::default(), ceiling: std::sync::atomic::AtomicU64::new(MAX_CHUNK_ROWS) }
     }
 
     /// Copies every chunk with up to `MAX_THREADS` workers, of which the first `live.threads`
@@ -317,8 +323,12 @@ impl Copier {
         // for a key it can order: the same condition as skipping pending rows.
         let plain_reads = !work.shared_locks && matches!(pending, Pending::Keys { .. });
         self.plain_reads.store(plain_reads, Ordering::Relaxed);
-        if plain_reads {
-            tracing::info!("copying with plain reads: no locks on the original's rows");
+        self.through_client.store(plain_reads && work.through_client, Ordering::Relaxed);
+        match (plain_reads, work.through_client) {
+            (true, false) => tracing::info!("copying with plain reads: no locks on the original's rows"),
+            (true, true) => tracing::info!("copying with plain reads through alterego: no locks on the original's rows, rows inserted from the client"),
+            (false, true) => tracing::warn!("--copy-through-client applies to plain reads only (a fresh run, a key of one integer column, no --copy-with-locks): copying with INSERT ... SELECT"),
+            (false, false) => {}
         }
         self.state.pending_keys.set(pending);
         let mut conn = self.server.conn().await?;
@@ -653,18 +663,50 @@ impl Copier {
     async fn copy_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<u64, mysql_async::Error> {
         let (range, params) = self.range(lower, upper);
         let plain = self.plain_reads.load(Ordering::Relaxed);
+        let through_client = plain && self.through_client.load(Ordering::Relaxed);
         let sql = if plain { self.insert_select(&range, Read::Plain) } else { self.chunk_insert(&range) };
         let (record, record_params) = checkpoint::record_chunk(&self.plan.names, lower, upper);
         if plain {
             conn.query_drop("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
         }
         in_transaction(conn, async |c| {
-            c.exec_drop(sql, params).await?;
-            let rows = records_of(&c.info());
+            let rows = if through_client {
+                self.copy_through_client(c, &range, params).await?
+            } else {
+                c.exec_drop(sql, params).await?;
+                records_of(&c.info())
+            };
             c.exec_drop(record, record_params).await?;
             Ok(rows)
         })
         .await
+    }
+
+    /// Reads a chunk's rows into alterego with a plain read and writes them to the shadow with
+    /// the applier's multi-row upsert. Text in a character set other than UTF-8 is read as its
+    /// raw bytes, which the upsert's placeholders take as binlog values are taken, so nothing
+    /// passes through a conversion.
+    async fn copy_through_client(&self, conn: &mut Conn, range: &str, params: Vec<Value>) -> std::result::Result<u64, mysql_async::Error> {
+        let placeholders = self.plan.placeholders();
+        let columns: Vec<String> = self
+            .plan
+            .source_names()
+            .iter()
+            .zip(&placeholders)
+            .map(|(name, placeholder)| match placeholder {
+                Placeholder::Hex(_) => format!("CAST({} AS BINARY)", quote_ident(name)),
+                Placeholder::Plain => quote_ident(name),
+            })
+            .collect();
+        let select = format!("SELECT {} FROM {} WHERE {range}", columns.join(", "), self.walk.source());
+        let rows: Vec<Row> = conn.exec(select, params).await?;
+        let shadow = self.plan.names.q(&self.plan.names.shadow);
+        for part in rows.chunks(CLIENT_INSERT_ROWS) {
+            let sql = upsert_rows(&shadow, &self.plan.target_names(), &placeholders, &self.plan.key_target, part.len());
+            let values = part.iter().flat_map(|row| placeholders.iter().enumerate().map(|(i, p)| p.bind(&row[i])));
+            conn.exec_drop(sql, values.collect::<Vec<Value>>()).await?;
+        }
+        Ok(rows.len() as u64)
     }
 
     /// Copies the first `rows` rows into the shadow in a transaction that is rolled back, for

@@ -584,7 +584,7 @@ impl Migration {
         let (sql, params) = checkpoint::record_position(names, start);
         conn.exec_drop(sql, params).await.context(|| "recording the starting binlog position".into())?;
         let ranges = max.iter().map(|m| (None, m.clone())).collect();
-        Ok(CopyWork { max, ranges, fresh: true, shared_locks: self.config.copy_with_locks })
+        Ok(CopyWork { max, ranges, fresh: true, shared_locks: self.config.copy_with_locks, through_client: self.config.copy_through_client })
     }
 
     /// A resumed run: the ranges between the chunks the interrupted run finished.
@@ -594,7 +594,7 @@ impl Migration {
         let finished = checkpoint::finished_chunks(&mut conn, &self.plan.names, self.plan.key_source.len()).await?;
         let ranges = max.as_deref().map(|m| checkpoint::remaining_ranges(&finished, m)).unwrap_or_default();
         tracing::info!("resuming the copy: {} chunks were finished before the interruption; {} key ranges are left", finished.len(), ranges.len());
-        Ok(CopyWork { max, ranges, fresh: false, shared_locks: true })
+        Ok(CopyWork { max, ranges, fresh: false, shared_locks: true, through_client: false })
     }
 
     /// Adds the secondary indexes left out during the copy, one at a time, each once the watched
