@@ -553,6 +553,14 @@ mod tests {
     }
 
     #[test]
+    fn option_file_tls_keys_take_either_spelling() {
+        let f = parse_option_file("[client]\nssl-mode=VERIFY_CA\nssl_ca=/etc/ca.pem\nssl-cert = c.pem\nssl_key=k.pem\n").unwrap();
+        assert_eq!(f.ssl_mode.as_deref(), Some("VERIFY_CA"));
+        assert_eq!(f.ssl_ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!((f.ssl_cert, f.ssl_key), (Some(PathBuf::from("c.pem")), Some(PathBuf::from("k.pem"))));
+    }
+
+    #[test]
     fn env_password_wins_over_option_file() {
         let dir = std::env::temp_dir().join(format!("alterego-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

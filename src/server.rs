@@ -130,7 +130,7 @@ impl Server {
         };
         let configured = Opts::from(builder);
         let (mut conn, opts) = crate::tls::connect(configured.clone(), connection.tls.mode).await.map_err(|e| {
-            let (what, fix) = crate::tls::explain(&e, &connection.tls, &describe).unwrap_or_else(|| {
+            let (what, fix) = crate::tls::explain(&e, &connection.tls).unwrap_or_else(|| {
                 (crate::error::describe_mysql_error(&e), "check --host/--port/--socket, --user and the password (ALTEREGO_PASSWORD, --ask-pass or the option file)".into())
             });
             Error::refused(format!("cannot connect to {describe}: {what}"), fix)
@@ -157,8 +157,7 @@ impl Server {
     /// worked for the next time. The error says what failed, with the fix for a TLS failure.
     pub async fn connect_other(&self, opts: &mut Opts) -> std::result::Result<Conn, String> {
         let (conn, worked) = crate::tls::connect(opts.clone(), self.tls.mode).await.map_err(|e| {
-            let host = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
-            match crate::tls::explain(&e, &self.tls, &host) {
+            match crate::tls::explain(&e, &self.tls) {
                 Some((what, fix)) => format!("{what}; what to do: {fix}"),
                 None => crate::error::describe_mysql_error(&e),
             }

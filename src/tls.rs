@@ -247,12 +247,12 @@ fn presented_name(presented: &str) -> Option<String> {
 
 /// What failed and what to do, when a connection failed because of TLS (or because the
 /// server insists on it); `None` for other failures.
-pub fn explain(e: &mysql_async::Error, tls: &Tls, host: &str) -> Option<(String, String)> {
+pub fn explain(e: &mysql_async::Error, tls: &Tls) -> Option<(String, String)> {
     let mode = tls.mode;
     let ca = tls.ca.as_deref().map_or_else(String::new, |p| p.display().to_string());
     if offers_no_tls(e) {
         return Some((
-            format!("{host} offers no TLS, and --ssl-mode={mode} requires it"),
+            format!("the server offers no TLS, and --ssl-mode={mode} requires it"),
             "enable TLS on the server (ssl_cert and ssl_key in its configuration), or use --ssl-mode=PREFERRED to connect without TLS".into(),
         ));
     }
@@ -275,17 +275,27 @@ pub fn explain(e: &mysql_async::Error, tls: &Tls, host: &str) -> Option<(String,
     })
 }
 
-/// MariaDB's and MySQL's codes for "this account or server needs a secure connection".
-const INSECURE_TRANSPORT: [u16; 2] = [3159, 4036];
+/// MySQL's code for "connections using insecure transport are prohibited".
+const INSECURE_TRANSPORT: u16 = 3159;
+/// MariaDB answers a plain connection under require_secure_transport, and an account's
+/// REQUIRE X509 without a client certificate, with this code.
 const ACCESS_DENIED: u16 = 1045;
 
 /// The fix for a server's refusal that TLS settings can cause.
 fn refused_by_server(e: &mysql_async::ServerError, tls: &Tls) -> Option<String> {
-    if INSECURE_TRANSPORT.contains(&e.code) {
-        return Some("the server accepts only TLS connections (require_secure_transport): use --ssl-mode=VERIFY_CA with --ssl-ca (recommended), or REQUIRED".into());
+    let use_tls = "use --ssl-mode=VERIFY_CA with --ssl-ca (recommended), or REQUIRED";
+    if e.code == INSECURE_TRANSPORT {
+        return Some(format!("the server accepts only TLS connections (require_secure_transport): {use_tls}"));
     }
-    (e.code == ACCESS_DENIED && tls.identity.is_none())
-        .then(|| "check --user and the password (ALTEREGO_PASSWORD, --ask-pass or the option file); if the account REQUIREs X509 or a SUBJECT, pass --ssl-cert and --ssl-key".into())
+    if e.code != ACCESS_DENIED {
+        return None;
+    }
+    let credentials = "check --user and the password (ALTEREGO_PASSWORD, --ask-pass or the option file)";
+    Some(match (tls.mode, &tls.identity) {
+        (SslMode::Disabled, _) => format!("{credentials}; if the server accepts only TLS connections (require_secure_transport=ON, which MariaDB reports as access denied), {use_tls}"),
+        (_, None) => format!("{credentials}; if the account REQUIREs X509 or a SUBJECT, pass --ssl-cert and --ssl-key"),
+        (_, Some(_)) => format!("{credentials}; if the account REQUIREs a SUBJECT or an ISSUER, pass the client certificate that matches it"),
+    })
 }
 
 #[cfg(test)]
