@@ -206,7 +206,7 @@ pub async fn connect(opts: Opts, mode: SslMode) -> std::result::Result<(Conn, Op
 fn second_try(opts: &Opts, mode: SslMode, e: &mysql_async::Error) -> Option<Opts> {
     let host = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
     if mode == SslMode::Preferred && offers_no_tls(e) {
-        tracing::warn!("{host} offers no TLS: connecting without it (--ssl-mode=PREFERRED); use --ssl-mode=REQUIRED or VERIFY_CA to insist on TLS");
+        tracing::info!("{host} offers no TLS: connecting without it (--ssl-mode=PREFERRED); use --ssl-mode=REQUIRED or VERIFY_CA to insist on TLS");
         return Some(OptsBuilder::from_opts(opts.clone()).ssl_opts(None).into());
     }
     let name = (mode == SslMode::VerifyCa).then(|| rustls_error(e)).flatten().and_then(certificate_name)?;
