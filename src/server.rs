@@ -1,5 +1,6 @@
-//! The one place that opens connections: connection options, session settings, and the facts
-//! about the server (flavor, version, binlog settings, privileges) that preflight checks.
+//! The one place that opens connections: connection options (their TLS from `tls`), session
+//! settings, and the facts about the server (flavor, version, binlog settings, privileges) that
+//! preflight checks.
 //!
 //! Invariants: every working connection runs with `time_zone='+00:00'` (binlog TIMESTAMPs are
 //! UTC epochs), a strict `sql_mode` (a value that does not fit fails instead of being truncated),
