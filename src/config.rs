@@ -21,7 +21,7 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "critical-load-hibernate-seconds", "hooks-hint",
     "hooks-hint-owner", "hooks-hint-token", "timestamp-old-table", "skip-foreign-key-checks",
     "discard-foreign-keys", "skip-renamed-columns", "skip-strict-mode", "heartbeat-interval-millis",
-    "dml-batch-size", "replication-lag-query", "ssl", "ssl-ca", "ssl-cert", "ssl-key", "ssl-allow-insecure",
+    "dml-batch-size", "replication-lag-query",
     "cut-over-exponential-backoff", "exponential-backoff-max-interval", "checkpoint",
     "check-flag", "stack", "storage-engine", "allow-master-master", "allow-nullable-unique-key",
     "approve-renamed-columns-on-replica", "mysql-timeout", "mysql-wait-replication-timeout",
@@ -58,6 +58,27 @@ pub struct Cli {
     /// (default `~/.my.cnf` when it exists). `--conf` is gh-ost's name for it.
     #[arg(long, visible_alias = "conf")]
     pub defaults_file: Option<PathBuf>,
+    /// TLS to the server: DISABLED; PREFERRED (TLS when the server offers it, not verified);
+    /// REQUIRED (TLS or fail, not verified); VERIFY_CA (the certificate verified against
+    /// --ssl-ca); VERIFY_IDENTITY (also the host name). Default: VERIFY_CA when --ssl-ca is
+    /// given, else PREFERRED.
+    #[arg(long, value_parser = crate::tls::SslMode::parse)]
+    pub ssl_mode: Option<crate::tls::SslMode>,
+    /// CA certificate (PEM) the server's certificate must be signed by (VERIFY_CA, VERIFY_IDENTITY).
+    #[arg(long)]
+    pub ssl_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for accounts that REQUIRE X509; with --ssl-key.
+    #[arg(long)]
+    pub ssl_cert: Option<PathBuf>,
+    /// Private key (PEM) of --ssl-cert.
+    #[arg(long)]
+    pub ssl_key: Option<PathBuf>,
+    /// gh-ost's TLS switch: VERIFY_IDENTITY with --ssl-ca, REQUIRED with --ssl-allow-insecure.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ssl: bool,
+    /// gh-ost's: with --ssl, do not verify the server's certificate (--ssl-mode=REQUIRED).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ssl_allow_insecure: bool,
     /// Database (schema) of the table to alter.
     #[arg(long)]
     pub database: String,
@@ -217,6 +238,7 @@ pub struct Connection {
     pub socket: Option<PathBuf>,
     pub user: String,
     pub password: Option<String>,
+    pub tls: crate::tls::Tls,
 }
 
 /// What to do with a checkpoint an interrupted run left behind.
@@ -318,6 +340,10 @@ pub struct OptionFile {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub socket: Option<PathBuf>,
+    pub ssl_mode: Option<String>,
+    pub ssl_ca: Option<PathBuf>,
+    pub ssl_cert: Option<PathBuf>,
+    pub ssl_key: Option<PathBuf>,
 }
 
 /// Reads the `[client]` group of a MySQL option file. Lines the INI reader cannot take
@@ -342,9 +368,20 @@ fn parse_option_file(text: &str) -> std::result::Result<OptionFile, String> {
     let Some(client) = ini.section(Some("client")) else {
         return Ok(OptionFile::default());
     };
-    let get = |k: &str| client.get(k).map(|v| v.trim().to_string());
+    // Option names take `-` or `_` alike (`ssl-ca`, `ssl_ca`).
+    let get = |k: &str| client.get(k).or_else(|| client.get(&k.replace('-', "_"))).map(|v| v.trim().to_string());
     let port = get("port").map(|p| p.parse::<u16>().map_err(|_| format!("port `{p}` is not a port number"))).transpose()?;
-    Ok(OptionFile { user: get("user"), password: get("password"), host: get("host"), port, socket: get("socket").map(PathBuf::from) })
+    Ok(OptionFile {
+        user: get("user"),
+        password: get("password"),
+        host: get("host"),
+        port,
+        socket: get("socket").map(PathBuf::from),
+        ssl_mode: get("ssl-mode"),
+        ssl_ca: get("ssl-ca").map(PathBuf::from),
+        ssl_cert: get("ssl-cert").map(PathBuf::from),
+        ssl_key: get("ssl-key").map(PathBuf::from),
+    })
 }
 
 impl Config {
@@ -372,13 +409,28 @@ impl Config {
                 return Err(Error::usage(format!("{flag} is empty"), format!("pass {flag} with a name")));
             }
         }
+        let file_ssl_mode = option_file
+            .ssl_mode
+            .map(|m| crate::tls::SslMode::parse(&m).map_err(|why| Error::usage(format!("ssl-mode in the option file's [client] group: {why}"), "fix ssl-mode in the option file")))
+            .transpose()?;
+        let tls_settings = crate::tls::TlsSettings {
+            mode: cli.ssl_mode.or(file_ssl_mode.filter(|_| !cli.ssl)),
+            ca: cli.ssl_ca.or(option_file.ssl_ca),
+            cert: cli.ssl_cert.or(option_file.ssl_cert),
+            key: cli.ssl_key.or(option_file.ssl_key),
+            ghost_ssl: cli.ssl,
+            ghost_allow_insecure: cli.ssl_allow_insecure,
+        };
+        let socket = cli.socket.or(option_file.socket);
+        let tls = crate::tls::Tls::from_settings(tls_settings, socket.is_some())?;
         Ok(Config {
             connection: Connection {
                 host: cli.host.or(option_file.host).unwrap_or_else(|| "127.0.0.1".into()),
                 port: cli.port.or(option_file.port).unwrap_or(3306),
-                socket: cli.socket.or(option_file.socket),
+                socket,
                 user,
                 password,
+                tls,
             },
             database: cli.database,
             table: cli.table,
@@ -511,6 +563,14 @@ mod tests {
         assert_eq!(f.password.as_deref(), Some("se;cr et"));
         assert_eq!(f.port, Some(3307));
         assert!(parse_option_file("[client]\nport=abc\n").is_err());
+    }
+
+    #[test]
+    fn option_file_tls_keys_take_either_spelling() {
+        let f = parse_option_file("[client]\nssl-mode=VERIFY_CA\nssl_ca=/etc/ca.pem\nssl-cert = c.pem\nssl_key=k.pem\n").unwrap();
+        assert_eq!(f.ssl_mode.as_deref(), Some("VERIFY_CA"));
+        assert_eq!(f.ssl_ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!((f.ssl_cert, f.ssl_key), (Some(PathBuf::from("c.pem")), Some(PathBuf::from("k.pem"))));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! The modules follow a row through the pipeline: the command line becomes a [`config::Config`];
 //! [`server`] and [`inspect`] learn the server and the table and refuse what cannot be migrated;
+//! [`tls`] says how every connection uses TLS;
 //! [`alter`] and [`plan`] understand the ALTER; [`changelog`] and [`binlog`] follow every change
 //! from a position taken before [`copy`] starts; [`apply`] replays the changes on the shadow
 //! table; [`cutover`] swaps the tables; [`migration`] runs the phases in order, each with its
@@ -28,4 +29,5 @@ pub mod sql;
 pub mod state;
 pub mod status;
 pub mod throttle;
+pub mod tls;
 pub mod verify;

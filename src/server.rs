@@ -1,5 +1,6 @@
-//! The one place that opens connections: connection options, session settings, and the facts
-//! about the server (flavor, version, binlog settings, privileges) that preflight checks.
+//! The one place that opens connections: connection options (their TLS from `tls`), session
+//! settings, and the facts about the server (flavor, version, binlog settings, privileges) that
+//! preflight checks.
 //!
 //! Invariants: every working connection runs with `time_zone='+00:00'` (binlog TIMESTAMPs are
 //! UTC epochs), a strict `sql_mode` (a value that does not fit fails instead of being truncated),
@@ -100,7 +101,12 @@ pub struct ServerFacts {
 /// Connection options plus the server's facts; hands out configured connections.
 #[derive(Clone)]
 pub struct Server {
+    /// The options that connected: for PREFERRED and VERIFY_CA they may differ from the
+    /// configured ones (see `tls::connect`).
     opts: Opts,
+    /// The options as configured, the base for other servers (replicas).
+    configured: Opts,
+    tls: crate::tls::Tls,
     pub facts: ServerFacts,
     pub describe: String,
 }
@@ -114,6 +120,7 @@ impl Server {
             .ip_or_hostname(connection.host.clone())
             .tcp_port(connection.port)
             .prefer_socket(false)
+            .ssl_opts(connection.tls.ssl_opts())
             .setup(SESSION_SETUP.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         let describe = match &connection.socket {
             Some(socket) => {
@@ -122,20 +129,42 @@ impl Server {
             }
             None => format!("{}@{}:{}", connection.user, connection.host, connection.port),
         };
-        let opts = Opts::from(builder);
-        let mut conn = Conn::new(opts.clone()).await.map_err(|e| {
-            Error::refused(format!("cannot connect to {describe}: {}", crate::error::describe_mysql_error(&e)), "check --host/--port/--socket, --user and the password (ALTEREGO_PASSWORD, --ask-pass or the option file)")
+        let configured = Opts::from(builder);
+        let (mut conn, opts) = crate::tls::connect(configured.clone(), connection.tls.mode).await.map_err(|e| {
+            let (what, fix) = crate::tls::explain(&e, &connection.tls).unwrap_or_else(|| {
+                (crate::error::describe_mysql_error(&e), "check --host/--port/--socket, --user and the password (ALTEREGO_PASSWORD, --ask-pass or the option file)".into())
+            });
+            Error::refused(format!("cannot connect to {describe}: {what}"), fix)
         })?;
         let version_text: String = conn.query_first("SELECT VERSION()").await.context(|| "reading the server version".into())?.unwrap_or_default();
         let (flavor, version) = parse_version(&version_text)
             .ok_or_else(|| Error::refused(format!("cannot parse the server version `{version_text}`"), "alterego supports MariaDB 10.6+ and MySQL 8.0/8.4"))?;
         conn.disconnect().await.ok();
-        Ok(Server { opts, facts: ServerFacts { flavor, version, version_text }, describe })
+        Ok(Server { opts, configured, tls: connection.tls.clone(), facts: ServerFacts { flavor, version, version_text }, describe })
     }
 
     /// A new connection with the session settings applied.
     pub async fn conn(&self) -> Result<Conn> {
         Conn::new(self.opts.clone()).await.context(|| format!("connecting to {}", self.describe))
+    }
+
+    /// Options for another server of the topology (a replica), with the same user, password,
+    /// session settings and TLS settings, over TCP.
+    pub fn opts_for(&self, host: &str, port: u16) -> Opts {
+        OptsBuilder::from_opts(self.configured.clone()).ip_or_hostname(host).tcp_port(port).socket(None::<String>).into()
+    }
+
+    /// Connects to another server with `opts` from [`Server::opts_for`], keeping in `opts` what
+    /// worked for the next time. The error says what failed, with the fix for a TLS failure.
+    pub async fn connect_other(&self, opts: &mut Opts) -> std::result::Result<Conn, String> {
+        let (conn, worked) = crate::tls::connect(opts.clone(), self.tls.mode).await.map_err(|e| {
+            match crate::tls::explain(&e, &self.tls) {
+                Some((what, fix)) => format!("{what}; what to do: {fix}"),
+                None => crate::error::describe_mysql_error(&e),
+            }
+        })?;
+        *opts = worked;
+        Ok(conn)
     }
 
     /// Runs `op`, retrying what goes away when tried again (a lost connection, a deadlock, a

@@ -229,6 +229,7 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
 
 /// Lag on each replica, read from the changelog heartbeat it has applied.
 pub struct LagProbe {
+    server: crate::server::Server,
     replicas: Vec<Watched>,
     heartbeat_sql: String,
 }
@@ -280,11 +281,11 @@ impl LagProbe {
             .into_iter()
             .map(|(label, a)| Watched {
                 label,
-                opts: mysql_async::OptsBuilder::from_opts(server.opts().clone()).ip_or_hostname(a.host).tcp_port(a.port).socket(None::<String>).into(),
+                opts: server.opts_for(&a.host, a.port),
                 conn: None,
             })
             .collect();
-        Ok(LagProbe { replicas, heartbeat_sql: format!("SELECT value FROM {} WHERE id = 1", names.q(&names.changelog)) })
+        Ok(LagProbe { server: server.clone(), replicas, heartbeat_sql: format!("SELECT value FROM {} WHERE id = 1", names.q(&names.changelog)) })
     }
 
     /// Wait when any replica lags by `max_lag` or more, or cannot tell its lag. Records the
@@ -293,7 +294,7 @@ impl LagProbe {
         let mut highest: Option<Duration> = None;
         let mut verdict = Verdict::Go;
         for Watched { label, opts, conn } in &mut self.replicas {
-            match read_lag(opts, conn, &self.heartbeat_sql).await {
+            match read_lag(&self.server, opts, conn, &self.heartbeat_sql).await {
                 Ok(lag) => {
                     highest = highest.max(Some(lag));
                     if lag >= max_lag && verdict == Verdict::Go {
@@ -316,13 +317,13 @@ impl LagProbe {
 /// How long a replica may take to answer before its lag counts as unreadable.
 const LAG_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
-async fn read_lag(opts: &mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
-    tokio::time::timeout(LAG_READ_TIMEOUT, read_lag_unbounded(opts, conn, sql)).await.unwrap_or_else(|_| Err(format!("no answer within {}s", LAG_READ_TIMEOUT.as_secs())))
+async fn read_lag(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
+    tokio::time::timeout(LAG_READ_TIMEOUT, read_lag_unbounded(server, opts, conn, sql)).await.unwrap_or_else(|_| Err(format!("no answer within {}s", LAG_READ_TIMEOUT.as_secs())))
 }
 
-async fn read_lag_unbounded(opts: &mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
+async fn read_lag_unbounded(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
     if conn.is_none() {
-        *conn = Some(Conn::new(opts.clone()).await.map_err(|e| crate::error::describe_mysql_error(&e))?);
+        *conn = Some(server.connect_other(opts).await?);
     }
     let c = conn.as_mut().expect("connected above");
     let value: Option<String> = c.query_first(sql).await.map_err(|e| crate::error::describe_mysql_error(&e))?;

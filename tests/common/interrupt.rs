@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 
 use super::workload::{Workload, MOVE};
-use super::{assert_same_rows, assert_success, server};
+use super::{assert_same_rows, assert_success, server, TestServer};
 
 pub const ROWS: i64 = 40_000;
 
@@ -28,7 +28,12 @@ pub fn workload() -> Workload {
 /// A fresh database `db` with `t` and its oracle `t_oracle` (both `ddl`), loaded with the
 /// workload's rows.
 pub async fn loaded_tables(db: &str, ddl: &str) -> mysql_async::Conn {
-    let mut conn = server().fresh_database(db).await;
+    loaded_tables_on(server(), db, ddl).await
+}
+
+/// As [`loaded_tables`], on the server `srv`.
+pub async fn loaded_tables_on(srv: &TestServer, db: &str, ddl: &str) -> mysql_async::Conn {
+    let mut conn = srv.fresh_database(db).await;
     conn.query_drop(format!("CREATE TABLE t {ddl}")).await.unwrap();
     conn.query_drop(format!("CREATE TABLE t_oracle {ddl}")).await.unwrap();
     workload().load(&mut conn).await;

@@ -22,6 +22,9 @@ pub struct TestServer {
     pub socket: PathBuf,
     extra: Vec<String>,
     child: Mutex<Option<Child>>,
+    /// The harness's own connections go through the Unix socket (which MariaDB counts as
+    /// secure transport) instead of plain TCP: for servers that accept only TLS over TCP.
+    harness_on_socket: bool,
 }
 
 fn find_binary(names: &[&str]) -> PathBuf {
@@ -44,6 +47,17 @@ fn free_port() -> u16 {
 pub fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| TestServer::start(&[]))
+}
+
+/// A directory for this test process's files (certificates, option files), removed when the
+/// process exits like the servers' data directories.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("servers");
+    prepare_servers_dir(&base);
+    let dir = base.join(format!("{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    DATADIRS.lock().unwrap().push(dir.clone());
+    dir
 }
 
 /// Data directories of this process's servers, removed when the process exits.
@@ -96,6 +110,7 @@ impl TestServer {
             datadir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: Mutex::new(None),
+            harness_on_socket: false,
         };
         server.launch();
         server.bootstrap_user();
@@ -208,15 +223,22 @@ impl TestServer {
         replica
     }
 
+    /// The harness connects through the socket from now on (see `harness_on_socket`).
+    pub fn harness_on_socket(mut self) -> TestServer {
+        self.harness_on_socket = true;
+        self
+    }
+
     pub fn opts(&self, database: Option<&str>) -> Opts {
-        OptsBuilder::default()
+        let builder = OptsBuilder::default()
             .ip_or_hostname("127.0.0.1")
             .tcp_port(self.port)
             .user(Some(USER))
             .pass(Some(PASSWORD))
             .db_name(database)
-            .prefer_socket(false)
-            .into()
+            .prefer_socket(false);
+        let socket = self.harness_on_socket.then(|| self.socket.to_string_lossy().into_owned());
+        builder.socket(socket).into()
     }
 
     pub async fn conn(&self, database: Option<&str>) -> Conn {
@@ -249,7 +271,10 @@ impl TestServer {
             }
             _ => args,
         };
-        command.args(["--host", "127.0.0.1", "--port", &self.port.to_string()]);
+        if !args.contains(&"--host") {
+            command.args(["--host", "127.0.0.1"]);
+        }
+        command.args(["--port", &self.port.to_string()]);
         if !args.contains(&"--user") {
             command.args(["--user", USER]);
         }
@@ -267,7 +292,12 @@ impl TestServer {
 
 /// A fresh database `db` holding `t (id INT PRIMARY KEY, a INT)` with rows 1..=rows (a = id).
 pub async fn small_table(db: &str, rows: u32) -> Conn {
-    let mut conn = server().fresh_database(db).await;
+    small_table_on(server(), db, rows).await
+}
+
+/// As [`small_table`], on the server `srv`.
+pub async fn small_table_on(srv: &TestServer, db: &str, rows: u32) -> Conn {
+    let mut conn = srv.fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
     conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{rows}")).await.unwrap();
     conn
