@@ -118,7 +118,7 @@ const RECONNECT_DEADLINE: Duration = Duration::from_secs(120);
 pub fn spawn(runtime: Handle, server: Server, start: BinlogPosition, server_id: u32, tables: Tables, tx: Sender<Batch>, state: Arc<RunState>) -> std::thread::JoinHandle<()> {
     let reader_state = state.clone();
     spawn_stage("binlog-reader", runtime.clone(), state, move || {
-        Reader { runtime, server, server_id, tables, tx, state: reader_state, committed: start, decoders: HashMap::new() }.run()
+        Reader { runtime, server, server_id, tables, tx, state: reader_state, committed: start, decoders: HashMap::new(), connected_once: false }.run()
     })
 }
 
@@ -131,6 +131,8 @@ struct Reader {
     state: Arc<RunState>,
     committed: BinlogPosition,
     decoders: HashMap<u64, Target>,
+    /// Whether a stream was ever opened: until then a failure to open one is final.
+    connected_once: bool,
 }
 
 /// Which followed table a TABLE_MAP id refers to, with its decoder.
@@ -180,8 +182,16 @@ impl Reader {
         let runtime = self.runtime.clone();
         let mut stream = match runtime.block_on(self.open()) {
             Ok(s) => s,
+            // The run's other connections have just worked with the same options: a reader
+            // that cannot start at all will not start later either, so fail now instead of
+            // retrying for minutes.
+            Err(e) if !self.connected_once => {
+                return Err(Error::failed(format!("the binlog reader could not start reading at {}: {e}", self.committed))
+                    .with_fix("check that the user has REPLICATION SLAVE and that the binlog file is still on the server (SHOW BINARY LOGS)"))
+            }
             Err(e) => return Ok(StreamEnd::Lost(e)),
         };
+        self.connected_once = true;
         let mut file = self.committed.file.clone();
         let mut seen_format_description = false;
         let mut txn = Transaction::default();
