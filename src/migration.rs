@@ -70,9 +70,10 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         let _ = std::fs::remove_file(socket);
     }
     let result = result.map_err(|e| if e.kind == ExitKind::Aborted { e } else { state.take_failure().unwrap_or(e) });
-    if result.is_err() {
-        created.remove().await;
-    }
+    let result = match result {
+        Err(e) => Err(created.remove(state.pending_rename.load(Ordering::SeqCst), e).await),
+        ok => ok,
+    };
     if let Some(hooks) = &hooks {
         let hook = if result.is_ok() { Hook::Success } else { Hook::Failure };
         hooks.run(hook, &state, &[]).await.ok();
@@ -205,22 +206,38 @@ impl Created {
         Ok(())
     }
 
-    /// Cleanup after a failure. If the swap already happened (the shadow is gone and the old
-    /// table exists), the shadow is the live table now: only the changelog is dropped.
-    async fn remove(&self) {
-        let Some((server, names, _)) = self.snapshot() else { return };
+    /// Cleanup after `error`. A cut-over RENAME still waiting (`pending_rename`, a connection
+    /// id, 0 for none) is killed first, so the tables cannot be swapped after the run gave up.
+    /// If the swap already happened (the shadow is gone and the old table exists), the shadow
+    /// is the live table now: only the changelog is dropped, and the error says so.
+    async fn remove(&self, pending_rename: u32, error: Error) -> Error {
+        let Some((server, names, _)) = self.snapshot() else { return error };
         let mut conn = match server.conn().await {
             Ok(c) => c,
-            Err(e) => return eprintln!("alterego: cannot connect to clean up ({e}); drop {} and {} by hand if they exist", names.q(&names.shadow), names.q(&names.changelog)),
+            Err(e) => {
+                eprintln!("alterego: cannot connect to clean up ({e}); drop {} and {} by hand if they exist", names.q(&names.shadow), names.q(&names.changelog));
+                return error;
+            }
         };
+        if pending_rename != 0 {
+            match conn.query_drop(format!("KILL QUERY {pending_rename}")).await {
+                Ok(()) => tracing::warn!("stopped the cut-over's RENAME, which was still waiting"),
+                Err(e) => tracing::debug!("the cut-over's RENAME had ended: {}", describe_mysql_error(&e)),
+            }
+        }
         let shadow_exists = inspect::exists(&mut conn, &names.database, &names.shadow).await.unwrap_or(true);
-        if !shadow_exists && inspect::exists(&mut conn, &names.database, &names.old).await.unwrap_or(false) {
-            tracing::warn!("the tables were swapped before the failure; keeping the old table {}", names.q(&names.old));
+        let swapped = !shadow_exists && inspect::exists(&mut conn, &names.database, &names.old).await.unwrap_or(false);
+        if swapped {
             self.forget(&names.shadow);
         }
         if let Err(e) = self.drop_all(&mut conn).await {
             eprintln!("alterego: cleaning up after the failure: {e}");
         }
+        if !swapped {
+            return error;
+        }
+        let message = format!("{}; the tables had already been swapped: {} is the new table, the old one is kept as {}", error.message, names.q(&names.original), names.q(&names.old));
+        Error { message, ..error }
     }
 }
 
