@@ -247,9 +247,9 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
     config.throttler.validate(conn).await?;
     let summary = alter::summarize(&config.alter, &config.table)?;
     plan::check_renames(&summary, config.approve_renamed_columns)?;
-    let original = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| {
-        Error::refused(format!("table {} does not exist", names.q(&names.original)), "check --database and --table (names are case-sensitive)")
-    })?;
+    let Some(original) = inspect::load(conn, &names.database, &names.original).await? else {
+        return Err(missing_table(conn, names).await);
+    };
     let fks = inspect::foreign_keys(conn, &names.database, &names.original).await?;
     if !fks.is_empty() {
         return Err(Error::refused(
@@ -286,6 +286,16 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
         }
     }
     Ok((original, summary, leftover))
+}
+
+/// The refusal for a table that does not exist, naming the database when that is what is missing.
+async fn missing_table(conn: &mut Conn, names: &TableNames) -> Error {
+    let fix = "check --database and --table (names are case-sensitive)";
+    match inspect::database_exists(conn, &names.database).await {
+        Ok(false) => Error::refused(format!("database {} does not exist", crate::sql::quote_ident(&names.database)), fix),
+        Ok(true) => Error::refused(format!("table {} does not exist", names.q(&names.original)), fix),
+        Err(e) => e,
+    }
 }
 
 /// What an interrupted earlier run left: nothing to resume, a run to resume, or one to drop
