@@ -70,6 +70,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         let _ = std::fs::remove_file(socket);
     }
     let result = result.map_err(|e| if e.kind == ExitKind::Aborted { e } else { state.take_failure().unwrap_or(e) });
+    let result = result.map_err(|e| if e.is_out_of_space() { out_of_space(e, config, state.new_table_bytes.load(Ordering::Relaxed)) } else { e });
     let result = match result {
         Err(e) => Err(created.remove(state.pending_rename.load(Ordering::SeqCst), e).await),
         ok => ok,
@@ -83,6 +84,18 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         Err(e) => state.emit("failed", serde_json::json!({"exit_code": e.kind.code(), "error": e.to_string()})),
     }
     result
+}
+
+/// The error for a server that ran out of space, whoever met it (a copy chunk may blame its
+/// first row): what ran out, and how much room the new table needs.
+fn out_of_space(e: Error, config: &Config, new_table_bytes: u64) -> Error {
+    let shadow = TableNames::new(&config.database, &config.table).map(|n| n.q(&n.shadow)).unwrap_or_default();
+    let reason = e.server_reason().unwrap_or(&e.message);
+    let message = format!("the server ran out of space while writing {shadow} ({reason}); the tables this run created were dropped, the original table is untouched");
+    let room = format!("free about {} MB", (new_table_bytes >> 20).max(1));
+    Error::new(e.kind, message).with_fix(format!(
+        "{room} (the plan's estimate of the new table; `alterego plan` prints it) on the server's data directory, or in the InnoDB system tablespace when innodb_file_per_table is off (a `max:` in innodb_data_file_path caps it), then run again"
+    ))
 }
 
 /// Writes the human report: to stdout, or to stderr when stdout carries `--status-json -`.
@@ -99,6 +112,7 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     let server = Server::connect(&config.connection).await?;
     let mut conn = server.conn().await.map_err(preflight)?;
     let (original, summary, leftover) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
+    state.new_table_bytes.store(plan::space_needed(&original).0, Ordering::Relaxed);
     if config.threads.is_none() {
         state.live.threads.store(server::default_copy_threads(&mut conn).await?, Ordering::Relaxed);
     }

@@ -66,6 +66,9 @@ pub struct RunState {
     pub swap_started: AtomicBool,
     /// Set by the reader when it reads that RENAME: every transaction before it has been passed on.
     pub rename_seen: AtomicBool,
+    /// The plan's estimate of the new table's size in bytes, for a message when the server
+    /// runs out of space.
+    pub new_table_bytes: AtomicU64,
     /// The connection id of a cut-over RENAME that was sent and has not returned (0: none). A
     /// run that stops kills it first, so the swap cannot happen after the run has given up.
     pub pending_rename: AtomicU32,
