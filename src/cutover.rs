@@ -19,7 +19,9 @@
 //! lock has been replayed; if B fails or is not seen queued within the lock timeout, it is
 //! killed and A unlocks (nothing swapped); lock waits are short
 //! (`--cut-over-lock-timeout-seconds`) and the attempt is retried with backoff; an outcome made
-//! ambiguous by a lost connection is resolved from which tables exist.
+//! ambiguous by a lost connection is resolved from which tables exist; a RENAME that was sent
+//! and has not returned is recorded (`RunState::pending_rename`) so that a run that stops can
+//! kill it before it cleans up.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
