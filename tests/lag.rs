@@ -1,7 +1,8 @@
 //! Replica lag throttles the copy: with the replica's SQL thread stopped, the heartbeat it has
 //! applied falls behind, the copy pauses with a reason naming the replica, and it goes on once
 //! the replica catches up. Replicas given on the command line and discovered ones alike, and
-//! `max-lag-millis=N` changing the limit mid-run.
+//! `max-lag-millis=N` changing the limit mid-run, and a SIGTERM while the swap waits for a
+//! lagging replica.
 
 mod common;
 
