@@ -19,7 +19,9 @@
 //! lock has been replayed; if B fails or is not seen queued within the lock timeout, it is
 //! killed and A unlocks (nothing swapped); lock waits are short
 //! (`--cut-over-lock-timeout-seconds`) and the attempt is retried with backoff; an outcome made
-//! ambiguous by a lost connection is resolved from which tables exist.
+//! ambiguous by a lost connection is resolved from which tables exist; a RENAME that was sent
+//! and has not returned is recorded (`RunState::pending_rename`) so that a run that stops can
+//! kill it before it cleans up.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -190,6 +192,7 @@ impl CutOver {
         self.state.swap_started.store(true, Ordering::SeqCst);
         let rename_id = b.id();
         let sql = rename_sql(names);
+        self.state.pending_rename.store(rename_id, Ordering::SeqCst);
         let rename = tokio::spawn(async move { b.query_drop(sql).await.map_err(|e| describe_mysql_error(&e)) });
         if !self.wait_for_rename_to_queue(&mut watcher, rename_id).await? {
             // Not queued (failed, or stuck behind something else): stop it before A unlocks.
@@ -197,7 +200,9 @@ impl CutOver {
         }
         self.release(&mut a).await?;
         let lock_time = locked_at.elapsed();
-        match rename.await {
+        let renamed = rename.await;
+        self.state.pending_rename.store(0, Ordering::SeqCst);
+        match renamed {
             Ok(Ok(())) => Ok(Ok(lock_time)),
             Ok(Err(e)) => self.resolve_ambiguous(&mut watcher, e, lock_time).await,
             Err(join) => self.resolve_ambiguous(&mut watcher, join.to_string(), lock_time).await,

@@ -81,6 +81,20 @@ impl Error {
         let digits: String = self.message[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
         digits.parse().ok()
     }
+
+    /// The server's own words in the message (`ERROR 1114 (HY000): ...`, up to the next `; `).
+    pub fn server_reason(&self) -> Option<&str> {
+        let rest = &self.message[self.message.find("ERROR ")?..];
+        Some(rest.split("; ").next().unwrap_or(rest))
+    }
+
+    /// Whether the server ran out of space: a full table or tablespace (1114), a full disk
+    /// (1021), or ENOSPC (errno 28, "No space left on device") inside a storage engine's or a
+    /// file's error (1030, 3, ...).
+    /// Whoever raised the error may have blamed a row or a statement; the cause is the space.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self.server_code(), Some(codes::TABLE_FULL | codes::DISK_FULL)) || self.message.contains("No space left on device")
+    }
 }
 
 impl fmt::Display for Error {
@@ -132,6 +146,10 @@ pub mod codes {
     pub const TABLE_EXISTS: u16 = 1050;
     /// A transaction's binlog events outgrew `max_binlog_cache_size`.
     pub const BINLOG_CACHE_FULL: u16 = 1197;
+    /// A table or its tablespace is full (e.g. a capped `innodb_data_file_path`).
+    pub const TABLE_FULL: u16 = 1114;
+    /// ER_DISK_FULL: the disk is full (the server waits, then gives up).
+    pub const DISK_FULL: u16 = 1021;
 
     /// Conflicts that go away when retried after other sessions finish.
     pub fn is_transient(code: u16) -> bool {
@@ -156,6 +174,17 @@ mod tests {
         let e = Error::refused("table has triggers", "drop them first");
         assert_eq!(e.to_string(), "refused: table has triggers\n  what to do: drop them first");
         assert_eq!(e.kind.code(), 3);
+    }
+
+    #[test]
+    fn recognizes_running_out_of_space() {
+        let full = Error::failed("the row with key (5) does not fit the new schema: ERROR 1114 (HY000): The table '_t_gho' is full; nothing was swapped");
+        assert!(full.is_out_of_space());
+        assert_eq!(full.server_reason(), Some("ERROR 1114 (HY000): The table '_t_gho' is full"));
+        assert!(Error::failed("copying: ERROR 1021 (HY000): Disk full (/tmp/x); waiting for someone to free some space...").is_out_of_space());
+        assert!(Error::failed("ERROR 3 (HY000): Error writing file './d/t.frm' (Errcode: 28 \"No space left on device\")").is_out_of_space());
+        assert!(Error::failed("ERROR 1030 (HY000): Got error 28 \"No space left on device\" from storage engine InnoDB").is_out_of_space());
+        assert!(!Error::failed("ERROR 1062 (23000): Duplicate entry '28' for key 'PRIMARY'").is_out_of_space());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Invariants: a failing hook fails the run at the stages where gh-ost fails (everything before
 //! and including `on-before-cut-over`, so a failing `on-before-cut-over` prevents the swap);
 //! `on-success`, `on-failure`, `on-status` and `on-interactive-command` failures are only logged. A hook's environment
-//! never carries the password: ALTEREGO_PASSWORD is removed before it starts.
+//! never carries the password: ALTEREGO_PASSWORD is removed before it starts. A hook still
+//! running when the run stops (a signal) is killed.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -93,6 +94,8 @@ impl Hooks {
                 .env("GH_OST_THROTTLE_REASON", state.throttle_reason().unwrap_or_default())
                 .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
                 .stdin(std::process::Stdio::null())
+                // A run stopped while a hook runs (a signal) does not leave the hook behind.
+                .kill_on_drop(true)
                 .status()
                 .await;
             let failure = match status {

@@ -240,6 +240,15 @@ pub async fn exists(conn: &mut Conn, database: &str, table: &str) -> Result<bool
     Ok(n.unwrap_or(0) > 0)
 }
 
+/// Whether the database exists (as far as this user may see it).
+pub async fn database_exists(conn: &mut Conn, database: &str) -> Result<bool> {
+    let n: Option<u64> = conn
+        .exec_first("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
+        .await
+        .context(|| format!("looking for the database {}", crate::sql::quote_ident(database)))?;
+    Ok(n.unwrap_or(0) > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,9 +70,11 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         let _ = std::fs::remove_file(socket);
     }
     let result = result.map_err(|e| if e.kind == ExitKind::Aborted { e } else { state.take_failure().unwrap_or(e) });
-    if result.is_err() {
-        created.remove().await;
-    }
+    let result = result.map_err(|e| if e.is_out_of_space() { out_of_space(e, config, state.new_table_bytes.load(Ordering::Relaxed)) } else { e });
+    let result = match result {
+        Err(e) => Err(created.remove(state.pending_rename.load(Ordering::SeqCst), e).await),
+        ok => ok,
+    };
     if let Some(hooks) = &hooks {
         let hook = if result.is_ok() { Hook::Success } else { Hook::Failure };
         hooks.run(hook, &state, &[]).await.ok();
@@ -82,6 +84,18 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         Err(e) => state.emit("failed", serde_json::json!({"exit_code": e.kind.code(), "error": e.to_string()})),
     }
     result
+}
+
+/// The error for a server that ran out of space, whoever met it (a copy chunk may blame its
+/// first row): what ran out, and how much room the new table needs.
+fn out_of_space(e: Error, config: &Config, new_table_bytes: u64) -> Error {
+    let shadow = TableNames::new(&config.database, &config.table).map(|n| n.q(&n.shadow)).unwrap_or_default();
+    let reason = e.server_reason().unwrap_or(&e.message);
+    let message = format!("the server ran out of space while writing {shadow} ({reason}); the tables this run created were dropped, the original table is untouched");
+    let room = format!("free about {} MB", (new_table_bytes >> 20).max(1));
+    Error::new(e.kind, message).with_fix(format!(
+        "{room} (the plan's estimate of the new table; `alterego plan` prints it) on the server's data directory, or in the InnoDB system tablespace when innodb_file_per_table is off (a `max:` in innodb_data_file_path caps it), then run again"
+    ))
 }
 
 /// Writes the human report: to stdout, or to stderr when stdout carries `--status-json -`.
@@ -98,6 +112,7 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     let server = Server::connect(&config.connection).await?;
     let mut conn = server.conn().await.map_err(preflight)?;
     let (original, summary, leftover) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
+    state.new_table_bytes.store(plan::space_needed(&original).0, Ordering::Relaxed);
     if config.threads.is_none() {
         state.live.threads.store(server::default_copy_threads(&mut conn).await?, Ordering::Relaxed);
     }
@@ -205,22 +220,38 @@ impl Created {
         Ok(())
     }
 
-    /// Cleanup after a failure. If the swap already happened (the shadow is gone and the old
-    /// table exists), the shadow is the live table now: only the changelog is dropped.
-    async fn remove(&self) {
-        let Some((server, names, _)) = self.snapshot() else { return };
+    /// Cleanup after `error`. A cut-over RENAME still waiting (`pending_rename`, a connection
+    /// id, 0 for none) is killed first, so the tables cannot be swapped after the run gave up.
+    /// If the swap already happened (the shadow is gone and the old table exists), the shadow
+    /// is the live table now: only the changelog is dropped, and the error says so.
+    async fn remove(&self, pending_rename: u32, error: Error) -> Error {
+        let Some((server, names, _)) = self.snapshot() else { return error };
         let mut conn = match server.conn().await {
             Ok(c) => c,
-            Err(e) => return eprintln!("alterego: cannot connect to clean up ({e}); drop {} and {} by hand if they exist", names.q(&names.shadow), names.q(&names.changelog)),
+            Err(e) => {
+                eprintln!("alterego: cannot connect to clean up ({e}); drop {} and {} by hand if they exist", names.q(&names.shadow), names.q(&names.changelog));
+                return error;
+            }
         };
+        if pending_rename != 0 {
+            match conn.query_drop(format!("KILL QUERY {pending_rename}")).await {
+                Ok(()) => tracing::warn!("stopped the cut-over's RENAME, which was still waiting"),
+                Err(e) => tracing::debug!("the cut-over's RENAME had ended: {}", describe_mysql_error(&e)),
+            }
+        }
         let shadow_exists = inspect::exists(&mut conn, &names.database, &names.shadow).await.unwrap_or(true);
-        if !shadow_exists && inspect::exists(&mut conn, &names.database, &names.old).await.unwrap_or(false) {
-            tracing::warn!("the tables were swapped before the failure; keeping the old table {}", names.q(&names.old));
+        let swapped = !shadow_exists && inspect::exists(&mut conn, &names.database, &names.old).await.unwrap_or(false);
+        if swapped {
             self.forget(&names.shadow);
         }
         if let Err(e) = self.drop_all(&mut conn).await {
             eprintln!("alterego: cleaning up after the failure: {e}");
         }
+        if !swapped {
+            return error;
+        }
+        let message = format!("{}; the tables had already been swapped: {} is the new table, the old one is kept as {}", error.message, names.q(&names.original), names.q(&names.old));
+        Error { message, ..error }
     }
 }
 
@@ -230,9 +261,9 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
     config.throttler.validate(conn).await?;
     let summary = alter::summarize(&config.alter, &config.table)?;
     plan::check_renames(&summary, config.approve_renamed_columns)?;
-    let original = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| {
-        Error::refused(format!("table {} does not exist", names.q(&names.original)), "check --database and --table (names are case-sensitive)")
-    })?;
+    let Some(original) = inspect::load(conn, &names.database, &names.original).await? else {
+        return Err(missing_table(conn, names).await);
+    };
     let fks = inspect::foreign_keys(conn, &names.database, &names.original).await?;
     if !fks.is_empty() {
         return Err(Error::refused(
@@ -269,6 +300,16 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
         }
     }
     Ok((original, summary, leftover))
+}
+
+/// The refusal for a table that does not exist, naming the database when that is what is missing.
+async fn missing_table(conn: &mut Conn, names: &TableNames) -> Error {
+    let fix = "check --database and --table (names are case-sensitive)";
+    match inspect::database_exists(conn, &names.database).await {
+        Ok(false) => Error::refused(format!("database {} does not exist", crate::sql::quote_ident(&names.database)), fix),
+        Ok(true) => Error::refused(format!("table {} does not exist", names.q(&names.original)), fix),
+        Err(e) => e,
+    }
 }
 
 /// What an interrupted earlier run left: nothing to resume, a run to resume, or one to drop

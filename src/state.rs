@@ -3,7 +3,7 @@
 //!
 //! Invariant: the first failure recorded wins and stops every stage; later ones are logged only.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::error::Error;
@@ -68,6 +68,12 @@ pub struct RunState {
     pub swap_started: AtomicBool,
     /// Set by the reader when it reads that RENAME: every transaction before it has been passed on.
     pub rename_seen: AtomicBool,
+    /// The plan's estimate of the new table's size in bytes, for a message when the server
+    /// runs out of space.
+    pub new_table_bytes: AtomicU64,
+    /// The connection id of a cut-over RENAME that was sent and has not returned (0: none). A
+    /// run that stops kills it first, so the swap cannot happen after the run has given up.
+    pub pending_rename: AtomicU32,
     pub reader_position: Mutex<BinlogPosition>,
     pub applied_position: Mutex<BinlogPosition>,
     phase: Mutex<&'static str>,

@@ -1,7 +1,8 @@
 //! Replica lag throttles the copy: with the replica's SQL thread stopped, the heartbeat it has
 //! applied falls behind, the copy pauses with a reason naming the replica, and it goes on once
 //! the replica catches up. Replicas given on the command line and discovered ones alike, and
-//! `max-lag-millis=N` changing the limit mid-run.
+//! `max-lag-millis=N` changing the limit mid-run, and a SIGTERM while the swap waits for a
+//! lagging replica.
 
 mod common;
 
@@ -247,4 +248,50 @@ async fn cut_over_waits_for_lagging_replicas() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("phase: waiting for replicas"), "{stderr}");
     assert!(tables(&mut conn).await.contains(&"_t_del".to_string()));
+}
+
+/// A SIGTERM while the swap waits for a lagging replica (phase `waiting for replicas`): exit 4
+/// within 5 s, the original table untouched, nothing left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_waiting_for_replicas_cleans_up() {
+    let _turn = TURN.lock().await;
+    let (replica, db) = (replica(), "lag_sigterm");
+    let mut conn = server().fresh_database(db).await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{ROWS}")).await.unwrap();
+    let before: Vec<mysql_async::Row> = conn.query("CHECKSUM TABLE t EXTENDED").await.unwrap();
+    let path = |name: &str| std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{db}-{name}-{}", std::process::id()));
+    let (postpone, status) = (path("postpone"), path("status"));
+    std::fs::write(&postpone, "").unwrap();
+    let _ = std::fs::remove_file(&status);
+    let (address, postpone_arg, status_arg) = (format!("127.0.0.1:{}", replica.port), postpone.display().to_string(), status.display().to_string());
+    let args = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--max-lag-millis", "500", "--throttle-control-replicas", &address, "--postpone-cut-over-flag-file", &postpone_arg, "--status-json", &status_arg];
+    let mut child = server().alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let wait_for_state = async |child: &mut std::process::Child, state: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&status).unwrap_or_default().contains(&format!("\"state\":\"{state}\"")) {
+            assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the run never reached {state}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    wait_for_state(&mut child, "postponed").await;
+    replica.sql("STOP SLAVE SQL_THREAD");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    std::fs::remove_file(&postpone).unwrap();
+    wait_for_state(&mut child, "waiting for replicas").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let sent = Instant::now();
+    while child.try_wait().unwrap().is_none() && sent.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    replica.sql("START SLAVE SQL_THREAD");
+    assert!(child.try_wait().unwrap().is_some(), "still running 5 s after the SIGTERM");
+    let output = child.wait_with_output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("SIGTERM received"), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()], "{stderr}");
+    let after: Vec<mysql_async::Row> = conn.query("CHECKSUM TABLE t EXTENDED").await.unwrap();
+    assert_eq!(after.into_iter().map(mysql_async::Row::unwrap).collect::<Vec<_>>(), before.into_iter().map(mysql_async::Row::unwrap).collect::<Vec<_>>());
 }

@@ -416,8 +416,8 @@ async fn dry_run_and_plan_print_what_the_run_would_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn identifiers_that_need_quoting() {
-    let db = "ünï db";
-    let table = "we`ird \"tab\"";
+    let db = "ünï `order` db";
+    let table = "we`ird \"tâb\" select";
     let ddl = "(`id` BIGINT NOT NULL PRIMARY KEY, `order` INT NOT NULL, `group by` VARCHAR(20), `a``b` INT, `naïve` VARCHAR(10), UNIQUE KEY `select` (`order`, `id`)) ENGINE=InnoDB";
     let q = |t: &str| format!("`{}`", t.replace('`', "``"));
     let mut conn = server().fresh_database(db).await;
@@ -438,7 +438,7 @@ async fn identifiers_that_need_quoting() {
     let running = workload.start(server().opts(Some(db)), 3);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let output = tokio::task::spawn_blocking(move || {
-        server().alterego(&["--database", db, "--table", table, "--alter", "ADD COLUMN `ñ col` INT DEFAULT 1, ADD INDEX `from` (`group by`)", "--execute", "--chunk-size", "50"])
+        server().alterego(&["--database", db, "--table", table, "--alter", "ADD COLUMN `ñ col` INT DEFAULT 1, ADD INDEX `from` (`group by`), ADD INDEX `ïx ``q`` 2` (`naïve`, `a``b`)", "--execute", "--chunk-size", "50"])
     })
     .await
     .unwrap();
@@ -450,4 +450,9 @@ async fn identifiers_that_need_quoting() {
     assert!(n > 0);
     let names = tables(&mut conn).await;
     assert!(names.contains(&format!("_{table}_del")) && names.contains(&table.to_string()), "{names:?}");
+    let indexes: Vec<String> = conn
+        .exec("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME", (db, table))
+        .await
+        .unwrap();
+    assert_eq!(indexes, vec!["from", "ïx `q` 2", "PRIMARY", "select"]);
 }

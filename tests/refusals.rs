@@ -94,6 +94,20 @@ async fn another_run_holds_the_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_does_not_exist() {
+    let _shared = GLOBALS.read().unwrap_or_else(|e| e.into_inner());
+    let srv = server();
+    let mut conn = srv.conn(None).await;
+    conn.query_drop("DROP DATABASE IF EXISTS no_such_database").await.unwrap();
+    let before: Vec<String> = conn.query("SHOW DATABASES").await.unwrap();
+    let output = srv.alterego(&["--database", "no_such_database", "--table", "t", "--alter", "ADD z INT", "--execute"]);
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("database `no_such_database` does not exist") && stderr.contains("what to do: check --database"), "{stderr}");
+    assert_eq!(conn.query::<String, _>("SHOW DATABASES").await.unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password() {
     let _shared = GLOBALS.read().unwrap_or_else(|e| e.into_inner());
     let srv = server();

@@ -248,8 +248,9 @@ impl TestServer {
     /// A fresh, empty database for one test.
     pub async fn fresh_database(&self, name: &str) -> Conn {
         let mut conn = self.conn(None).await;
-        conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await.unwrap();
-        conn.query_drop(format!("CREATE DATABASE `{name}`")).await.unwrap();
+        let quoted = name.replace('`', "``");
+        conn.query_drop(format!("DROP DATABASE IF EXISTS `{quoted}`")).await.unwrap();
+        conn.query_drop(format!("CREATE DATABASE `{quoted}`")).await.unwrap();
         drop(conn);
         self.conn(Some(name)).await
     }
