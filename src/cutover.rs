@@ -3,8 +3,9 @@
 //! MariaDB refuses `RENAME TABLE` under `LOCK TABLES`, so it uses a queued rename: session A
 //! write-locks the original; once the applier has replayed everything up to a marker written
 //! under that lock, session B issues `RENAME TABLE t TO _t_del, _t_gho TO t`, which queues on
-//! the original's metadata lock; when B is seen waiting, A unlocks, and B's pending exclusive
-//! request is granted before the writes queued behind A's lock.
+//! the original's metadata lock; when B is seen waiting *for `t`* (it already holds `_t_gho`,
+//! which it takes first: another session reading the shadow can hold it up there), A unlocks,
+//! and B's pending exclusive request is granted before the writes queued behind A's lock.
 //!
 //! Why not gh-ost's sentry table (`_t_del` created and locked by A, dropped just before the
 //! unlock)? A RENAME takes its metadata locks in name order, and `_t_del` sorts before `t`, so
@@ -194,7 +195,7 @@ impl CutOver {
         let sql = rename_sql(names);
         self.state.pending_rename.store(rename_id, Ordering::SeqCst);
         let rename = tokio::spawn(async move { b.query_drop(sql).await.map_err(|e| describe_mysql_error(&e)) });
-        if !self.wait_for_rename_to_queue(&mut watcher, rename_id).await? {
+        if !self.wait_for_rename_to_queue(&mut watcher, rename_id, &rename).await? {
             // Not queued (failed, or stuck behind something else): stop it before A unlocks.
             watcher.query_drop(format!("KILL QUERY {rename_id}")).await.ok();
         }
@@ -258,23 +259,47 @@ impl CutOver {
         a.query_drop("UNLOCK TABLES").await.context(|| "unlocking the tables".into())
     }
 
-    /// Whether the RENAME session is queued on the metadata lock, polled up to the lock timeout.
-    async fn wait_for_rename_to_queue(&self, watcher: &mut Conn, id: u32) -> Result<bool> {
+    /// Whether the RENAME session is queued on the original's metadata lock, polled up to the
+    /// lock timeout (or until the RENAME returns).
+    ///
+    /// Its state only says it waits for *a* metadata lock. It takes them in name order, so it
+    /// may still wait for `_t_gho` (another session reading the shadow in an open
+    /// transaction); unlocking then would let writes queued on `t` run on the old table before
+    /// the RENAME asks for `t`. So the shadow is probed too: a RENAME holding it refuses even the
+    /// high-priority shared lock of `SHOW CREATE TABLE` at once, one still waiting for it does not.
+    async fn wait_for_rename_to_queue(&self, watcher: &mut Conn, id: u32, rename: &tokio::task::JoinHandle<std::result::Result<(), String>>) -> Result<bool> {
         let deadline = Instant::now() + self.lock_timeout;
-        while Instant::now() < deadline {
+        let mut reported = false;
+        while Instant::now() < deadline && !rename.is_finished() {
             let state: Option<Option<String>> = watcher
                 .exec_first("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'RENAME%'", (id,))
                 .await
                 .context(|| "watching the RENAME session".into())?;
             if state.flatten().is_some_and(|s| s.to_ascii_lowercase().contains("metadata lock")) {
-                // Seen queued is not yet safe to unlock: without a short pause, writes queued
-                // on the table still ran before the RENAME in our tests (MariaDB 10.11).
-                tokio::time::sleep(RENAME_SETTLE).await;
-                return Ok(true);
+                if self.rename_holds_the_shadow(watcher).await? {
+                    // Seen queued is not yet safe to unlock: without a short pause, writes queued
+                    // on the table still ran before the RENAME in our tests (MariaDB 10.11).
+                    tokio::time::sleep(RENAME_SETTLE).await;
+                    return Ok(true);
+                }
+                if !reported {
+                    tracing::info!("the RENAME waits for {}, which another session holds; keeping the table locked until it gets it", self.plan.names.q(&self.plan.names.shadow));
+                    reported = true;
+                }
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(false)
+    }
+
+    /// Whether the waiting RENAME holds the shadow table's metadata lock (so it waits for `t`).
+    async fn rename_holds_the_shadow(&self, watcher: &mut Conn) -> Result<bool> {
+        let probe = format!("SET STATEMENT lock_wait_timeout = 0 FOR SHOW CREATE TABLE {}", self.plan.names.q(&self.plan.names.shadow));
+        match watcher.query_drop(probe).await {
+            Ok(()) => Ok(false),
+            Err(mysql_async::Error::Server(e)) if e.code == crate::error::codes::LOCK_WAIT_TIMEOUT => Ok(true),
+            Err(e) => Err(Error::failed(format!("probing the shadow table's lock during the cut-over: {}", describe_mysql_error(&e)))),
+        }
     }
 
     /// A RENAME that errored may still have happened (a lost connection): the tables tell.

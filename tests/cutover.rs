@@ -113,3 +113,27 @@ async fn force_kill_blockers_ends_the_session_blocking_the_swap() {
     assert!(log.contains(&format!("killed connection {blocker_id}")), "{log}");
     assert!(blocker.query_drop("SELECT 1").await.is_err(), "the blocking session is still alive");
 }
+
+/// Another session reads the shadow in an open transaction, so the RENAME (which takes its
+/// locks in name order) waits for `_t_gho` before it asks for `t`. The tool must keep `t`
+/// locked until the RENAME waits for `t` itself: unlocking earlier lets the writers' queued
+/// changes run on the old table, after the last replay, and the swap would lose them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rename_held_up_on_the_shadow_keeps_the_table_locked() {
+    let db = "heldshadow";
+    let mut conn = setup(db).await;
+    let running = workload().start(server().opts(Some(db)), 5);
+    let postpone = flag("heldshadow-postpone");
+    let mut child = start_postponed(db, &postpone, &[]).await;
+    let mut reader = server().conn(Some(db)).await;
+    reader.query_drop("START TRANSACTION").await.unwrap();
+    reader.query_drop("SELECT COUNT(*) FROM _t_gho").await.unwrap();
+    std::fs::remove_file(&postpone).unwrap();
+    waiting_session(&mut conn, "RENAME TABLE", &mut child).await;
+    // Long enough for writes queued on `t` to run if the tool unlocked.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    reader.query_drop("COMMIT").await.unwrap();
+    let log = finish(child, running, &mut conn).await;
+    assert!(log.contains("the RENAME waits for"), "{log}");
+    assert!(log.contains("cut-over done"), "{log}");
+}
