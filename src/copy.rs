@@ -487,7 +487,8 @@ impl Copier {
             if error.server_code() == Some(codes::BINLOG_CACHE_FULL) {
                 return Box::pin(self.copy_in_halves(conn, lower, upper)).await;
             }
-            if error.server_code().is_none() {
+            // No row is at fault when the server has no room or the connection failed.
+            if error.server_code().is_none() || error.is_out_of_space() {
                 return Err(error);
             }
             return Err(self.explain_rejected_chunk(conn, lower, upper, error).await);

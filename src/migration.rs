@@ -86,8 +86,8 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     result
 }
 
-/// The error for a server that ran out of space, whoever met it (a copy chunk may blame its
-/// first row): what ran out, and how much room the new table needs.
+/// The error for a server that ran out of space, whoever met it (the copy, the applier, an
+/// index build): what ran out, and how much room the new table needs.
 fn out_of_space(e: Error, config: &Config, new_table_bytes: u64) -> Error {
     let shadow = TableNames::new(&config.database, &config.table).map(|n| n.q(&n.shadow)).unwrap_or_default();
     let reason = e.server_reason().unwrap_or(&e.message);
