@@ -85,8 +85,7 @@ impl DeferredIndexes {
     /// Checks that, with every index built, the shadow table is exactly what the ALTER produced
     /// (`expected_ddl`, read before the indexes were dropped).
     pub async fn check_built(&self, conn: &mut Conn, names: &TableNames, expected_ddl: &str) -> Result<()> {
-        let ddl: Option<(String, String)> = conn.query_first(format!("SHOW CREATE TABLE {}", names.q(&names.shadow))).await.context(|| "reading the shadow DDL".into())?;
-        let ddl = ddl.map(|(_, d)| d).unwrap_or_default();
+        let ddl = crate::inspect::show_create(conn, &names.database, &names.shadow).await?;
         if without_auto_increment(&ddl) != without_auto_increment(expected_ddl) {
             return Err(Error::failed(format!(
                 "after building its secondary indexes, the shadow table differs from what the ALTER produced:\n{ddl}\nexpected:\n{expected_ddl}"

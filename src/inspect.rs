@@ -225,13 +225,15 @@ pub async fn triggers(conn: &mut Conn, database: &str, table: &str) -> Result<Ve
         .context(|| "reading triggers".into())
 }
 
-/// Whether a table of that name exists.
-/// `SHOW CREATE TABLE` of a table.
+/// `SHOW CREATE TABLE` of a table. The server prints a binary column's DEFAULT as its raw
+/// bytes, which need not be UTF-8: those are replaced (U+FFFD) in the text, which is only
+/// compared and parsed for index definitions, never run.
 pub async fn show_create(conn: &mut Conn, database: &str, table: &str) -> Result<String> {
-    let row: Option<(String, String)> = conn.query_first(format!("SHOW CREATE TABLE {}", qualified(database, table))).await.context(|| format!("reading the definition of {}", qualified(database, table)))?;
-    Ok(row.map(|(_, ddl)| ddl).unwrap_or_default())
+    let row: Option<(Vec<u8>, Vec<u8>)> = conn.query_first(format!("SHOW CREATE TABLE {}", qualified(database, table))).await.context(|| format!("reading the definition of {}", qualified(database, table)))?;
+    Ok(row.map(|(_, ddl)| String::from_utf8_lossy(&ddl).into_owned()).unwrap_or_default())
 }
 
+/// Whether a table of that name exists.
 pub async fn exists(conn: &mut Conn, database: &str, table: &str) -> Result<bool> {
     let n: Option<u64> = conn
         .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (database, table))

@@ -61,8 +61,10 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         .map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute))
         .ok();
     let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.serve_tcp_port, state.clone(), hooks.clone()).await?;
+    // A panic (a bug) still goes through the cleanup below, like any failure.
+    let migration = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(migrate(config, &created, &state, hooks.as_ref())));
     let result = tokio::select! {
-        r = migrate(config, &created, &state, hooks.as_ref()) => r,
+        r = migration => r.unwrap_or_else(|_| Err(Error::failed("alterego panicked (a bug; please report it with the log)"))),
         signal = shutdown_signal() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),
     };
     state.stop();

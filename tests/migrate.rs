@@ -456,3 +456,19 @@ async fn identifiers_that_need_quoting() {
         .unwrap();
     assert_eq!(indexes, vec!["from", "ïx `q` 2", "PRIMARY", "select"]);
 }
+
+/// `SHOW CREATE TABLE` prints a binary column's DEFAULT as raw bytes, which need not be UTF-8
+/// (found by the soak: the run panicked and left `_t_gho`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_default_that_is_not_utf8() {
+    let srv = server();
+    let mut conn = srv.fresh_database("bindefault").await;
+    for table in ["t", "t_oracle"] {
+        conn.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, b BINARY(4) NOT NULL DEFAULT x'FF00FF00', KEY ib (b))")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} (id) SELECT seq FROM seq_1_to_100")).await.unwrap();
+    }
+    let output = srv.alterego(&["--database", "bindefault", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute"]);
+    assert_success(&output);
+    assert_same_rows(&mut conn, "SELECT id, b FROM t ORDER BY id", "SELECT id, b FROM t_oracle ORDER BY id").await;
+    assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()]);
+}
