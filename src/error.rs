@@ -43,13 +43,16 @@ pub struct Error {
     pub kind: ExitKind,
     pub message: String,
     pub fix: Option<String>,
+    /// Raised by a lost connection or a transient server error (a deadlock, a lock wait
+    /// timeout): doing the same again may succeed.
+    pub transient: bool,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), fix: None }
+        Error { kind, message: message.into(), fix: None, transient: false }
     }
 
     pub fn usage(message: impl Into<String>, fix: impl Into<String>) -> Self {
@@ -116,7 +119,7 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, mysql_async::Error> {
     fn context(self, doing: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| Error::failed(format!("{}: {}", doing(), describe_mysql_error(&e))))
+        self.map_err(|e| Error { transient: server_code(&e).is_none_or(codes::is_transient), ..Error::failed(format!("{}: {}", doing(), describe_mysql_error(&e))) })
     }
 }
 

@@ -43,8 +43,7 @@ impl DeferredIndexes {
 
     /// Those not in `current_ddl`: what a resumed run still has to build.
     pub fn still_missing(self, current_ddl: &str) -> DeferredIndexes {
-        let present: Vec<&str> = current_ddl.lines().map(|l| l.trim().trim_end_matches(',')).collect();
-        let (names, definitions) = self.names.into_iter().zip(self.definitions).filter(|(_, d)| !present.contains(&d.as_str())).unzip();
+        let (names, definitions) = self.names.into_iter().zip(self.definitions).filter(|(_, d)| !defines(current_ddl, d)).unzip();
         DeferredIndexes { names, definitions }
     }
 
@@ -80,6 +79,27 @@ impl DeferredIndexes {
     pub async fn build_one(&self, conn: &mut Conn, names: &TableNames, i: usize) -> Result<()> {
         let sql = format!("ALTER TABLE {} ADD {}, ALGORITHM=INPLACE, LOCK=NONE", names.q(&names.shadow), self.definitions[i]);
         conn.query_drop(sql).await.context(|| format!("building the secondary index {} on the shadow table", self.names[i]))
+    }
+
+    /// [`DeferredIndexes::build_one`], again after a lost connection (a server restart) or a
+    /// transient error, up to `retries` attempts; an ALTER whose connection was lost may have
+    /// finished, so the shadow's DDL is read before each new attempt.
+    pub async fn build_one_retrying(&self, server: &crate::server::Server, conn: &mut Conn, names: &TableNames, i: usize, retries: u32) -> Result<()> {
+        let mut attempt = 1;
+        loop {
+            let error = match self.build_one(conn, names, i).await {
+                Err(e) if e.transient && attempt < retries => e,
+                other => return other,
+            };
+            tracing::warn!("building the secondary index {} (attempt {attempt}): {error}; trying again", self.names[i]);
+            tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
+            attempt += 1;
+            server.reconnect_if_lost(conn).await;
+            let built = crate::inspect::show_create(conn, &names.database, &names.shadow).await.is_ok_and(|ddl| defines(&ddl, &self.definitions[i]));
+            if built {
+                return Ok(());
+            }
+        }
     }
 
     /// Checks that, with every index built, the shadow table is exactly what the ALTER produced
@@ -126,6 +146,12 @@ fn leading_ident(text: &str) -> Option<String> {
         name.push(c);
     }
     None
+}
+
+/// Whether a `SHOW CREATE TABLE` text has an index definition line (as [`DeferredIndexes`]
+/// keeps them).
+fn defines(ddl: &str, definition: &str) -> bool {
+    ddl.lines().any(|l| l.trim().trim_end_matches(',') == definition)
 }
 
 /// A table definition without its ` AUTO_INCREMENT=N` table option, which writes change.

@@ -85,7 +85,7 @@ impl Verifier {
     /// consistent point, up to `VERIFY_PASSES` times, before the run fails naming the first.
     pub async fn run(&self) -> Result<Report> {
         let started = Instant::now();
-        let (mut report, mut differing) = self.compare(None).await?;
+        let (mut report, mut differing) = self.compare_retrying(None).await?;
         for pass in 1..VERIFY_PASSES {
             if differing.is_empty() {
                 break;
@@ -101,7 +101,7 @@ impl Verifier {
             }
             let ranges: Vec<Range> = differing.into_iter().map(|d| d.range).collect();
             let recopied = ranges.len();
-            differing = self.compare(Some(ranges)).await?.1;
+            differing = self.compare_retrying(Some(ranges)).await?.1;
             report.repaired_ranges += (recopied - differing.len()) as u64;
         }
         if let Some(first) = differing.first() {
@@ -110,6 +110,22 @@ impl Verifier {
         }
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// [`Verifier::compare`], again from a new consistent point after a lost connection (a
+    /// server restart) or a transient error, up to `--default-retries` attempts.
+    async fn compare_retrying(&self, only: Option<Vec<Range>>) -> Result<(Report, Vec<Difference>)> {
+        let mut attempt = 1;
+        loop {
+            match self.compare(only.clone()).await {
+                Err(e) if e.transient && attempt < self.retries => {
+                    tracing::warn!("verifying (attempt {attempt}): {e}; starting the comparison again");
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Compares all ranges (or only those given) at one consistent point; returns the report
