@@ -130,9 +130,11 @@ impl Builder<'_> {
 
     /// A UNIQUE key starting with the primary key's id-carrying column: unique by construction.
     fn add_unique(&mut self) -> Option<String> {
-        let mut parts = vec![self.table.primary[0]];
+        let carrier = self.table.primary[0];
+        let mut parts = vec![carrier];
         if self.rng.chance(50) {
-            parts.extend(self.take(self.untouched(|c| c.ty.index_part("").is_some() && !c.nullable)));
+            let others = self.untouched(|c| c.ty.index_part("").is_some() && !c.nullable).into_iter().filter(|&c| c != carrier).collect();
+            parts.extend(self.take(others));
         }
         Some(format!("ADD UNIQUE KEY `au{}` ({})", self.clause_number(), self.table.index_parts(&parts)))
     }
