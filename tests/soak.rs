@@ -98,6 +98,10 @@ impl Plan {
                 Fault { kind: *rng.pick(&faults::KINDS), moment, hold_ms: rng.between(200, 2500) as u64 }
             })
             .collect();
+        // One postponement at most: the second would find the flag file gone.
+        if faults.iter().filter(|f| f.kind == Kind::Postpone).count() > 1 {
+            faults.truncate(1);
+        }
         // In the order they strike; the postponed phase comes last.
         faults.sort_by_key(|f| match (f.kind, f.moment) {
             (Kind::Postpone, _) => (2, 0),
