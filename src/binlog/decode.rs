@@ -36,6 +36,9 @@ pub enum ValueKind {
     Year,
     /// JSON on MySQL arrives in its binary form.
     Json,
+    /// BINARY(n): the binlog drops the trailing zero bytes that pad the value to n bytes, and
+    /// a key without them matches no row.
+    Binary(usize),
 }
 
 impl ValueKind {
@@ -52,6 +55,7 @@ impl ValueKind {
             "timestamp" => return ValueKind::Timestamp,
             "year" => return ValueKind::Year,
             "json" => return ValueKind::Json,
+            "binary" => return column.column_type.trim_start_matches("binary(").trim_end_matches(')').parse().map_or(ValueKind::Plain, ValueKind::Binary),
             _ => return ValueKind::Plain,
         };
         match (column.unsigned(), bits) {
@@ -86,6 +90,12 @@ pub fn convert(kind: &ValueKind, value: BinlogValue<'_>) -> Result<Value, String
         (ValueKind::Bit, Value::Bytes(bytes)) => Value::UInt(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))),
         (ValueKind::Timestamp, Value::Bytes(text)) => timestamp(&String::from_utf8_lossy(&text))?,
         (ValueKind::Timestamp, Value::Int(secs)) => timestamp(&secs.to_string())?,
+        (ValueKind::Binary(length), Value::Bytes(mut bytes)) => {
+            if bytes.len() < *length {
+                bytes.resize(*length, 0);
+            }
+            Value::Bytes(bytes)
+        }
         (ValueKind::Year, Value::Bytes(text)) => match String::from_utf8_lossy(&text).parse::<i64>() {
             Ok(1900) => Value::Int(0),
             Ok(year) => Value::Int(year),
@@ -93,6 +103,24 @@ pub fn convert(kind: &ValueKind, value: BinlogValue<'_>) -> Result<Value, String
         },
         (_, other) => other,
     })
+}
+
+/// A TIME(1) or TIME(2) as the binlog stores it: 3 bytes of whole seconds offset by 0x800000,
+/// then 1 byte of hundredths, counted backwards from the next second for negative times.
+/// `mysql_common` 0.37.3 overflows on a negative time with a fraction (a panic in debug
+/// builds, a wrong value in release builds), so these are decoded here.
+fn time2_in_hundredths(bytes: &[u8]) -> Value {
+    let mut whole = ((i64::from(bytes[0]) << 16) | (i64::from(bytes[1]) << 8) | i64::from(bytes[2])) - 0x80_0000;
+    let mut hundredths = i64::from(bytes[3]);
+    if whole < 0 && hundredths != 0 {
+        whole += 1;
+        hundredths -= 0x100;
+    }
+    let packed = (whole << 24) + hundredths * 10_000;
+    let (negative, packed) = (packed < 0, packed.abs());
+    let hms = packed >> 24;
+    let hours = (hms >> 12) % (1 << 10);
+    Value::Time(negative, (hours / 24) as u32, (hours % 24) as u8, ((hms >> 6) % (1 << 6)) as u8, (hms % (1 << 6)) as u8, (packed % (1 << 24)) as u32)
 }
 
 fn enum_member(members: &[String], index: i64) -> Result<Vec<u8>, String> {
@@ -188,6 +216,11 @@ impl RowDecoder {
             if is_null {
                 continue;
             }
+            if *ty == ColumnType::MYSQL_TYPE_TIME2 && matches!(meta.first(), Some(1 | 2)) {
+                let bytes: &[u8] = buf.parse(4).map_err(|e| format!("undecodable column {i}: {e}"))?;
+                full[i] = time2_in_hundredths(bytes);
+                continue;
+            }
             // A view of the buffer that lives no longer than `meta`, as the parser's context requires.
             let mut cell = ParseBuf(buf.0);
             let raw: BinlogValue<'_> = cell.parse((*ty, meta.as_slice(), false, false)).map_err(|e| format!("undecodable column {i}: {e}"))?;
@@ -201,6 +234,48 @@ impl RowDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pads_binary_values_to_their_length() {
+        let padded = convert(&ValueKind::Binary(4), BinlogValue::Value(Value::Bytes(vec![1, 2]))).unwrap();
+        assert_eq!(padded, Value::Bytes(vec![1, 2, 0, 0]));
+        let column = Column {
+            name: "b".into(),
+            ordinal: 0,
+            data_type: "binary".into(),
+            column_type: "binary(10)".into(),
+            nullable: false,
+            charset: None,
+            collation: None,
+            generated: false,
+            has_default: false,
+            auto_increment: false,
+        };
+        assert_eq!(ValueKind::of(&column), ValueKind::Binary(10));
+    }
+
+    #[test]
+    fn decodes_times_in_hundredths_of_either_sign() {
+        // Bytes as MariaDB writes them for TIME(2): whole seconds + 0x800000, then hundredths.
+        let encode = |negative: bool, secs: i64, hundredths: i64| {
+            let (mut whole, mut frac) = (secs, hundredths);
+            if negative {
+                whole = -secs;
+                frac = -hundredths;
+                if frac != 0 {
+                    whole -= 1;
+                    frac += 0x100;
+                }
+            }
+            let whole = (whole + 0x80_0000) as u32;
+            [(whole >> 16) as u8, (whole >> 8) as u8, whole as u8, frac as u8]
+        };
+        let hms = |h: i64, m: i64, s: i64| (h << 12) | (m << 6) | s;
+        assert_eq!(time2_in_hundredths(&encode(false, hms(1, 2, 3), 45)), Value::Time(false, 0, 1, 2, 3, 450_000));
+        assert_eq!(time2_in_hundredths(&encode(true, hms(0, 0, 37), 25)), Value::Time(true, 0, 0, 0, 37, 250_000));
+        assert_eq!(time2_in_hundredths(&encode(true, hms(838, 59, 59), 99)), Value::Time(true, 34, 22, 59, 59, 990_000));
+        assert_eq!(time2_in_hundredths(&encode(true, hms(0, 0, 1), 0)), Value::Time(true, 0, 0, 0, 1, 0));
+    }
 
     fn v(x: Value) -> BinlogValue<'static> {
         BinlogValue::Value(x)
