@@ -55,6 +55,8 @@ pub struct ColumnMapping {
     pub target_type: String,
     /// Character set of the new column, if text.
     pub target_charset: Option<String>,
+    /// Collation of the new column, if text.
+    pub target_collation: Option<String>,
 }
 
 impl ColumnMapping {
@@ -100,6 +102,13 @@ impl Plan {
 
     pub fn placeholders(&self) -> Vec<Placeholder> {
         self.columns.iter().map(ColumnMapping::placeholder).collect()
+    }
+
+    /// Whether the chosen key sorts the same way in both tables: its columns keep their types
+    /// and collations. When they do not (`CONVERT TO CHARACTER SET`, a new collation), a key
+    /// range bounded by the same values holds different rows in each table.
+    pub fn key_order_kept(&self) -> bool {
+        self.key_positions.iter().map(|&p| &self.columns[p]).all(|c| c.target_type == c.source.column_type && c.target_collation == c.source.collation)
     }
 
     pub fn key_placeholders(&self) -> Vec<Placeholder> {
@@ -168,7 +177,7 @@ fn map_columns(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary)
         .filter(|c| !c.generated)
         .filter_map(|c| {
             let target = shadow.column(&target_name(summary, &c.name)?).filter(|t| !t.generated)?;
-            Some(ColumnMapping { source: c.clone(), target: target.name.clone(), target_type: target.column_type.clone(), target_charset: target.charset.clone() })
+            Some(ColumnMapping { source: c.clone(), target: target.name.clone(), target_type: target.column_type.clone(), target_charset: target.charset.clone(), target_collation: target.collation.clone() })
         })
         .collect()
 }
