@@ -45,9 +45,6 @@ pub enum Outcome {
     Instant,
 }
 
-/// How long the cleanup after a failure keeps trying to connect.
-const CLEANUP_CONNECT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Runs the whole migration as configured. A failure or a signal at any point removes the
 /// tables this run created (see [`Created`]) before returning.
 pub async fn run(config: &Config) -> Result<Outcome> {
@@ -225,28 +222,13 @@ impl Created {
         Ok(())
     }
 
-    /// A connection for the cleanup, tried for up to `CLEANUP_CONNECT_DEADLINE`: the failure
-    /// being cleaned up after may be the server restarting.
-    async fn connect_to_clean_up(server: &Server) -> Result<Conn> {
-        let deadline = std::time::Instant::now() + CLEANUP_CONNECT_DEADLINE;
-        loop {
-            match server.conn().await {
-                Err(e) if e.transient && std::time::Instant::now() < deadline => {
-                    tracing::warn!("cannot connect to clean up ({e}); trying again");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
     /// Cleanup after `error`. A cut-over RENAME still waiting (`pending_rename`, a connection
     /// id, 0 for none) is killed first, so the tables cannot be swapped after the run gave up.
     /// If the swap already happened (the shadow is gone and the old table exists), the shadow
     /// is the live table now: only the changelog is dropped, and the error says so.
     async fn remove(&self, pending_rename: u32, error: Error) -> Error {
         let Some((server, names, _)) = self.snapshot() else { return error };
-        let mut conn = match Self::connect_to_clean_up(&server).await {
+        let mut conn = match server.conn().await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("alterego: cannot connect to clean up ({e}); drop {} and {} by hand if they exist", names.q(&names.shadow), names.q(&names.changelog));

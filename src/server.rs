@@ -13,6 +13,9 @@ use mysql_async::{Conn, Opts, OptsBuilder, Row};
 use crate::config::Connection;
 use crate::error::{Context, Error, ExitKind, Result};
 
+/// How long a connection the run needs keeps being tried while the server does not answer.
+const RECONNECT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Session settings for every connection that reads or writes table data.
 pub const SESSION_SETUP: &[&str] = &[
     "SET SESSION time_zone = '+00:00'",
@@ -143,9 +146,22 @@ impl Server {
         Ok(Server { opts, configured, tls: connection.tls.clone(), facts: ServerFacts { flavor, version, version_text }, describe })
     }
 
-    /// A new connection with the session settings applied.
+    /// A new connection with the session settings applied. The server answered when the run
+    /// began, so a refused or reset connection (a restart: mariadbd refuses, then resets
+    /// connections while it starts) is tried again for up to `RECONNECT_DEADLINE`.
     pub async fn conn(&self) -> Result<Conn> {
-        Conn::new(self.opts.clone()).await.context(|| format!("connecting to {}", self.describe))
+        let deadline = std::time::Instant::now() + RECONNECT_DEADLINE;
+        let mut pause = std::time::Duration::from_millis(200);
+        loop {
+            match Conn::new(self.opts.clone()).await.context(|| format!("connecting to {}", self.describe)) {
+                Err(e) if e.transient && std::time::Instant::now() < deadline => {
+                    tracing::warn!("{e}; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Options for another server of the topology (a replica), with the same user, password,
