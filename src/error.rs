@@ -153,6 +153,9 @@ pub mod codes {
     pub const TABLE_FULL: u16 = 1114;
     /// ER_DISK_FULL: the disk is full (the server waits, then gives up).
     pub const DISK_FULL: u16 = 1021;
+    /// A consistent snapshot read a table whose definition changed after it began (an index
+    /// built on the shadow during the verification).
+    pub const TABLE_DEF_CHANGED: u16 = 1412;
 
     /// Conflicts that go away when retried after other sessions finish.
     pub fn is_transient(code: u16) -> bool {

@@ -115,12 +115,13 @@ impl Verifier {
     }
 
     /// [`Verifier::compare`], again from a new consistent point after a lost connection (a
-    /// server restart) or a transient error, up to `--default-retries` attempts.
+    /// server restart), a transient error, or a snapshot that a deferred index build (running
+    /// beside the verification) invalidated, up to `--default-retries` attempts.
     async fn compare_retrying(&self, only: Option<Vec<Range>>) -> Result<(Report, Vec<Difference>)> {
         let mut attempt = 1;
         loop {
             match self.compare(only.clone()).await {
-                Err(e) if e.transient && attempt < self.retries => {
+                Err(e) if (e.transient || e.server_code() == Some(crate::error::codes::TABLE_DEF_CHANGED)) && attempt < self.retries => {
                     tracing::warn!("verifying (attempt {attempt}): {e}; starting the comparison again");
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
                     attempt += 1;
