@@ -97,10 +97,13 @@ impl TestServer {
         let datadir = base.join(format!("{}-{port}", std::process::id()));
         DATADIRS.lock().unwrap().push(datadir.clone());
         let _ = std::fs::remove_dir_all(&datadir);
-        std::fs::create_dir_all(&datadir).unwrap();
+        // A temporary directory of its own: servers bootstrapped at once in the shared /tmp
+        // were seen to trip over each other's temporary tables.
+        std::fs::create_dir_all(datadir.join("tmp")).unwrap();
         let install = Command::new(find_binary(&["mariadb-install-db", "mysql_install_db"]))
             .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
             .arg(format!("--datadir={}", datadir.join("data").display()))
+            .arg(format!("--tmpdir={}", datadir.join("tmp").display()))
             .output()
             .expect("running mariadb-install-db");
         assert!(install.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&install.stderr));
@@ -127,6 +130,7 @@ impl TestServer {
             format!("--port={}", self.port),
             "--bind-address=127.0.0.1".into(),
             format!("--pid-file={}", self.datadir.join("mysqld.pid").display()),
+            format!("--tmpdir={}", self.datadir.join("tmp").display()),
             format!("--log-error={}", self.datadir.join("error.log").display()),
             "--log-bin=binlog".into(),
             "--binlog-format=ROW".into(),
