@@ -248,8 +248,14 @@ async fn open_snapshots(connections: &mut [Conn]) -> Result<()> {
 /// and the columns left out because their type changes. Text is compared in one character set
 /// so that `CONVERT TO CHARACTER SET` does not count as a difference; NULLs are marked, since
 /// CONCAT_WS skips them.
+///
+/// When binary strings sit beside text, the text is cast to its bytes: CONCAT_WS may otherwise
+/// convert the binary arguments to the text's character set (MariaDB does, when every text
+/// argument has one collation, as after `CONVERT TO ... COLLATE`), turning bytes that are not
+/// valid there into `?`, on one side only.
 fn checksum_expressions(columns: &[ColumnMapping]) -> (String, String, Vec<String>) {
     let (mut source, mut target, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    let has_binary = columns.iter().any(|c| c.source.charset.is_none() && matches!(c.source.data_type.as_str(), "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit"));
     for c in columns {
         if !c.source.column_type.eq_ignore_ascii_case(&c.target_type) {
             skipped.push(c.source.name.clone());
@@ -260,7 +266,8 @@ fn checksum_expressions(columns: &[ColumnMapping]) -> (String, String, Vec<Strin
         let converted = c.source.charset.is_some() && c.source.charset != c.target_charset;
         for (out, name) in [(&mut source, &c.source.name), (&mut target, &c.target)] {
             let q = quote_ident(name);
-            out.push(if converted { format!("CONVERT({q} USING utf8mb4)") } else { q.clone() });
+            let text = if converted { format!("CONVERT({q} USING utf8mb4)") } else { q.clone() };
+            out.push(if has_binary && c.source.charset.is_some() { format!("CAST({text} AS BINARY)") } else { text });
             if c.source.nullable {
                 out.push(format!("ISNULL({q})"));
             }
@@ -308,6 +315,15 @@ mod tests {
         assert_eq!(source, "COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', `id`, ISNULL(`id`), CONVERT(`b` USING utf8mb4), ISNULL(`b`)))), 0)");
         assert!(target.contains("CONVERT(`b2` USING utf8mb4)"));
         assert_eq!(skipped, vec!["n".to_string()]);
+    }
+
+    #[test]
+    fn checksum_keeps_binary_bytes_beside_text() {
+        let mut blob = mapping("v", "v", "varbinary(8)", "varbinary(8)", None);
+        blob.source.data_type = "varbinary".into();
+        let (source, target, _) = checksum_expressions(&[mapping("b", "b", "varchar(10)", "varchar(10)", Some("latin1")), blob]);
+        assert!(source.contains("CAST(CONVERT(`b` USING utf8mb4) AS BINARY)") && source.contains(", `v`,"), "{source}");
+        assert!(target.contains("CAST(CONVERT(`b` USING utf8mb4) AS BINARY)"), "{target}");
     }
 
     #[test]
