@@ -190,11 +190,29 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
 #[derive(Default)]
 struct Created {
     inner: std::sync::Mutex<Option<(Server, TableNames, Vec<String>)>>,
+    /// The session running a `CREATE TABLE` of the run's, while it runs (0: none).
+    creating: std::sync::atomic::AtomicU32,
 }
 
 impl Created {
     fn track(&self, server: &Server, names: &TableNames) {
         *self.inner.lock().expect("created lock") = Some((server.clone(), names.clone(), Vec::new()));
+    }
+
+    /// Runs `create` (the `CREATE TABLE` of `table`, on session `id`). The table counts as the
+    /// run's from before the statement is sent, and the session is recorded: a signal that
+    /// lands while the statement waits (for a metadata lock on `t`, say) kills it and drops
+    /// what it made, or the table would appear after the run had exited. A table that already
+    /// existed is not the run's.
+    async fn creating<T>(&self, id: u32, table: &str, create: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.add(table);
+        self.creating.store(id, Ordering::SeqCst);
+        let result = create.await;
+        self.creating.store(0, Ordering::SeqCst);
+        if result.as_ref().is_err_and(|e| e.server_code() == Some(crate::error::codes::TABLE_EXISTS)) {
+            self.forget(table);
+        }
+        result
     }
 
     fn add(&self, table: &str) {
@@ -239,6 +257,13 @@ impl Created {
             match conn.query_drop(format!("KILL QUERY {pending_rename}")).await {
                 Ok(()) => tracing::warn!("stopped the cut-over's RENAME, which was still waiting"),
                 Err(e) => tracing::debug!("the cut-over's RENAME had ended: {}", describe_mysql_error(&e)),
+            }
+        }
+        let creating = self.creating.load(Ordering::SeqCst);
+        if creating != 0 {
+            match conn.query_drop(format!("KILL QUERY {creating}")).await {
+                Ok(()) => tracing::warn!("stopped a CREATE TABLE that was still waiting"),
+                Err(e) => tracing::debug!("the CREATE TABLE had ended: {}", describe_mysql_error(&e)),
             }
         }
         let shadow_exists = inspect::exists(&mut conn, &names.database, &names.shadow).await.unwrap_or(true);
@@ -410,8 +435,9 @@ async fn drop_tables(conn: &mut Conn, names: &TableNames, tables: &[&String]) ->
 /// not (`Err`). A failure is a refusal; the shadow is dropped.
 async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, summary: &AlterSummary, created: &Created) -> Result<(Plan, std::result::Result<(), String>)> {
     let shadow = names.q(&names.shadow);
-    conn.query_drop(format!("CREATE TABLE {shadow} LIKE {}", names.q(&names.original))).await.context(|| format!("creating the shadow table {shadow}")).map_err(preflight)?;
-    created.add(&names.shadow);
+    let id = conn.id();
+    let create = async { conn.query_drop(format!("CREATE TABLE {shadow} LIKE {}", names.q(&names.original))).await.context(|| format!("creating the shadow table {shadow}")).map_err(preflight) };
+    created.creating(id, &names.shadow, create).await?;
     let result = async {
         let instant = match conn.query_drop(format!("ALTER TABLE {shadow} {}, ALGORITHM=INSTANT", summary.clauses)).await {
             Ok(()) => Ok(()),
@@ -525,10 +551,9 @@ impl Migration {
     async fn execute(&self, conn: &mut Conn, created: &Created, resumed: Option<checkpoint::Saved>) -> Result<()> {
         let names = &self.plan.names;
         if resumed.is_none() {
-            changelog::create(conn, names).await?;
-            created.add(&names.changelog);
-            checkpoint::create(conn, names, &self.plan.key_source).await?;
-            created.add(&names.checkpoint);
+            let id = conn.id();
+            created.creating(id, &names.changelog, changelog::create(conn, names)).await?;
+            created.creating(id, &names.checkpoint, checkpoint::create(conn, names, &self.plan.key_source)).await?;
         }
         let changelog_info = inspect::load(conn, &names.database, &names.changelog).await?.ok_or_else(|| Error::failed("the changelog table vanished"))?;
         let original_info = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| Error::failed("the original table vanished"))?;

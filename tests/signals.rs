@@ -264,3 +264,24 @@ async fn sigint_while_the_rename_waits_does_not_swap() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_untouched(&mut conn, &before, &output).await;
 }
+
+/// Creating the shadow table: its `CREATE TABLE ... LIKE t` waits behind another session's
+/// `LOCK TABLES t WRITE`. The signal kills the waiting statement, so no `_t_gho` appears when
+/// that session lets go after the run has exited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_shadow_is_being_created_leaves_nothing() {
+    let (reached, hold) = (temp_path("create-reached"), temp_path("create-hold"));
+    let hooks = holding_hook("create-hooks", "on-startup", &reached, &hold);
+    let mut run = Run::start("sigterm_creating", &["--hooks-path", hooks.to_str().unwrap()]).await;
+    let before = checksum(&mut run.conn).await;
+    run.wait_for("the on-startup hook", async |_, _| reached.exists()).await;
+    let mut locker = server().conn(Some("sigterm_creating")).await;
+    locker.query_drop("LOCK TABLES t WRITE").await.unwrap();
+    std::fs::remove_file(&hold).unwrap();
+    run.wait_for("the shadow's CREATE TABLE waiting", async |conn, _| waits_on_lock(conn, "CREATE TABLE").await).await;
+    let sent = run.signal(libc::SIGTERM);
+    let (output, mut conn) = run.exited("SIGTERM", sent, PROMPT);
+    locker.query_drop("UNLOCK TABLES").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_untouched(&mut conn, &before, &output).await;
+}
