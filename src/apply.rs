@@ -148,8 +148,12 @@ fn record_applied(state: &RunState, group: &[Batch], skipped: usize) {
 async fn apply_group(conns: &mut [Conn], server: &Server, plan: &Plan, group: &[Batch], retries: u32, keys: &KeyState, record_position: bool) -> Result<usize> {
     let all: Vec<&Change> = group.iter().flat_map(|b| &b.changes).collect();
     let wanted = effective_changes(&plan.key_positions, &all, keys.pending);
+    let record = match (record_position, group.last()) {
+        (true, Some(last)) => Some(crate::checkpoint::record_position(&plan.names, &last.end)),
+        _ => None,
+    };
     if conns.len() < 2 || wanted.len() < MIN_CHANGES_TO_SPLIT {
-        return apply_with_retries(&mut conns[0], server, plan, group, retries, Session::Own, keys, record_position).await;
+        return apply_on_one_session(&mut conns[0], server, plan, (&all, &wanted), retries, Session::Own, record.as_ref()).await;
     }
     let shares = split_by_key(&wanted, &plan.key_positions, &spread_columns(plan), conns.len());
     tracing::debug!("replaying {} changes split across {} sessions: {:?}", wanted.len(), shares.len(), shares.iter().map(Vec::len).collect::<Vec<_>>());
@@ -162,15 +166,14 @@ async fn apply_group(conns: &mut [Conn], server: &Server, plan: &Plan, group: &[
     let results = futures_util::future::join_all(replays).await;
     match results.into_iter().find_map(std::result::Result::err) {
         None => {
-            if let (true, Some(last)) = (record_position, group.last()) {
-                let (sql, params) = crate::checkpoint::record_position(&plan.names, &last.end);
+            if let Some((sql, params)) = &record {
                 server.retrying(&mut conns[0], retries, "recording the applied binlog position", async |c| c.exec_drop(sql.as_str(), params.clone()).await).await?;
             }
             Ok(all.len() - wanted.len())
         }
         Some((e, _)) if is_collision(&e, &plan.key_target) => {
             tracing::debug!("a group split across sessions collided on a unique key; replaying it on one session");
-            apply_with_retries(&mut conns[0], server, plan, group, retries, Session::Own, keys, record_position).await
+            apply_on_one_session(&mut conns[0], server, plan, (&all, &wanted), retries, Session::Own, record.as_ref()).await
         }
         Some((e, failing_keys)) => Err(explain_failure(e, plan, &failing_keys)),
     }
@@ -219,19 +222,26 @@ pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, g
         (true, Some(last)) => Some(crate::checkpoint::record_position(&plan.names, &last.end)),
         _ => None,
     };
+    apply_on_one_session(conn, server, plan, (&all, &wanted), retries, session, record.as_ref()).await
+}
+
+/// [`apply_with_retries`] for a group already coalesced: `changes` is (every change, those
+/// worth replaying); `record` is the position record to run in the group's transaction.
+async fn apply_on_one_session(conn: &mut Conn, server: &Server, plan: &Plan, changes: (&[&Change], &[&Change]), retries: u32, session: Session, record: Option<&(String, Vec<Value>)>) -> Result<usize> {
+    let (all, wanted) = changes;
     let mut failing_keys = String::new();
     let doing = "applying binlog changes to the shadow table";
-    let mut result = server.retrying(conn, retries, doing, async |c| apply_fitting_the_binlog_cache(c, plan, &wanted, session, record.as_ref(), &mut failing_keys).await).await;
+    let mut result = server.retrying(conn, retries, doing, async |c| apply_fitting_the_binlog_cache(c, plan, wanted, session, record, &mut failing_keys).await).await;
     let collided = |r: &Result<()>| r.as_ref().is_err_and(|e| is_collision(e, &plan.key_target));
     let mut left_out = all.len() - wanted.len();
     if left_out > 0 && collided(&result) {
         tracing::debug!("a shortened group collided on a unique key; replaying it change by change in binlog order");
-        result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, &all, session, record.as_ref(), &mut failing_keys).await).await;
+        result = server.retrying(conn, retries, doing, async |c| apply_changes(c, plan, all, session, record, &mut failing_keys).await).await;
         left_out = 0;
     }
     if !plan.unique_in_both.is_empty() && collided(&result) {
         tracing::debug!("a group collided on a unique key in binlog order; replaying it row by row, clearing images not replaced yet");
-        result = server.retrying(conn, retries, doing, async |c| apply_clearing_stale_rows(c, plan, &all, session, record.as_ref(), &mut failing_keys).await).await;
+        result = server.retrying(conn, retries, doing, async |c| apply_clearing_stale_rows(c, plan, all, session, record, &mut failing_keys).await).await;
     }
     result.map(|()| left_out).map_err(|e| explain_failure(e, plan, &failing_keys))
 }

@@ -119,7 +119,7 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, mysql_async::Error> {
     fn context(self, doing: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| Error { transient: server_code(&e).is_none_or(codes::is_transient), ..Error::failed(format!("{}: {}", doing(), describe_mysql_error(&e))) })
+        self.map_err(|e| Error { transient: is_transient(&e), ..Error::failed(format!("{}: {}", doing(), describe_mysql_error(&e))) })
     }
 }
 
@@ -130,6 +130,12 @@ impl<T> Context<T> for Result<T> {
             e
         })
     }
+}
+
+/// Whether doing the same again may succeed: a lost connection (no server code) or a conflict
+/// that goes away once other sessions finish.
+pub fn is_transient(e: &mysql_async::Error) -> bool {
+    server_code(e).is_none_or(codes::is_transient)
 }
 
 /// Renders a driver error with the server's error code in a stable form ("ERROR 1062 (23000): ...").

@@ -253,19 +253,8 @@ impl Created {
                 return error;
             }
         };
-        if pending_rename != 0 {
-            match conn.query_drop(format!("KILL QUERY {pending_rename}")).await {
-                Ok(()) => tracing::warn!("stopped the cut-over's RENAME, which was still waiting"),
-                Err(e) => tracing::debug!("the cut-over's RENAME had ended: {}", describe_mysql_error(&e)),
-            }
-        }
-        let creating = self.creating.load(Ordering::SeqCst);
-        if creating != 0 {
-            match conn.query_drop(format!("KILL QUERY {creating}")).await {
-                Ok(()) => tracing::warn!("stopped a CREATE TABLE that was still waiting"),
-                Err(e) => tracing::debug!("the CREATE TABLE had ended: {}", describe_mysql_error(&e)),
-            }
-        }
+        stop_waiting_statement(&mut conn, pending_rename, "the cut-over's RENAME").await;
+        stop_waiting_statement(&mut conn, self.creating.load(Ordering::SeqCst), "a CREATE TABLE").await;
         let shadow_exists = inspect::exists(&mut conn, &names.database, &names.shadow).await.unwrap_or(true);
         let swapped = !shadow_exists && inspect::exists(&mut conn, &names.database, &names.old).await.unwrap_or(false);
         if swapped {
@@ -420,6 +409,18 @@ async fn drop_leftovers(conn: &mut Conn, config: &Config, names: &TableNames, le
         drop_tables(conn, names, &[&names.old]).await?;
     }
     Ok(())
+}
+
+/// Kills the statement session `id` runs (0: none), so that it cannot change the tables once
+/// the run has given up; `what` names it in the log.
+async fn stop_waiting_statement(conn: &mut Conn, id: u32, what: &str) {
+    if id == 0 {
+        return;
+    }
+    match conn.query_drop(format!("KILL QUERY {id}")).await {
+        Ok(()) => tracing::warn!("stopped {what}, which was still waiting"),
+        Err(e) => tracing::debug!("{what} had ended: {}", describe_mysql_error(&e)),
+    }
 }
 
 async fn drop_tables(conn: &mut Conn, names: &TableNames, tables: &[&String]) -> Result<()> {

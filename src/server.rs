@@ -200,7 +200,7 @@ impl Server {
                 Ok(value) => return Ok(value),
                 Err(e) => e,
             };
-            let transient = crate::error::server_code(&e).is_none_or(crate::error::codes::is_transient);
+            let transient = crate::error::is_transient(&e);
             if !transient || attempt >= attempts {
                 let tries = if transient { format!(" (after {attempt} attempts)") } else { String::new() };
                 return Err(Error::failed(format!("{doing}{tries}: {}", crate::error::describe_mysql_error(&e))));
