@@ -48,6 +48,7 @@ pub enum Outcome {
 /// Runs the whole migration as configured. A failure or a signal at any point removes the
 /// tables this run created (see [`Created`]) before returning.
 pub async fn run(config: &Config) -> Result<Outcome> {
+    let mut signals = ShutdownSignals::install()?;
     let status = config.status_json.as_deref().map(crate::status::StatusSink::open).transpose()?;
     let created = Created::default();
     let state = Arc::new(RunState::new(status));
@@ -65,7 +66,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let migration = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(migrate(config, &created, &state, hooks.as_ref())));
     let result = tokio::select! {
         r = migration => r.unwrap_or_else(|_| Err(Error::failed("alterego panicked (a bug; please report it with the log)"))),
-        signal = shutdown_signal() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),
+        signal = signals.received() => Err(Error::new(ExitKind::Aborted, format!("{signal} received; the migration was stopped"))),
     };
     state.stop();
     if let Some(socket) = &config.serve_socket_file {
@@ -773,11 +774,26 @@ impl Migration {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM, naming the signal.
-async fn shutdown_signal() -> &'static str {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+/// The run's SIGINT and SIGTERM handlers. They are installed before anything else happens:
+/// a handler installed lazily, when the wait for it is first polled, left a window in which a
+/// signal (sent as soon as an on-startup hook ran) killed the process without its cleanup.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind| signal(kind).map_err(|e| Error::failed(format!("installing a signal handler: {e}")));
+        Ok(ShutdownSignals { interrupt: install(SignalKind::interrupt())?, terminate: install(SignalKind::terminate())? })
+    }
+
+    /// Waits for either signal; its name.
+    async fn received(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
     }
 }
