@@ -247,9 +247,11 @@ impl CutOver {
             .await
             .context(|| "finding the sessions that block the cut-over (MariaDB needs the metadata_lock_info plugin: INSTALL SONAME 'metadata_lock_info')".into())?;
         for id in blockers {
-            match watcher.query_drop(format!("KILL CONNECTION {id}")).await {
-                Ok(()) => tracing::warn!("--force-kill-blockers: killed connection {id}, which held {} and blocked the cut-over", names.q(&names.original)),
-                Err(e) => tracing::warn!("--force-kill-blockers: could not kill connection {id}: {}", describe_mysql_error(&e)),
+            // Said before the KILL: once the blocker is gone the lock is granted and `lock`
+            // drops this future, possibly before the KILL's reply is read.
+            tracing::warn!("--force-kill-blockers: killing connection {id}, which holds {} and blocks the cut-over", names.q(&names.original));
+            if let Err(e) = watcher.query_drop(format!("KILL CONNECTION {id}")).await {
+                tracing::warn!("--force-kill-blockers: could not kill connection {id}: {}", describe_mysql_error(&e));
             }
         }
         Ok(())

@@ -110,7 +110,7 @@ async fn force_kill_blockers_ends_the_session_blocking_the_swap() {
     blocker.query_drop("SELECT COUNT(*) FROM t").await.unwrap();
     std::fs::remove_file(&postpone).unwrap();
     let log = finish(child, running, &mut conn).await;
-    assert!(log.contains(&format!("killed connection {blocker_id}")), "{log}");
+    assert!(log.contains(&format!("killing connection {blocker_id}")), "{log}");
     assert!(blocker.query_drop("SELECT 1").await.is_err(), "the blocking session is still alive");
 }
 
