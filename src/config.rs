@@ -155,9 +155,12 @@ pub struct Cli {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub attempt_instant_ddl: bool,
     /// Build the shadow table's plain secondary indexes after the copy (one online, sorted
-    /// build) instead of maintaining them row by row during it. Unique indexes are always kept.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true")]
-    pub defer_secondary_indexes: bool,
+    /// build) instead of maintaining them row by row during it: `auto` (the default) does,
+    /// unless a watched replica would replay a build as one statement lasting past
+    /// --max-lag-millis; `always` (or a bare flag, `true`) does regardless; `never` (`false`)
+    /// keeps them during the copy. Unique indexes are always kept.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "auto", default_missing_value = "always", value_parser = crate::indexes::DeferMode::parse)]
+    pub defer_secondary_indexes: crate::indexes::DeferMode,
     /// Read the original table's rows with shared locks (`LOCK IN SHARE MODE`, as gh-ost does)
     /// even where alterego can copy with plain reads (a key of one integer column). Locks make
     /// writers to rows being copied wait, and can deadlock with them.
@@ -274,7 +277,7 @@ pub struct Config {
     pub plan_only: bool,
     pub skip_checksum: bool,
     pub attempt_instant_ddl: bool,
-    pub defer_secondary_indexes: bool,
+    pub defer_secondary_indexes: crate::indexes::DeferMode,
     pub force_kill_blockers: bool,
     pub copy_with_locks: bool,
     pub copy_through_client: bool,

@@ -7,17 +7,81 @@
 //! one online `ALTER TABLE ... ALGORITHM=INPLACE, LOCK=NONE` each, while the applier goes on
 //! replaying changes (InnoDB logs them and applies the log at the end of the build).
 //!
+//! A replica replays each build as one DDL. Unless it can run that DDL beside the rest of its
+//! replication (MariaDB 10.8+ logs the build in two phases, `binlog_alter_two_phase`, and a
+//! replica with `slave_parallel_threads` > 0 starts it when the primary does), the replica's
+//! replication stands still for the build's length. So by default ([`DeferMode::Auto`]) the
+//! indexes are deferred only when no watched replica would stand still longer than
+//! `--max-lag-millis`.
+//!
 //! Invariants: only plain `KEY`s are deferred. Unique indexes stay, because they are what
 //! rejects a lossy ALTER row by row during the copy; FULLTEXT and SPATIAL indexes stay, because
 //! they cannot be built online. Deferral is decided on the empty shadow table, by building the
 //! indexes there online once: what cannot be built online is not deferred. After the build the
 //! shadow table's definition equals the one the ALTER produced, or the run fails.
 
+use std::time::Duration;
+
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 use crate::error::{Context, Error, Result};
 use crate::plan::TableNames;
+
+/// `--defer-secondary-indexes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferMode {
+    /// Defer unless a watched replica would stand still past the lag limit during a build.
+    Auto,
+    Always,
+    Never,
+}
+
+impl DeferMode {
+    pub fn parse(text: &str) -> std::result::Result<DeferMode, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeferMode::Auto),
+            "always" | "true" | "on" | "1" => Ok(DeferMode::Always),
+            "never" | "false" | "off" | "0" => Ok(DeferMode::Never),
+            _ => Err(format!("`{text}` is not one of auto, always, never")),
+        }
+    }
+}
+
+/// Rows per second a replica is assumed to get through when it replays the build of one
+/// secondary index: about what the development machine's MariaDB does on 2 cores (1M sysbench
+/// rows in 0.75-0.9 s for an INT index). Slower than most production servers, so the estimate
+/// errs towards keeping the indexes during the copy.
+const ASSUMED_BUILD_ROWS_PER_SECOND: u64 = 1_000_000;
+
+/// Whether the indexes are built after the copy, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferral {
+    Defer { why: String },
+    Keep { why: String },
+}
+
+/// Decides `--defer-secondary-indexes` for a table of `rows` rows. `standing_still` names the
+/// watched replicas that would replay a build as one statement holding up their replication.
+pub fn decide(mode: DeferMode, rows: u64, standing_still: &[String], max_lag: Duration) -> Deferral {
+    let estimate = Duration::from_secs_f64(rows as f64 / ASSUMED_BUILD_ROWS_PER_SECOND as f64);
+    match mode {
+        DeferMode::Never => Deferral::Keep { why: "--defer-secondary-indexes=never".into() },
+        DeferMode::Always => Deferral::Defer { why: "--defer-secondary-indexes=always".into() },
+        DeferMode::Auto if standing_still.is_empty() => Deferral::Defer { why: "no watched replica replays the builds as statements that hold up its replication".into() },
+        DeferMode::Auto if estimate <= max_lag => Deferral::Defer {
+            why: format!("each build should take about {:.1} s on {}, within --max-lag-millis", estimate.as_secs_f64(), standing_still.join(", ")),
+        },
+        DeferMode::Auto => Deferral::Keep {
+            why: format!(
+                "{} would replay each build as one statement of about {:.0} s, holding up its replication past --max-lag-millis; \
+                 a build runs beside replication on MariaDB 10.8+ with slave_parallel_threads > 0 on the replica (or force deferral with --defer-secondary-indexes=always)",
+                standing_still.join(", "),
+                estimate.as_secs_f64().max(1.0)
+            ),
+        },
+    }
+}
 
 /// The shadow table's secondary indexes that are built after the copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,6 +90,9 @@ pub struct DeferredIndexes {
     names: Vec<String>,
     /// Their definitions as `SHOW CREATE TABLE` prints them, for `ADD`.
     definitions: Vec<String>,
+    /// Log each build in two phases (`binlog_alter_two_phase`), so that replicas applying in
+    /// parallel start it when the primary does.
+    two_phase: bool,
 }
 
 impl DeferredIndexes {
@@ -44,7 +111,7 @@ impl DeferredIndexes {
     /// Those not in `current_ddl`: what a resumed run still has to build.
     pub fn still_missing(self, current_ddl: &str) -> DeferredIndexes {
         let (names, definitions) = self.names.into_iter().zip(self.definitions).filter(|(_, d)| !defines(current_ddl, d)).unzip();
-        DeferredIndexes { names, definitions }
+        DeferredIndexes { names, definitions, two_phase: self.two_phase }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -74,11 +141,26 @@ impl DeferredIndexes {
         Ok(self)
     }
 
+    /// Builds logged in two phases (MariaDB 10.8+), which replicas applying in parallel run
+    /// beside the rest of their replication.
+    pub fn in_two_phases(self, two_phase: bool) -> DeferredIndexes {
+        DeferredIndexes { two_phase, ..self }
+    }
+
     /// Adds the index `i` back after the copy (one online `ALTER` per index: each reaches the
-    /// replicas as one DDL, which holds their replication while it runs).
+    /// replicas as one DDL, which holds up their replication while it runs unless it is logged
+    /// in two phases and they apply in parallel).
     pub async fn build_one(&self, conn: &mut Conn, names: &TableNames, i: usize) -> Result<()> {
-        let sql = format!("ALTER TABLE {} ADD {}, ALGORITHM=INPLACE, LOCK=NONE", names.q(&names.shadow), self.definitions[i]);
-        conn.query_drop(sql).await.context(|| format!("building the secondary index {} on the shadow table", self.names[i]))
+        conn.query_drop(self.build_statement(names, i)).await.context(|| format!("building the secondary index {} on the shadow table", self.names[i]))
+    }
+
+    fn build_statement(&self, names: &TableNames, i: usize) -> String {
+        let alter = format!("ALTER TABLE {} ADD {}, ALGORITHM=INPLACE, LOCK=NONE", names.q(&names.shadow), self.definitions[i]);
+        if self.two_phase {
+            format!("SET STATEMENT binlog_alter_two_phase = 1 FOR {alter}")
+        } else {
+            alter
+        }
     }
 
     /// [`DeferredIndexes::build_one`], again after a lost connection (a server restart) or a
@@ -110,7 +192,7 @@ impl DeferredIndexes {
             return Err(Error::failed(format!(
                 "after building its secondary indexes, the shadow table differs from what the ALTER produced:\n{ddl}\nexpected:\n{expected_ddl}"
             ))
-            .with_fix("run again with --defer-secondary-indexes=false, and report this as a bug"));
+            .with_fix("run again with --defer-secondary-indexes=never, and report this as a bug"));
         }
         Ok(())
     }
@@ -190,6 +272,40 @@ mod tests {
         let current = DDL.replace("  KEY `ab` (`a`,`b``c`) USING BTREE\n", "");
         assert_eq!(DeferredIndexes::from_ddl(DDL).still_missing(&current).names(), ["ab"]);
         assert!(DeferredIndexes::from_ddl(DDL).still_missing(DDL).is_empty());
+    }
+
+    #[test]
+    fn builds_in_two_phases_when_asked() {
+        let names = TableNames::new("d", "t").unwrap();
+        let deferred = DeferredIndexes::from_ddl(DDL);
+        assert_eq!(deferred.build_statement(&names, 1), "ALTER TABLE `d`.`_t_gho` ADD KEY `ab` (`a`,`b``c`) USING BTREE, ALGORITHM=INPLACE, LOCK=NONE");
+        assert_eq!(
+            deferred.in_two_phases(true).build_statement(&names, 1),
+            "SET STATEMENT binlog_alter_two_phase = 1 FOR ALTER TABLE `d`.`_t_gho` ADD KEY `ab` (`a`,`b``c`) USING BTREE, ALGORITHM=INPLACE, LOCK=NONE"
+        );
+    }
+
+    #[test]
+    fn defers_unless_a_replica_would_stand_still_past_the_lag_limit() {
+        let lag = Duration::from_millis(1500);
+        let serial = ["r1:3306".to_string()];
+        let defers = |d: Deferral| matches!(d, Deferral::Defer { .. });
+        assert!(defers(decide(DeferMode::Auto, 50_000_000, &[], lag)), "no replica stands still");
+        assert!(defers(decide(DeferMode::Auto, 1_000_000, &serial, lag)), "a 1 s build fits in 1.5 s");
+        match decide(DeferMode::Auto, 5_000_000, &serial, lag) {
+            Deferral::Keep { why } => assert!(why.contains("r1:3306") && why.contains("about 5 s") && why.contains("slave_parallel_threads"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(defers(decide(DeferMode::Always, 5_000_000, &serial, lag)));
+        assert!(!defers(decide(DeferMode::Never, 10, &[], lag)));
+    }
+
+    #[test]
+    fn parses_the_modes() {
+        assert_eq!(DeferMode::parse("AUTO"), Ok(DeferMode::Auto));
+        assert_eq!(DeferMode::parse("true"), Ok(DeferMode::Always));
+        assert_eq!(DeferMode::parse("false"), Ok(DeferMode::Never));
+        assert!(DeferMode::parse("sometimes").unwrap_err().contains("auto, always, never"));
     }
 
     #[test]

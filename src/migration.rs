@@ -31,7 +31,7 @@ use crate::server::{self, preflight, BinlogPosition, Server};
 use crate::state::RunState;
 use crate::verify::Verifier;
 use crate::hooks::{Hook, Hooks};
-use crate::indexes::{without_auto_increment, DeferredIndexes};
+use crate::indexes::{self, without_auto_increment, Deferral, DeferredIndexes};
 use crate::{apply, changelog, progress, throttle};
 
 /// Transactions buffered between the binlog reader and the applier.
@@ -145,8 +145,10 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
             (Arc::new(resumed_plan(&mut conn, &names, &original, &summary, &saved.header.shadow_ddl).await?), None)
         }
     };
-    let sample = if config.execute { None } else { time_sample_chunk(&server, &mut conn, &plan, state, config).await? };
-    print_plan(&plan, &original, &summary, &PlanFacts { instant, sample }, config);
+    let mut lag = throttle::LagProbe::new(&server, &mut conn, &config.throttler, &names, config.server_id).await?;
+    let index_builds = plan_index_builds(&server, &mut lag, config, &plan, original.estimated_rows).await;
+    let sample = if config.execute { None } else { time_sample_chunk(&server, &mut conn, &plan, state, config, index_builds.defer()).await? };
+    print_plan(&plan, &original, &summary, &PlanFacts { instant, sample, deferral: &index_builds.deferral }, config);
     hooks.run(Hook::Validated, state, &[]).await?;
     if !config.execute {
         created.drop_all(&mut conn).await?;
@@ -163,11 +165,13 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     state.rows_estimated.store(original.estimated_rows, Ordering::Relaxed);
     let deferred = match &resumed {
         Some(_) => DeferredIndexes::from_ddl(&plan.shadow_ddl).still_missing(&inspect::show_create(&mut conn, &names.database, &names.shadow).await?),
-        None if config.defer_secondary_indexes => DeferredIndexes::from_ddl(&plan.shadow_ddl).defer(&mut conn, &names).await?,
+        None if index_builds.defer() => DeferredIndexes::from_ddl(&plan.shadow_ddl).defer(&mut conn, &names).await?,
         None => DeferredIndexes::default(),
     };
-    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks, deferred };
-    migration.execute(&mut conn, created, resumed).await?;
+    let deferred = deferred.in_two_phases(index_builds.two_phase);
+    let builds_hold_up_replicas = !index_builds.standing_still.is_empty();
+    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks, deferred, builds_hold_up_replicas };
+    migration.execute(&mut conn, created, resumed, lag).await?;
     // A fresh connection: the first one may not have survived a server restart mid-run.
     migration.finish(&mut server.conn().await?, created).await?;
     report!(
@@ -465,25 +469,55 @@ async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, 
     result.map_err(preflight)
 }
 
+/// How the shadow's plain secondary indexes are built, given the replicas watched.
+struct IndexBuilds {
+    deferral: Deferral,
+    /// Builds are logged in two phases (MariaDB 10.8+).
+    two_phase: bool,
+    /// Watched replicas that would replay a build as one statement holding up their replication.
+    standing_still: Vec<String>,
+}
+
+impl IndexBuilds {
+    fn defer(&self) -> bool {
+        matches!(self.deferral, Deferral::Defer { .. })
+    }
+}
+
+/// Decides `--defer-secondary-indexes` for this table and these replicas.
+async fn plan_index_builds(server: &Server, lag: &mut throttle::LagProbe, config: &Config, plan: &Plan, rows: u64) -> IndexBuilds {
+    let two_phase = server::logs_alter_in_two_phases(server.facts.flavor, server.facts.version);
+    let candidates = DeferredIndexes::from_ddl(&plan.shadow_ddl);
+    let standing_still = if candidates.is_empty() { Vec::new() } else { lag.standing_still_during_ddl(two_phase).await };
+    let deferral = indexes::decide(config.defer_secondary_indexes, rows, &standing_still, config.throttler.max_lag);
+    if let Deferral::Keep { why } = &deferral {
+        if !candidates.is_empty() {
+            tracing::info!("secondary indexes {} are kept during the copy: {why}", candidates.names().join(", "));
+        }
+    }
+    IndexBuilds { deferral, two_phase, standing_still }
+}
+
 /// Rows in the dry run's sample chunk.
 const SAMPLE_CHUNK_ROWS: u64 = 10_000;
 
 /// Copies a sample chunk into the (dry run's) shadow as the copy would, deferred indexes left
 /// out, and rolls it back: its rows and how long it took.
-async fn time_sample_chunk(server: &Server, conn: &mut Conn, plan: &Arc<Plan>, state: &Arc<RunState>, config: &Config) -> Result<Option<(u64, std::time::Duration)>> {
-    if config.defer_secondary_indexes {
+async fn time_sample_chunk(server: &Server, conn: &mut Conn, plan: &Arc<Plan>, state: &Arc<RunState>, config: &Config, defer: bool) -> Result<Option<(u64, std::time::Duration)>> {
+    if defer {
         DeferredIndexes::from_ddl(&plan.shadow_ddl).defer(conn, &plan.names).await?;
     }
     Copier::new(server.clone(), plan.clone(), state.clone(), config.retries, ChunkSizer { target: config.chunk_time }).time_sample_chunk(SAMPLE_CHUNK_ROWS).await
 }
 
 /// What the printed plan says besides the plan itself.
-struct PlanFacts {
+struct PlanFacts<'a> {
     /// Whether the server could apply the ALTER in place, or why not; `None` when not tried
     /// (a resumed run).
     instant: Option<std::result::Result<(), String>>,
     /// A chunk copied and rolled back: its rows and how long it took.
     sample: Option<(u64, std::time::Duration)>,
+    deferral: &'a Deferral,
 }
 
 fn print_plan(plan: &Plan, original: &TableInfo, summary: &AlterSummary, facts: &PlanFacts, config: &Config) {
@@ -499,8 +533,10 @@ fn print_plan(plan: &Plan, original: &TableInfo, summary: &AlterSummary, facts: 
         None => {}
     }
     let deferred = DeferredIndexes::from_ddl(&plan.shadow_ddl);
-    if config.defer_secondary_indexes && !deferred.is_empty() {
-        report!(config, "  indexes:      {} built after the copy (--defer-secondary-indexes)", deferred.names().join(", "));
+    match facts.deferral {
+        _ if deferred.is_empty() => {}
+        Deferral::Defer { why } => report!(config, "  indexes:      {} built after the copy: {why}", deferred.names().join(", ")),
+        Deferral::Keep { why } => report!(config, "  indexes:      {} kept during the copy: {why}", deferred.names().join(", ")),
     }
     let (data, binlog) = plan::space_needed(original);
     report!(config, "  disk:         about {} MB for the new table, and about {} MB of binlog written by the copy", data >> 20, binlog >> 20);
@@ -546,11 +582,14 @@ struct Migration {
     hooks: Hooks,
     /// Secondary indexes dropped from the shadow table, built after the copy.
     deferred: DeferredIndexes,
+    /// A watched replica replays each build as one statement that holds up its replication,
+    /// so a build waits for low lag first.
+    builds_hold_up_replicas: bool,
 }
 
 impl Migration {
     /// Changelog, stream, applier, copy, cut-over.
-    async fn execute(&self, conn: &mut Conn, created: &Created, resumed: Option<checkpoint::Saved>) -> Result<()> {
+    async fn execute(&self, conn: &mut Conn, created: &Created, resumed: Option<checkpoint::Saved>, lag: throttle::LagProbe) -> Result<()> {
         let names = &self.plan.names;
         if resumed.is_none() {
             let id = conn.id();
@@ -581,7 +620,6 @@ impl Migration {
         ];
         let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
         let display = progress::spawn(self.state.clone(), self.config.progress, self.config.status_interval, self.hooks.clone());
-        let lag = throttle::LagProbe::new(&self.server, conn, &self.config.throttler, names, self.config.server_id).await?;
         let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), lag, self.config.chunk_time, self.state.clone());
 
         let result = self.copy_and_cut_over(rx, resumed.as_ref(), &start).await;
@@ -667,9 +705,9 @@ impl Migration {
         Ok(CopyWork { max, ranges, fresh: false, shared_locks: true, through_client: false })
     }
 
-    /// Adds the secondary indexes left out during the copy, one at a time, each once the watched
-    /// replicas are well under the lag limit: a replica runs each build as one DDL after the
-    /// primary, lagging by its length. The applier keeps replaying meanwhile.
+    /// Adds the secondary indexes left out during the copy, one at a time. When a watched
+    /// replica runs each build as one DDL after the primary, lagging by its length, each waits
+    /// until the replicas are well under the lag limit. The applier keeps replaying meanwhile.
     async fn build_deferred_indexes(&self) -> Result<()> {
         if self.deferred.is_empty() {
             return Ok(());
@@ -678,7 +716,9 @@ impl Migration {
         let mut conn = self.server.conn().await?;
         let names = &self.plan.names;
         for (i, index) in self.deferred.names().iter().enumerate() {
-            self.wait_for_low_lag().await?;
+            if self.builds_hold_up_replicas {
+                self.wait_for_low_lag().await?;
+            }
             tracing::info!("building secondary index {index}");
             self.deferred.build_one_retrying(&self.server, &mut conn, names, i, self.config.retries).await?;
         }

@@ -79,6 +79,12 @@ pub fn replica_hosts_statement(flavor: Flavor, version: Version) -> &'static str
     }
 }
 
+/// Whether the server can log an `ALTER` in two phases (`binlog_alter_two_phase`, MariaDB
+/// 10.8+), so that replicas applying in parallel run it beside the rest of their replication.
+pub fn logs_alter_in_two_phases(flavor: Flavor, version: Version) -> bool {
+    flavor == Flavor::MariaDb && version >= Version(10, 8, 1)
+}
+
 /// A binlog coordinate. Files of one server share a base name and a zero-padded sequence
 /// number, so (file, pos) orders like the log itself.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -429,6 +435,13 @@ mod tests {
         assert_eq!(replica_hosts_statement(Flavor::MariaDb, Version(10, 11, 0)), "SHOW SLAVE HOSTS");
         assert_eq!(replica_hosts_statement(Flavor::MySql, Version(8, 0, 21)), "SHOW SLAVE HOSTS");
         assert_eq!(replica_hosts_statement(Flavor::MySql, Version(8, 4, 0)), "SHOW REPLICAS");
+    }
+
+    #[test]
+    fn two_phase_alter_from_mariadb_10_8() {
+        assert!(!logs_alter_in_two_phases(Flavor::MariaDb, Version(10, 6, 20)));
+        assert!(logs_alter_in_two_phases(Flavor::MariaDb, Version(10, 11, 14)));
+        assert!(!logs_alter_in_two_phases(Flavor::MySql, Version(8, 4, 0)));
     }
 
     #[test]

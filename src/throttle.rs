@@ -288,6 +288,21 @@ impl LagProbe {
         Ok(LagProbe { server: server.clone(), replicas, heartbeat_sql: format!("SELECT value FROM {} WHERE id = 1", names.q(&names.changelog)) })
     }
 
+    /// The watched replicas that would replay a DDL as one statement holding up their
+    /// replication while it runs: all of them when the primary cannot log an ALTER in two
+    /// phases, otherwise those that do not apply in parallel (`slave_parallel_threads` = 0)
+    /// or cannot be asked.
+    pub async fn standing_still_during_ddl(&mut self, two_phase: bool) -> Vec<String> {
+        let mut standing_still = Vec::new();
+        for Watched { label, opts, conn } in &mut self.replicas {
+            let parallel = two_phase && parallel_threads(&self.server, opts, conn).await.is_ok_and(|threads| threads > 0);
+            if !parallel {
+                standing_still.push(label.clone());
+            }
+        }
+        standing_still
+    }
+
     /// Wait when any replica lags by `max_lag` or more, or cannot tell its lag. Records the
     /// highest lag read for the status output.
     async fn check(&mut self, max_lag: Duration, state: &crate::state::RunState) -> Verdict {
@@ -314,6 +329,23 @@ impl LagProbe {
     }
 }
 
+/// A MariaDB replica's `slave_parallel_threads`.
+async fn parallel_threads(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &mut Option<Conn>) -> std::result::Result<u64, String> {
+    let ask = async {
+        let threads: Option<u64> = replica_conn(server, opts, conn).await?.query_first("SELECT @@GLOBAL.slave_parallel_threads").await.map_err(|e| crate::error::describe_mysql_error(&e))?;
+        Ok(threads.unwrap_or(0))
+    };
+    tokio::time::timeout(LAG_READ_TIMEOUT, ask).await.unwrap_or_else(|_| Err("no answer".into()))
+}
+
+/// The open connection to a watched replica, opened if there is none.
+async fn replica_conn<'a>(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &'a mut Option<Conn>) -> std::result::Result<&'a mut Conn, String> {
+    if conn.is_none() {
+        *conn = Some(server.connect_other(opts).await?);
+    }
+    Ok(conn.as_mut().expect("connected above"))
+}
+
 /// How long a replica may take to answer before its lag counts as unreadable.
 const LAG_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -322,11 +354,7 @@ async fn read_lag(server: &crate::server::Server, opts: &mut mysql_async::Opts, 
 }
 
 async fn read_lag_unbounded(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
-    if conn.is_none() {
-        *conn = Some(server.connect_other(opts).await?);
-    }
-    let c = conn.as_mut().expect("connected above");
-    let value: Option<String> = c.query_first(sql).await.map_err(|e| crate::error::describe_mysql_error(&e))?;
+    let value: Option<String> = replica_conn(server, opts, conn).await?.query_first(sql).await.map_err(|e| crate::error::describe_mysql_error(&e))?;
     let written: u128 = value.ok_or("no heartbeat replicated yet")?.parse().map_err(|_| "an unreadable heartbeat".to_string())?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros();
     Ok(Duration::from_micros(now.saturating_sub(written) as u64))

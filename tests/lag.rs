@@ -295,3 +295,65 @@ async fn sigterm_while_waiting_for_replicas_cleans_up() {
     let after: Vec<mysql_async::Row> = conn.query("CHECKSUM TABLE t EXTENDED").await.unwrap();
     assert_eq!(after.into_iter().map(mysql_async::Row::unwrap).collect::<Vec<_>>(), before.into_iter().map(mysql_async::Row::unwrap).collect::<Vec<_>>());
 }
+
+/// Sets the replica's `slave_parallel_threads`, and back to 0 when dropped.
+struct ParallelReplica<'a>(&'a TestServer);
+
+impl ParallelReplica<'_> {
+    fn set(replica: &TestServer, threads: u32) -> ParallelReplica<'_> {
+        replica.sql(&format!("STOP SLAVE; SET GLOBAL slave_parallel_threads = {threads}; START SLAVE"));
+        ParallelReplica(replica)
+    }
+}
+
+impl Drop for ParallelReplica<'_> {
+    fn drop(&mut self) {
+        self.0.sql("STOP SLAVE; SET GLOBAL slave_parallel_threads = 0; START SLAVE");
+    }
+}
+
+/// Runs `ADD COLUMN` on a table with a plain secondary index under a lag limit shorter than the
+/// index build is estimated to take; returns the log and the primary's binlog events of the run.
+async fn migrate_with_an_index(db: &str, rows: u64) -> (String, String) {
+    let srv = server();
+    let mut conn = srv.fresh_database(db).await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT, KEY ka (a)) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq % 1000 FROM seq_1_to_{rows}")).await.unwrap();
+    conn.query_drop("ANALYZE TABLE t").await.unwrap();
+    let (file, pos): (String, u64) = conn.query_first("SHOW MASTER STATUS").await.unwrap().map(|row: mysql_async::Row| (row.get(0).unwrap(), row.get(1).unwrap())).unwrap();
+    let args = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--max-lag-millis", "300"];
+    let output = srv.alterego_command(&args).output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let ddl: (String, String) = conn.query_first("SHOW CREATE TABLE t").await.unwrap().unwrap();
+    assert!(ddl.1.contains("KEY `ka` (`a`)") && ddl.1.contains("`b` int"), "{}", ddl.1);
+    let events: Vec<mysql_async::Row> = conn.query(format!("SHOW BINLOG EVENTS IN '{file}' FROM {pos}")).await.unwrap();
+    let events = events.into_iter().map(|e| e.get::<String, _>("Info").unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    (stderr, events)
+}
+
+/// A replica that replays DDL one statement at a time would stand still for the whole deferred
+/// index build, past `--max-lag-millis` on this table: the index is kept during the copy. With
+/// `slave_parallel_threads` the build is logged in two phases, which the replica runs beside
+/// its replication, and it is deferred.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_builds_are_deferred_only_where_replicas_keep_replicating() {
+    let _turn = TURN.lock().await;
+    let replica = replica();
+    let address = format!("127.0.0.1:{}", replica.port);
+    // 600,000 rows: a build estimated at 0.6 s, over the 0.3 s limit.
+    let (stderr, events) = migrate_with_an_index("index_serial", 600_000).await;
+    assert!(stderr.contains(&format!("secondary indexes ka are kept during the copy: {address} would replay each build")), "{stderr}");
+    assert!(!stderr.contains("building secondary index"), "{stderr}");
+    assert!(!events.contains("START ALTER"), "{events}");
+
+    let _parallel = ParallelReplica::set(replica, 2);
+    let (stderr, events) = migrate_with_an_index("index_parallel", 600_000).await;
+    assert!(stderr.contains("secondary indexes ka are built after the copy") && stderr.contains("building secondary index ka"), "{stderr}");
+    let start_alter = events.find("START ALTER").unwrap_or_else(|| panic!("no two-phase ALTER in the binlog:\n{events}"));
+    assert!(events[start_alter..].contains("ALTER TABLE `index_parallel`.`_t_gho` ADD KEY `ka`"), "{events}");
+    // The replica has the built index.
+    let primary_pos = server().sql("SELECT @@gtid_binlog_pos");
+    replica.sql(&format!("SELECT MASTER_GTID_WAIT('{primary_pos}', 60)"));
+    assert!(replica.sql("SHOW CREATE TABLE index_parallel.t").contains("KEY `ka` (`a`)"));
+}
