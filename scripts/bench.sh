@@ -50,6 +50,7 @@ PTOSC_ARGS="${PTOSC_ARGS:-}"               # extra pt-online-schema-change flags
 CEILING=1
 BUILD=1
 RELOAD=0
+REPLICA_STOPPED=0
 JSON_OUT=""
 
 # The two ALTERs; every method runs the same text (INPLACE adds FORCE, see run_tool).
@@ -85,6 +86,9 @@ usage: scripts/bench.sh [options]
   --json FILE         JSON lines output (default $WORK/bench-results.jsonl)
   --no-build          use target/release/alterego as it is
   --reload            reload sbtest1_pristine even if one with --rows rows exists
+  --replica-stopped   stop the replica's replication during each method and let it catch up
+                      after: the primary alone, as if the replica ran on its own machine
+                      (no replica CPU on these cores, no lag throttle, no lag measured)
 Environment: ALTEREGO_ARGS, PTOSC_ARGS (extra flags), SANDBOX_DIR, SANDBOX_PORT,
 SANDBOX_REPLICA_PORT (which sandbox), BENCH_METHOD_TIMEOUT (seconds per method, 1800).
 EOF
@@ -132,6 +136,7 @@ parse_args() {
             --json=*) JSON_OUT=${1#*=} ;;
             --no-build) BUILD=0 ;;
             --reload) RELOAD=1 ;;
+            --replica-stopped) REPLICA_STOPPED=1 ;;
             -h|--help) usage; exit 0 ;;
             *) usage_error "unknown argument: $1" ;;
         esac
@@ -245,6 +250,18 @@ wait_replica() {
         ok="$(sql_replica -e "SELECT WAIT_FOR_EXECUTED_GTID_SET('$pos', 1800)")"
     fi
     [[ $ok == 0 ]] || die "the replica did not catch up with the primary within 30 minutes"
+}
+
+# --replica-stopped: replication off until the method ends, and the primary no longer lists
+# the replica (SHOW SLAVE HOSTS), so that no tool finds it to watch.
+stop_replication() {
+    sql_replica -e 'STOP SLAVE'
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -z "$(sql_primary -e 'SHOW SLAVE HOSTS')" ]] && return 0
+        sleep 0.1
+    done
+    die "the primary still lists its replica 10 s after STOP SLAVE"
 }
 
 table_agg() {  # primary|replica TABLE -> "count checksum"
@@ -537,6 +554,7 @@ run_measurement() {  # ALTER_NAME CONDITION METHOD
     local key="$name/$cond/$method" dir="$WORK/$name-$cond-$method"
     mkdir -p "$dir"
     reset_table
+    ((REPLICA_STOPPED)) && stop_replication
     log "$name, $cond: $method"
     local w_start=""
     if [[ $cond == load ]]; then
@@ -553,6 +571,7 @@ run_measurement() {  # ALTER_NAME CONDITION METHOD
         sleep 1   # writes reach the new table too
         stop_writer || wrc=$?
     fi
+    ((REPLICA_STOPPED)) && sql_replica -e 'START SLAVE'
     wait_replica
     local t_caught wall
     t_caught=$(now_us)
@@ -581,8 +600,8 @@ run_measurement() {  # ALTER_NAME CONDITION METHOD
         errors="$(writer_errors "$dir")"
         ((wrc == 0)) || { errors=$((errors + 1)); warn "the writer exited with status $wrc (see $dir/sysbench-writer.log)"; }
     fi
-    local lag
-    lag="$(max_lag_ms "$T_START" "$t_caught")"
+    local lag=null
+    ((REPLICA_STOPPED)) || lag="$(max_lag_ms "$T_START" "$t_caught")"
     local ae=(null null null null) phases=""
     if [[ $method == alterego* ]]; then
         read -r -a ae <<<"$(alterego_extras "$dir/status.jsonl")"
@@ -619,7 +638,8 @@ run_measurement() {  # ALTER_NAME CONDITION METHOD
             "$lag" "$RSS_KB" "$TOOL_CPU_S" "$server_cpu" "$other_cpu" "$deadlocks"
         printf '"alterego_throttled_s":%s,"alterego_max_backlog":%s,"alterego_lag_max_ms":%s,"cut_over_lock_ms":%s,"alterego_phases_s":"%s",' \
             "${ae[0]}" "${ae[1]}" "${ae[2]}" "${ae[3]}" "$phases"
-        printf '"data_check":"%s","data_detail":"%s","log_dir":"%s"}\n' "$DATA" "$DATA_DETAIL" "$dir"
+        printf '"replica_stopped":%s,"data_check":"%s","data_detail":"%s","log_dir":"%s"}\n' \
+            "$( ((REPLICA_STOPPED)) && echo true || echo false)" "$DATA" "$DATA_DETAIL" "$dir"
     } >>"$JSON_OUT"
 
     local wtxt=""
@@ -742,6 +762,7 @@ print_summary() {
     local name cond method key noisy=()
     echo
     echo "== alterego benchmark: $ROWS rows, ${SERVER_VERSION}, $(nproc) cores, writer $RATE tx/s on $WRITER_THREADS threads =="
+    ((REPLICA_STOPPED)) && echo "(--replica-stopped: replication was off during each method, so no tool saw a replica; lag was not measured)"
     local fmt='%-16s %-4s %-15s %7s %7s %5s %16s %7s %3s %8s %6s %6s %7s %6s %3s %s\n'
     # shellcheck disable=SC2059
     printf "$fmt" ALTER cond method wall_s rows/s xCOPY "p99_ms base>mig" max_ms err stall_ms lag_ms rss_MB \
