@@ -162,6 +162,8 @@ pub mod codes {
     /// A consistent snapshot read a table whose definition changed after it began (an index
     /// built on the shadow during the verification).
     pub const TABLE_DEF_CHANGED: u16 = 1412;
+    /// ER_DUP_KEYNAME: the table already has an index of that name.
+    pub const DUPLICATE_KEY_NAME: u16 = 1061;
 
     /// Conflicts that go away when retried after other sessions finish.
     pub fn is_transient(code: u16) -> bool {

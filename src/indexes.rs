@@ -165,11 +165,14 @@ impl DeferredIndexes {
 
     /// [`DeferredIndexes::build_one`], again after a lost connection (a server restart) or a
     /// transient error, up to `retries` attempts; an ALTER whose connection was lost may have
-    /// finished, so the shadow's DDL is read before each new attempt.
+    /// finished, so the shadow's DDL is read before each new attempt. The index existing
+    /// already, as this definition, counts as built: the ALTER of an interrupted run lives on
+    /// in the server after its client died, and may finish while a resumed run builds.
     pub async fn build_one_retrying(&self, server: &crate::server::Server, conn: &mut Conn, names: &TableNames, i: usize, retries: u32) -> Result<()> {
         let mut attempt = 1;
         loop {
             let error = match self.build_one(conn, names, i).await {
+                Err(e) if e.server_code() == Some(crate::error::codes::DUPLICATE_KEY_NAME) && self.is_built(conn, names, i).await => return Ok(()),
                 Err(e) if e.transient && attempt < retries => e,
                 other => return other,
             };
@@ -177,11 +180,15 @@ impl DeferredIndexes {
             tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
             attempt += 1;
             server.reconnect_if_lost(conn).await;
-            let built = crate::inspect::show_create(conn, &names.database, &names.shadow).await.is_ok_and(|ddl| defines(&ddl, &self.definitions[i]));
-            if built {
+            if self.is_built(conn, names, i).await {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether the shadow table has the index `i`, as defined here.
+    async fn is_built(&self, conn: &mut Conn, names: &TableNames, i: usize) -> bool {
+        crate::inspect::show_create(conn, &names.database, &names.shadow).await.is_ok_and(|ddl| defines(&ddl, &self.definitions[i]))
     }
 
     /// Checks that, with every index built, the shadow table is exactly what the ALTER produced

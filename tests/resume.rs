@@ -148,3 +148,64 @@ async fn resume_refuses_a_changed_alter_and_purged_binlogs() {
     assert!(stderr(&out).contains("no interrupted run of this migration was found"), "{}", stderr(&out));
     assert_eq!(tables(&mut conn).await, vec!["t".to_string(), "t_oracle".into()]);
 }
+
+/// Sessions running the deferred build of `ia` on the shadow and waiting on a metadata lock.
+async fn waiting_index_builds(conn: &mut Conn) -> usize {
+    let n: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%ALTER TABLE `resume_build`.`_t_gho` ADD KEY `ia`%' AND STATE LIKE '%metadata lock%'")
+        .await
+        .unwrap();
+    n.unwrap_or(0) as usize
+}
+
+async fn wait_for_waiting_builds(conn: &mut Conn, child: &mut Child, builds: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while waiting_index_builds(conn).await < builds {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before {builds} index builds waited");
+        if Instant::now() > deadline {
+            let sessions: Vec<(Option<String>, Option<String>)> = conn.query("SELECT STATE, INFO FROM information_schema.PROCESSLIST WHERE INFO IS NOT NULL").await.unwrap();
+            panic!("{builds} index builds never waited on the shadow's metadata lock; sessions: {sessions:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// kill -9 during the deferred index build: the server goes on with the dead run's ALTER, so
+/// the resumed run may find the index missing, start building it, and find it built by the
+/// time its own ALTER runs (error 1061, duplicate key name). That counts as built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_while_the_killed_runs_index_build_goes_on() {
+    let db = "resume_build";
+    let mut conn = setup(db).await;
+    let command = args(db, ALTER, &["--defer-secondary-indexes=always"]);
+    let mut first = spawn(&command);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let copied: u64 = conn.query_first("SELECT COUNT(*) FROM _t_ghk").await.ok().flatten().unwrap_or(0);
+        if copied > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline && first.try_wait().unwrap().is_none(), "the copy never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The copy is under way. An open transaction that read the shadow holds every ALTER of it
+    // at its metadata lock.
+    let mut reader = server().conn(Some(db)).await;
+    reader.query_drop("START TRANSACTION").await.unwrap();
+    reader.query_drop("SELECT COUNT(*) FROM _t_gho").await.unwrap();
+    wait_for_waiting_builds(&mut conn, &mut first, 1).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let mut resumed = server().alterego_command(&command).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for_waiting_builds(&mut conn, &mut resumed, 2).await;
+    reader.query_drop("COMMIT").await.unwrap();
+    let output = tokio::task::spawn_blocking(move || resumed.wait_with_output()).await.unwrap().unwrap();
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert!(log.contains("resuming the interrupted run"), "{log}");
+    let ddl: (String, String) = conn.query_first("SHOW CREATE TABLE t").await.unwrap().unwrap();
+    assert!(ddl.1.contains("KEY `ia` (`a`)") && ddl.1.contains("`c` int(11) DEFAULT 5"), "{}", ddl.1);
+    assert_same_rows(&mut conn, "SELECT id, a, b FROM t ORDER BY id", "SELECT id, a, b FROM t_oracle ORDER BY id").await;
+    assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()]);
+}

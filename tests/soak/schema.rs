@@ -449,8 +449,22 @@ impl Ty {
             Ty::Decimal { precision, scale } if *precision < 60 => Some(Ty::Decimal { precision: precision + 2, scale: scale + 1 }),
             Ty::Str { kind: StrKind::Varchar(n), charset, collation } => Some(Ty::Str { kind: StrKind::Varchar(n + rng_len(rng, 1, 100)), charset: *charset, collation }),
             Ty::Bytes(BytesKind::Varbinary(n)) => Some(Ty::Bytes(BytesKind::Varbinary(n + rng_len(rng, 1, 64)))),
+            // Each value converts exactly; a FLOAT's changes with its precision, so the writers
+            // leave a FLOAT widened to DOUBLE alone (see `is_value_changing_widening`).
+            Ty::Float => Some(Ty::Double),
+            Ty::Date => Some(Ty::Datetime { fsp: rng_len(rng, 0, 6) }),
+            Ty::Time { fsp } if *fsp < 6 => Some(Ty::Time { fsp: rng_len(rng, i64::from(*fsp) + 1, 6) }),
+            Ty::Datetime { fsp } if *fsp < 6 => Some(Ty::Datetime { fsp: rng_len(rng, i64::from(*fsp) + 1, 6) }),
+            Ty::Timestamp { fsp } if *fsp < 6 => Some(Ty::Timestamp { fsp: rng_len(rng, i64::from(*fsp) + 1, 6) }),
+            Ty::Bit { bits } if *bits < 64 => Some(Ty::Bit { bits: rng_len(rng, i64::from(*bits) + 1, 64) }),
             _ => None,
         }
+    }
+
+    /// Whether widening this type to `wider` changes what a value written afterwards is stored
+    /// as: a FLOAT literal (or default) stored as DOUBLE keeps digits that FLOAT rounds away.
+    pub fn is_value_changing_widening(&self, wider: &Ty) -> bool {
+        matches!((self, wider), (Ty::Float, Ty::Double))
     }
 
     /// Whether an index over this column needs a prefix length, and whether it can be indexed.
