@@ -48,6 +48,15 @@ pub async fn write_marker(conn: &mut Conn, names: &TableNames, n: u64) -> Result
     write(conn, names, MARKER_ID, MARKER_HINT, n.to_string()).await
 }
 
+/// The last cut-over marker written to the changelog, if any.
+pub async fn last_marker(conn: &mut Conn, names: &TableNames) -> Result<Option<u64>> {
+    let value: Option<String> = conn
+        .exec_first(format!("SELECT value FROM {} WHERE id = ?", names.q(&names.changelog)), (MARKER_ID,))
+        .await
+        .context(|| "reading the last cut-over marker of the interrupted run".into())?;
+    Ok(value.and_then(|v| v.parse().ok()))
+}
+
 /// Writes the heartbeat until the run stops. A failed write is logged, not fatal: the heartbeat
 /// only keeps the stream moving and (later) measures lag.
 pub fn spawn_heartbeat(server: Server, names: TableNames, state: Arc<RunState>) -> tokio::task::JoinHandle<()> {

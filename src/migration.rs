@@ -591,10 +591,17 @@ impl Migration {
     /// Changelog, stream, applier, copy, cut-over.
     async fn execute(&self, conn: &mut Conn, created: &Created, resumed: Option<checkpoint::Saved>, lag: throttle::LagProbe) -> Result<()> {
         let names = &self.plan.names;
-        if resumed.is_none() {
-            let id = conn.id();
-            created.creating(id, &names.changelog, changelog::create(conn, names)).await?;
-            created.creating(id, &names.checkpoint, checkpoint::create(conn, names, &self.plan.key_source)).await?;
+        match resumed {
+            None => {
+                let id = conn.id();
+                created.creating(id, &names.changelog, changelog::create(conn, names)).await?;
+                created.creating(id, &names.checkpoint, checkpoint::create(conn, names, &self.plan.key_source)).await?;
+            }
+            Some(_) => {
+                if let Some(marker) = changelog::last_marker(conn, names).await? {
+                    self.state.markers_above(marker);
+                }
+            }
         }
         let changelog_info = inspect::load(conn, &names.database, &names.changelog).await?.ok_or_else(|| Error::failed("the changelog table vanished"))?;
         let original_info = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| Error::failed("the original table vanished"))?;

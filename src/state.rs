@@ -85,8 +85,11 @@ pub struct RunState {
 
 impl RunState {
     /// A run's state, writing `--status-json` lines to `status` if given.
+    /// Its markers start at the current time in microseconds: above those of an earlier run on
+    /// the same changelog (see [`RunState::markers_above`]).
     pub fn new(status: Option<crate::status::StatusSink>) -> RunState {
-        RunState { status, ..Default::default() }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
+        RunState { status, last_marker: AtomicU64::new(now), ..Default::default() }
     }
 
     /// The run's current phase, for people: "copying", "cutting over", ...
@@ -105,9 +108,17 @@ impl RunState {
         crate::status::emit(self.status.as_ref(), self, event, extra);
     }
 
-    /// A marker number never used before in this run.
+    /// A marker number never used before, in this run or an earlier one on its changelog.
     pub fn next_marker(&self) -> u64 {
         self.last_marker.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Makes the next markers higher than `marker`, the last one an interrupted run wrote. A
+    /// resumed run replays that run's markers, which must not pass for its own; and writing the
+    /// value the changelog row already holds changes nothing, so leaves no binlog event for the
+    /// applier to see, and a wait for it would never end.
+    pub fn markers_above(&self, marker: u64) {
+        self.last_marker.fetch_max(marker, Ordering::SeqCst);
     }
 
     pub fn throttle_reason(&self) -> Option<String> {
@@ -192,4 +203,21 @@ pub fn spawn_stage(name: &str, runtime: tokio::runtime::Handle, state: std::sync
             }
         })
         .expect("spawning a pipeline thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_pass_an_interrupted_runs_and_never_repeat() {
+        let state = RunState::new(None);
+        let first = state.next_marker();
+        assert!(state.next_marker() > first);
+        state.markers_above(first + 1_000_000);
+        assert!(state.next_marker() > first + 1_000_000);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let fresh = RunState::new(None);
+        assert!(fresh.next_marker() > first, "a later run starts above an earlier one's markers");
+    }
 }

@@ -209,3 +209,42 @@ async fn resume_while_the_killed_runs_index_build_goes_on() {
     assert_same_rows(&mut conn, "SELECT id, a, b FROM t ORDER BY id", "SELECT id, a, b FROM t_oracle ORDER BY id").await;
     assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()]);
 }
+
+/// kill -9 while the cut-over is postponed, under writes: the resumed run replays the killed
+/// run's verification marker from the binlog and writes markers of its own, which must not be
+/// taken for the old ones (an equal value rewritten leaves no binlog event, so the wait for it
+/// never ended: "the applier did not catch up").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_while_postponed_then_resume_swaps() {
+    let db = "resume_postponed";
+    let mut conn = setup(db).await;
+    let running = workload().start(server().opts(Some(db)), 3);
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let postpone = dir.join(format!("{db}-postpone-{}", std::process::id()));
+    let status = dir.join(format!("{db}-status-{}", std::process::id()));
+    std::fs::write(&postpone, "").unwrap();
+    let _ = std::fs::remove_file(&status);
+    let (postpone_arg, status_arg) = (postpone.to_str().unwrap().to_string(), status.to_str().unwrap().to_string());
+    let command = args(db, ALTER, &["--postpone-cut-over-flag-file", &postpone_arg, "--status-json", &status_arg]);
+    let mut first = spawn(&command);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&status).unwrap_or_default().contains("\"state\":\"postponed\"") {
+        assert!(first.try_wait().unwrap().is_none(), "the run ended before its cut-over");
+        assert!(Instant::now() < deadline, "the run never reached its cut-over");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::fs::remove_file(&postpone).unwrap();
+
+    let owned: Vec<String> = command.iter().map(|a| a.to_string()).collect();
+    let resumed = tokio::task::spawn_blocking(move || server().alterego(&owned.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.stop().await;
+    assert_success(&resumed);
+    let log = stderr(&resumed);
+    assert!(log.contains("resuming the interrupted run") && log.contains("cut-over done"), "{log}");
+    assert_same_rows(&mut conn, "SELECT id, a, b FROM t ORDER BY id", "SELECT id, a, b FROM t_oracle ORDER BY id").await;
+    assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()]);
+}
