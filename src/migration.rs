@@ -682,8 +682,24 @@ impl Migration {
     }
 
     /// A first run: reads the highest key and records the run's header and starting position,
-    /// so that from here on the run can be resumed.
+    /// so that from here on the run can be resumed. Tried again from the start after a lost
+    /// connection (a server restart), up to `--default-retries` times: each step is a read or
+    /// an upsert.
     async fn first_checkpoint(&self, copier: &Copier, start: &BinlogPosition) -> Result<CopyWork> {
+        let mut attempt = 1;
+        loop {
+            match self.write_first_checkpoint(copier, start).await {
+                Err(e) if e.transient && attempt < self.config.retries => {
+                    tracing::warn!("recording the first checkpoint (attempt {attempt}): {e}; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt.min(10)))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_first_checkpoint(&self, copier: &Copier, start: &BinlogPosition) -> Result<CopyWork> {
         let max = copier.max_key().await?;
         let names = &self.plan.names;
         let mut conn = self.server.conn().await?;

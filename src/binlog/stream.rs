@@ -183,13 +183,14 @@ impl Reader {
         let mut stream = match runtime.block_on(self.open()) {
             Ok(s) => s,
             // The run's other connections have just worked with the same options: a reader
-            // that cannot start at all will not start later either, so fail now instead of
-            // retrying for minutes.
-            Err(e) if !self.connected_once => {
-                return Err(Error::failed(format!("the binlog reader could not start reading at {}: {e}", self.committed))
+            // the server refuses (no privilege, a purged file) will not start later either, so
+            // fail now instead of retrying for minutes. A connection refused or reset is a
+            // server (re)starting, and is tried again like a lost stream.
+            Err(e) if !self.connected_once && crate::error::server_code(&e).is_some() => {
+                return Err(Error::failed(format!("the binlog reader could not start reading at {}: {}", self.committed, describe_mysql_error(&e)))
                     .with_fix("check that the user has REPLICATION SLAVE and that the binlog file is still on the server (SHOW BINARY LOGS)"))
             }
-            Err(e) => return Ok(StreamEnd::Lost(e)),
+            Err(e) => return Ok(StreamEnd::Lost(describe_mysql_error(&e))),
         };
         self.connected_once = true;
         let mut file = self.committed.file.clone();
@@ -271,14 +272,14 @@ impl Reader {
         }
     }
 
-    async fn open(&self) -> std::result::Result<mysql_async::BinlogStream, String> {
-        let mut conn = Conn::new(self.server.opts().clone()).await.map_err(|e| describe_mysql_error(&e))?;
+    async fn open(&self) -> std::result::Result<mysql_async::BinlogStream, mysql_async::Error> {
+        let mut conn = Conn::new(self.server.opts().clone()).await?;
         if self.server.facts.flavor == Flavor::MariaDb {
-            conn.query_drop("SET @mariadb_slave_capability = 4").await.map_err(|e| describe_mysql_error(&e))?;
+            conn.query_drop("SET @mariadb_slave_capability = 4").await?;
         }
-        conn.query_drop("SET @master_heartbeat_period = 1000000000").await.map_err(|e| describe_mysql_error(&e))?;
+        conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
         let request = BinlogStreamRequest::new(self.server_id).with_filename(self.committed.file.as_bytes()).with_pos(self.committed.pos);
-        conn.get_binlog_stream(request).await.map_err(|e| describe_mysql_error(&e))
+        conn.get_binlog_stream(request).await
     }
 
     fn target_for(&self, tme: &mysql_async::binlog::events::TableMapEvent<'_>) -> Result<Target> {
