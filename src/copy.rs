@@ -19,7 +19,7 @@
 //! its own, so their order does not matter. Chunk sizes follow `--chunk-time` (see
 //! [`ChunkSizer`]).
 //!
-//! Invariants: no chunk is handed out while the run is throttled; chunks are disjoint and walk the chosen key in order up to the maximum key seen
+//! Invariants: no chunk starts while the run is throttled (the chunks already running finish); chunks are disjoint and walk the chosen key in order up to the maximum key seen
 //! at the start (rows inserted later arrive through the binlog); a chunk that collides with a
 //! different row on a unique key is retried once the applier has caught up (the other row may
 //! be a stale image), and fails the run naming the key range when the collision persists.
@@ -59,6 +59,13 @@ enum Read {
     Plain,
     /// Without locks and without the upsert clause: a duplicate names its index.
     Bare,
+}
+
+/// Where the copy stands: the ranges of the key not handed out yet, the first of them
+/// starting after the last chunk handed out, and the connection that finds chunk boundaries.
+struct Cursor {
+    conn: Conn,
+    ranges: std::collections::VecDeque<KeyRange>,
 }
 
 /// What a copy has to do: the key ranges not copied yet, up to the highest key at the start.
@@ -302,9 +309,10 @@ impl Copier {
     }
 
     /// Copies every chunk with up to `MAX_THREADS` workers, of which the first `live.threads`
-    /// take ranges (so `threads=N` takes effect at the next chunk). One producer walks the key
-    /// and hands out disjoint ranges; each worker copies them on its own connection, opened
-    /// when it first works. Returns early (Ok) when the run is stopping; the caller checks why.
+    /// take chunks (so `threads=N` takes effect at the next chunk). A worker takes the next
+    /// chunk from a shared cursor over the key only when it is about to copy it, so a new chunk
+    /// size or a throttle applies to every chunk not started yet; each worker copies on its own
+    /// connection, opened when it first works. Returns early (Ok) when the run is stopping; the caller checks why.
     pub async fn run(&self, work: CopyWork) -> Result<()> {
         // Whatever happens, the applier must not wait for the copy once it has ended.
         let result = self.copy_all(work).await;
@@ -336,49 +344,19 @@ impl Copier {
             (false, false) => {}
         }
         self.state.pending_keys.set(pending);
-        let mut conn = self.server.conn().await?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<KeyRange>(2);
-        let rx = tokio::sync::Mutex::new(rx);
-        let producer_done = std::sync::atomic::AtomicBool::new(false);
-        let done = &producer_done;
-        let producer = async move {
-            'ranges: for (start, end) in work.ranges {
-                let mut lower = start;
-                loop {
-                    if self.state.stopping() {
-                        break 'ranges;
-                    }
-                    if self.state.throttle_reason().is_some() {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                    let upper = self.next_upper(&mut conn, lower.as_deref(), &end).await?;
-                    self.state.pending_keys.hand_out(&upper);
-                    let last = upper == end;
-                    if tx.send((lower.take(), upper.clone())).await.is_err() {
-                        break 'ranges;
-                    }
-                    if last {
-                        break;
-                    }
-                    lower = Some(upper);
-                }
-            }
-            done.store(true, Ordering::SeqCst);
-            Ok(())
-        };
-        let workers = (0..MAX_THREADS).map(|id| self.worker(id, &rx, done));
-        // The first error ends both sides: a failed worker must not leave the producer waiting.
-        tokio::try_join!(producer, futures_util::future::try_join_all(workers))?;
+        let cursor = tokio::sync::Mutex::new(Cursor { conn: self.server.conn().await?, ranges: work.ranges.into() });
+        let exhausted = std::sync::atomic::AtomicBool::new(false);
+        let workers = (0..MAX_THREADS).map(|id| self.worker(id, &cursor, &exhausted));
+        futures_util::future::try_join_all(workers).await?;
         if self.state.stopping() {
             return Ok(());
         }
         self.copy_deferred_rows(&mut self.server.conn().await?).await
     }
 
-    /// Copies the ranges it is handed until there are none left, while its `id` is below the
-    /// live thread count; idle otherwise.
-    async fn worker(&self, id: u64, ranges: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<KeyRange>>, producer_done: &std::sync::atomic::AtomicBool) -> Result<()> {
+    /// Copies the next chunk until there are none left, while its `id` is below the live thread
+    /// count; idle otherwise.
+    async fn worker(&self, id: u64, cursor: &tokio::sync::Mutex<Cursor>, exhausted: &std::sync::atomic::AtomicBool) -> Result<()> {
         let mut conn: Option<Conn> = None;
         let mut active = false;
         let result = async {
@@ -389,18 +367,16 @@ impl Copier {
                     if active { self.state.copy_workers.fetch_add(1, Ordering::Relaxed) } else { self.state.copy_workers.fetch_sub(1, Ordering::Relaxed) };
                 }
                 if !active {
-                    // Never wait on the receiver here: an active worker holds it while it waits
-                    // for a range, and an idle one must keep watching the thread count.
-                    if self.state.stopping() || producer_done.load(Ordering::SeqCst) {
+                    if self.state.stopping() || exhausted.load(Ordering::SeqCst) {
                         return Ok(());
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
-                let Some((lower, upper)) = ranges.lock().await.recv().await else { return Ok(()) };
-                if self.state.stopping() {
+                let Some((lower, upper)) = self.next_range(&mut *cursor.lock().await).await? else {
+                    exhausted.store(true, Ordering::SeqCst);
                     return Ok(());
-                }
+                };
                 if conn.is_none() {
                     conn = Some(self.server.conn().await?);
                 }
@@ -424,6 +400,25 @@ impl Copier {
             self.state.copy_workers.fetch_sub(1, Ordering::Relaxed);
         }
         result
+    }
+
+    /// The next chunk, of the current chunk size from where the last one ended, once the run is
+    /// not throttled. None when every range is handed out or the run is stopping.
+    async fn next_range(&self, cursor: &mut Cursor) -> Result<Option<KeyRange>> {
+        while self.state.throttle_reason().is_some() && !self.state.stopping() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let Some((lower, end)) = cursor.ranges.front().cloned().filter(|_| !self.state.stopping()) else {
+            return Ok(None);
+        };
+        let upper = self.next_upper(&mut cursor.conn, lower.as_deref(), &end).await?;
+        self.state.pending_keys.hand_out(&upper);
+        if upper == end {
+            cursor.ranges.pop_front();
+        } else {
+            cursor.ranges[0].0 = Some(upper.clone());
+        }
+        Ok(Some((lower, upper)))
     }
 
     /// Every key up to `max` is pending at the start, when the key is one integer column.

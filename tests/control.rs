@@ -79,6 +79,37 @@ async fn throttle_flag_file_pauses_the_copy() {
     assert!(stderr.contains("throttled: the throttle flag file") && stderr.contains("throttle lifted"), "{stderr}");
 }
 
+/// Chunks handed out before a throttle began wait with it: only those already running finish.
+/// The copy's inserts are held behind a locking read of the shadow while the throttle starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_lets_only_the_running_chunks_finish() {
+    const CHUNK: u64 = 100;
+    const THREADS: u64 = 2;
+    let mut conn = setup("throttle_running").await;
+    let file = flag("throttle-running");
+    let mut child = start("throttle_running", &["--throttle-flag-file", file.to_str().unwrap(), "--chunk-time", "0", "--threads", &THREADS.to_string()]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    while shadow_rows(&mut conn).await.unwrap_or(0) == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the migration ended early");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut holder = server().conn(Some("throttle_running")).await;
+    holder.query_drop("BEGIN").await.unwrap();
+    let held: u64 = holder.query_first("SELECT COUNT(*) FROM _t_gho FOR UPDATE").await.unwrap().unwrap();
+    assert!(held < ROWS, "the copy ended before the shadow was locked");
+    std::fs::write(&file, "").unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    holder.query_drop("COMMIT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = shadow_rows(&mut conn).await.unwrap();
+    assert!(after <= held + THREADS * CHUNK, "{} rows copied while throttled; at most {} chunks of {CHUNK} were running", after - held, THREADS);
+    std::fs::remove_file(&file).unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (count, sum): (u64, u64) = conn.query_first("SELECT COUNT(*), SUM(a) FROM t").await.unwrap().unwrap();
+    assert_eq!((count, sum), (ROWS, ROWS * (ROWS + 1) / 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_load_pauses_the_copy() {
     let mut conn = setup("max_load").await;
