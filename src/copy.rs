@@ -1,7 +1,9 @@
 //! Copying the existing rows into the shadow table in key-range chunks.
 //!
 //! Each chunk is one `INSERT INTO shadow ... SELECT ... FROM original WHERE <key range>
-//! ... ON DUPLICATE KEY UPDATE ...`, in the same transaction as the chunk's checkpoint record.
+//! ... ON DUPLICATE KEY UPDATE ...`, in the same transaction as the chunk's checkpoint record
+//! (with plain reads, first tried without the upsert clause, which is cheaper; see
+//! [`Copier::copy_chunk`]).
 //! Two ways to read the original:
 //!
 //! - With shared locks (`LOCK IN SHARE MODE`, as gh-ost does): they hold the chunk's rows still
@@ -660,12 +662,15 @@ impl Copier {
     }
 
     /// Copies a chunk and records it as finished, in one transaction. With plain reads the
-    /// transaction is READ COMMITTED, where `INSERT ... SELECT` reads without locks.
+    /// transaction is READ COMMITTED, where `INSERT ... SELECT` reads without locks, and the
+    /// chunk is first inserted without the upsert clause, which costs about a tenth of the
+    /// statement's time: on a first run the shadow rarely holds a row of a chunk not copied yet
+    /// (only one the applier wrote after the chunk was handed out). A duplicate on the chosen
+    /// key rolls back that statement alone, and the upsert runs in its place.
     async fn copy_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<u64, mysql_async::Error> {
         let (range, params) = self.range(lower, upper);
         let plain = self.plain_reads.load(Ordering::Relaxed);
         let through_client = plain && self.through_client.load(Ordering::Relaxed);
-        let sql = if plain { self.insert_select(&range, Read::Plain) } else { self.chunk_insert(&range) };
         let (record, record_params) = checkpoint::record_chunk(&self.plan.names, lower, upper);
         if plain {
             conn.query_drop("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
@@ -673,8 +678,16 @@ impl Copier {
         in_transaction(conn, async |c| {
             let rows = if through_client {
                 self.copy_through_client(c, &range, params).await?
+            } else if plain {
+                match c.exec_drop(self.insert_select(&range, Read::Bare), params.clone()).await {
+                    Err(mysql_async::Error::Server(e)) if e.code == codes::DUPLICATE_KEY && names_index(&e.message, &self.plan.shadow_key_name) => {
+                        c.exec_drop(self.insert_select(&range, Read::Plain), params).await?;
+                    }
+                    other => other?,
+                }
+                records_of(&c.info())
             } else {
-                c.exec_drop(sql, params).await?;
+                c.exec_drop(self.chunk_insert(&range), params).await?;
                 records_of(&c.info())
             };
             c.exec_drop(record, record_params).await?;

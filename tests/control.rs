@@ -307,6 +307,37 @@ async fn hooks_run_at_their_stages_without_the_password() {
     drop(conn);
 }
 
+/// A first run inserts each chunk without the upsert clause; a row already in the shadow (as the
+/// applier leaves one it replayed after the chunk was handed out) makes the chunk upsert
+/// instead, and the copied image replaces the row. The row is put there while the
+/// on-before-row-copy hook holds the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_already_in_the_shadow_is_replaced_by_its_chunk() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut conn = setup("chunk_upsert").await;
+    let (dir, started) = empty_hooks_dir("chunk_upsert");
+    let release = flag("chunk_upsert.release");
+    let hook = dir.join("gh-ost-on-before-row-copy");
+    let script = format!("#!/bin/sh\ntouch {}\nwhile [ ! -f {} ]; do sleep 0.02; done\n", started.display(), release.display());
+    std::fs::write(&hook, script).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = start("chunk_upsert", &["--hooks-path", dir.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy never got to its hook");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    conn.query_drop("INSERT INTO _t_gho (id, a) VALUES (5, -5)").await.unwrap();
+    std::fs::write(&release, "").unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("collides on a unique key"), "the row was taken for a collision: {stderr}");
+    let a: i64 = conn.query_first("SELECT a FROM t WHERE id = 5").await.unwrap().unwrap();
+    assert_eq!(a, 5, "the copied image did not replace the row in the shadow");
+    let (count, sum): (u64, u64) = conn.query_first("SELECT COUNT(*), SUM(a) FROM t").await.unwrap().unwrap();
+    assert_eq!((count, sum), (ROWS, ROWS * (ROWS + 1) / 2));
+}
+
 /// Writes a hook that logs, `|`-separated, its name and the progress it is told: the status
 /// text, the throttle reason, rows copied and estimated, and the database.
 fn progress_hook(dir: &std::path::Path, name: &str, log: &std::path::Path) {
