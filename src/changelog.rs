@@ -67,7 +67,7 @@ pub fn spawn_heartbeat(server: Server, names: TableNames, state: Arc<RunState>) 
                 conn = server.conn().await.ok();
             }
             if let Some(c) = conn.as_mut() {
-                let now = format!("{:?}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros());
+                let now = format!("{:?}", crate::state::since_epoch().as_micros());
                 if let Err(e) = write(c, &names, HEARTBEAT_ID, HEARTBEAT_HINT, now).await {
                     tracing::debug!("heartbeat: {e}");
                     conn = None;

@@ -100,6 +100,8 @@ pub struct Copier {
     through_client: std::sync::atomic::AtomicBool,
     /// The most rows the sizer gives a chunk: lowered when a chunk outgrew the binlog cache.
     ceiling: std::sync::atomic::AtomicU64,
+    /// The replica's cap on chunk sizes last logged (`u64::MAX`: none yet).
+    replica_cap_said: std::sync::atomic::AtomicU64,
 }
 
 /// Sizes chunks toward a target duration (`--chunk-time`): after each chunk, the rows that
@@ -307,7 +309,7 @@ pub fn key_range(key: &[String], lower: Option<&[Value]>, upper: &[Value]) -> (S
 impl Copier {
     /// The chunk size is read from `state.live` before every chunk, so it can change mid-run.
     pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32, sizer: ChunkSizer) -> Copier {
-        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default(), plain_reads: Default::default(), through_client: Default::default(), ceiling: std::sync::atomic::AtomicU64::new(MAX_CHUNK_ROWS) }
+        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default(), plain_reads: Default::default(), through_client: Default::default(), ceiling: std::sync::atomic::AtomicU64::new(MAX_CHUNK_ROWS), replica_cap_said: std::sync::atomic::AtomicU64::new(u64::MAX) }
     }
 
     /// Copies every chunk with up to `MAX_THREADS` workers, of which the first `live.threads`
@@ -394,6 +396,9 @@ impl Copier {
                 }
                 let copied = copied?;
                 RunState::count(&self.state.rows_copied, copied);
+                if self.state.replica_lag_ms.lock().expect("lag lock").is_some() {
+                    self.state.replay_pace.lock().expect("pace lock").committed(crate::state::since_epoch(), copied);
+                }
                 self.resize(copied, started.elapsed());
             }
         }
@@ -433,15 +438,33 @@ impl Copier {
         }
     }
 
-    /// Sets the size of the chunks to come from how long this one took.
+    /// Sets the size of the chunks to come from how long this one took, and, when sized by
+    /// time, at most what the slowest watched replica replays in half of `--max-lag-millis`.
     fn resize(&self, rows: u64, elapsed: std::time::Duration) {
         let size = &self.state.live.chunk_size;
         let current = size.load(Ordering::Relaxed);
-        let next = self.sizer.next(current, rows, elapsed).min(self.ceiling.load(Ordering::Relaxed));
+        let mut next = self.sizer.next(current, rows, elapsed).min(self.ceiling.load(Ordering::Relaxed));
+        if !self.sizer.target.is_zero() {
+            next = next.min(self.replica_cap(next));
+        }
         if next != current {
             size.store(next, Ordering::Relaxed);
             tracing::debug!("chunk of {rows} rows took {} ms; next chunks: {next} rows", elapsed.as_millis());
         }
+    }
+
+    /// The replica's cap on a chunk of `wanted` rows (see `throttle::ReplayPace`); said once
+    /// when it first holds chunks back, and again when it halves.
+    fn replica_cap(&self, wanted: u64) -> u64 {
+        let max_lag = std::time::Duration::from_millis(self.state.live.max_lag_ms.load(Ordering::Relaxed));
+        let Some(cap) = self.state.replay_pace.lock().expect("pace lock").chunk_cap(max_lag) else { return wanted };
+        let cap = cap.max(MIN_CHUNK_ROWS);
+        let said = self.replica_cap_said.load(Ordering::Relaxed);
+        if cap < wanted && cap <= said / 2 {
+            self.replica_cap_said.store(cap, Ordering::Relaxed);
+            tracing::info!("chunks held to {cap} rows: the slowest replica replays about {} rows/s, and one chunk must replay there in half of --max-lag-millis", cap * 2000 / max_lag.as_millis().max(1) as u64);
+        }
+        cap
     }
 
     async fn next_upper(&self, conn: &mut Conn, lower: Option<&[Value]>, max: &[Value]) -> Result<Vec<Value>> {

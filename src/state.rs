@@ -50,6 +50,8 @@ pub struct RunState {
     pub lag_limit_ms: AtomicU64,
     /// The highest replica lag at the last check, in milliseconds; `None` when not measured.
     pub replica_lag_ms: Mutex<Option<u64>>,
+    /// How fast the slowest watched replica replays the copy's chunks (caps their size).
+    pub replay_pace: Mutex<crate::throttle::ReplayPace>,
     /// Where `--status-json` lines go, if anywhere.
     pub status: Option<crate::status::StatusSink>,
     /// How long the successful cut-over held the table lock, in milliseconds.
@@ -83,12 +85,17 @@ pub struct RunState {
     failure: Mutex<Option<Error>>,
 }
 
+/// The time since the Unix epoch: the clock of heartbeats, markers and chunk commits.
+pub fn since_epoch() -> std::time::Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+}
+
 impl RunState {
     /// A run's state, writing `--status-json` lines to `status` if given.
     /// Its markers start at the current time in microseconds: above those of an earlier run on
     /// the same changelog (see [`RunState::markers_above`]).
     pub fn new(status: Option<crate::status::StatusSink>) -> RunState {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
+        let now = since_epoch().as_micros() as u64;
         RunState { status, last_marker: AtomicU64::new(now), ..Default::default() }
     }
 

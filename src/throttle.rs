@@ -186,6 +186,73 @@ impl LagLimit {
     }
 }
 
+/// How fast the slowest watched replica replays the copy's chunks, learned from when each
+/// chunk's commit shows up there; it caps the chunk size so that one chunk replays there in at
+/// most half of `--max-lag-millis`.
+///
+/// A serial replica applies a chunk as one transaction, while the heartbeat behind it waits, so
+/// the lag rises for as long as the chunk takes there, after the copy has already paused: with a
+/// replica 3-4 times slower than the primary (its share of 2 cores, beside the writers), one
+/// 0.5 s chunk carried the lag 1.2 s past the limit. The replay time of chunks is measured, not
+/// assumed: a chunk committed at `c` is replayed once the replica has applied a heartbeat
+/// written after `c`, and it cannot have started before `c` nor before the replica was seen past
+/// the chunk before it. That window is an upper bound of the time the chunk took there, so the
+/// rate is a lower bound. A slower rate is taken at once; a faster one a quarter of the way at a
+/// time. A window under [`ReplayPace::RESOLUTION`] (heartbeat and check intervals) measures
+/// nothing but says the replica kept up: the rate grows by a quarter, so capped chunks grow
+/// back.
+#[derive(Debug, Default)]
+pub struct ReplayPace {
+    /// Chunks committed and not yet seen on the replica: (commit time, rows), in commit order.
+    unseen: std::collections::VecDeque<(Duration, u64)>,
+    /// When the replica was last seen past a chunk.
+    last_seen: Option<Duration>,
+    /// Rows per second the replica replays chunks at, when measured.
+    rows_per_sec: Option<f64>,
+}
+
+impl ReplayPace {
+    /// The shortest window that measures a replay time: heartbeats and lag checks each come
+    /// every 100 ms.
+    pub const RESOLUTION: Duration = Duration::from_millis(400);
+
+    /// A chunk of `rows` rows committed at `at` (time since the Unix epoch, the heartbeat's clock).
+    pub fn committed(&mut self, at: Duration, rows: u64) {
+        if rows > 0 {
+            self.unseen.push_back((at, rows));
+        }
+    }
+
+    /// The replica has applied the heartbeat written at `applied`, as read at `now`.
+    pub fn replica_at(&mut self, applied: Duration, now: Duration) {
+        let mut first_commit = None;
+        let mut rows = 0;
+        while let Some(&(commit, chunk_rows)) = self.unseen.front().filter(|(commit, _)| *commit <= applied) {
+            first_commit.get_or_insert(commit);
+            rows += chunk_rows;
+            self.unseen.pop_front();
+        }
+        let Some(first_commit) = first_commit else { return };
+        let started = self.last_seen.map_or(first_commit, |seen| seen.max(first_commit));
+        self.last_seen = Some(now);
+        let window = now.saturating_sub(started);
+        let measured = rows as f64 / window.max(Self::RESOLUTION).as_secs_f64();
+        let short = window < Self::RESOLUTION;
+        self.rows_per_sec = match self.rows_per_sec {
+            None if short => None,
+            Some(rate) if short => Some(rate * 1.25),
+            Some(rate) if measured >= rate => Some(rate + (measured - rate) / 4.0),
+            _ => Some(measured),
+        };
+    }
+
+    /// The most rows a chunk may have so that the replica replays it in half of `max_lag`;
+    /// `None` until the replica has been measured.
+    pub fn chunk_cap(&self, max_lag: Duration) -> Option<u64> {
+        self.rows_per_sec.map(|rate| ((rate * max_lag.as_secs_f64() / 2.0) as u64).max(1))
+    }
+}
+
 /// Evaluates the verdict every 100 ms until the run stops: records the throttle reason for the
 /// copy to obey, and fails the run (exit 4) on an abort verdict.
 pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: LagProbe, chunk_time: Duration, state: std::sync::Arc<crate::state::RunState>) -> tokio::task::JoinHandle<()> {
@@ -205,7 +272,12 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 let max_lag = Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed));
                 let limit = lag_limit.current(max_lag);
                 let lag_verdict = lag.check(limit, &state).await;
-                lag_limit.observe(state.replica_lag_ms.lock().expect("lag lock").map(Duration::from_millis), limit);
+                let highest_lag = state.replica_lag_ms.lock().expect("lag lock").map(Duration::from_millis);
+                lag_limit.observe(highest_lag, limit);
+                if let Some(lag) = highest_lag {
+                    let now = crate::state::since_epoch();
+                    state.replay_pace.lock().expect("pace lock").replica_at(now.saturating_sub(lag), now);
+                }
                 state.lag_limit_ms.store(limit.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
                 state.replicas_lagging.store(lag_verdict != Verdict::Go, std::sync::atomic::Ordering::SeqCst);
                 let verdict = match throttler.check(c, &state.live).await {
@@ -356,8 +428,7 @@ async fn read_lag(server: &crate::server::Server, opts: &mut mysql_async::Opts, 
 async fn read_lag_unbounded(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
     let value: Option<String> = replica_conn(server, opts, conn).await?.query_first(sql).await.map_err(|e| crate::error::describe_mysql_error(&e))?;
     let written: u128 = value.ok_or("no heartbeat replicated yet")?.parse().map_err(|_| "an unreadable heartbeat".to_string())?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros();
-    Ok(Duration::from_micros(now.saturating_sub(written) as u64))
+    Ok(Duration::from_micros((crate::state::since_epoch().as_micros()).saturating_sub(written) as u64))
 }
 
 /// The first limit the server's status is at or over, as `Name=value >= limit`.
@@ -399,6 +470,35 @@ mod tests {
         assert_eq!(limit.current(ms(1500)), ms(750), "margin 1.25 x the 600 ms overshoot");
         limit.observe(None, ms(750));
         assert_eq!(limit.current(ms(1500)), ms(750), "unreadable lag teaches nothing");
+    }
+
+    #[test]
+    fn chunks_are_capped_to_what_a_slow_replica_replays_in_half_the_max_lag() {
+        let ms = Duration::from_millis;
+        let mut pace = ReplayPace::default();
+        assert_eq!(pace.chunk_cap(ms(1500)), None, "nothing measured yet");
+        // 40,000-row chunks every 500 ms; the replica gets past each 1750 ms after the last.
+        for i in 0..4u64 {
+            pace.committed(ms(500 * (i + 1)), 40_000);
+        }
+        pace.replica_at(ms(600), ms(2250));
+        assert_eq!(pace.chunk_cap(ms(1500)), Some(17_142), "40,000 rows in 1.75 s, for 0.75 s");
+        pace.replica_at(ms(1100), ms(4000));
+        assert_eq!(pace.chunk_cap(ms(1500)), Some(17_142));
+        // Faster now: the rate rises a quarter of the way at a time.
+        pace.replica_at(ms(2100), ms(5000));
+        let cap = pace.chunk_cap(ms(1500)).unwrap();
+        assert!(cap > 17_142 && cap < 60_000 * 3 / 4, "{cap}");
+        // A replica seen past a chunk at once kept up: the cap grows by a quarter.
+        pace.committed(ms(6000), 1000);
+        pace.replica_at(ms(6050), ms(6100));
+        assert_eq!(pace.chunk_cap(ms(1500)), Some(cap * 5 / 4));
+        let mut fast = ReplayPace::default();
+        fast.committed(ms(1000), 1000);
+        fast.replica_at(ms(1050), ms(1100));
+        assert_eq!(fast.chunk_cap(ms(1500)), None, "no cap from a window under the resolution");
+        fast.replica_at(ms(9000), ms(9100));
+        assert_eq!(fast.chunk_cap(ms(1500)), None, "no chunk seen: nothing learned");
     }
 
     #[test]

@@ -357,3 +357,34 @@ async fn index_builds_are_deferred_only_where_replicas_keep_replicating() {
     replica.sql(&format!("SELECT MASTER_GTID_WAIT('{primary_pos}', 60)"));
     assert!(replica.sql("SHOW CREATE TABLE index_parallel.t").contains("KEY `ka` (`a`)"));
 }
+
+/// A replica slow to replay the copy's chunks holds their size to what it replays in half of
+/// `--max-lag-millis`: with its SQL thread stopped for 2 s, the chunks committed before the lag
+/// throttle held the copy show up there 2 s late, and the copy goes on with smaller chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_replica_holds_the_chunk_size() {
+    let _turn = TURN.lock().await;
+    let replica = replica();
+    let srv = server();
+    let db = "lag_chunks";
+    let rows = 300_000;
+    let mut conn = srv.fresh_database(db).await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{rows}")).await.unwrap();
+    let args = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--max-lag-millis", "500", "--chunk-size", "2000", "--chunk-time", "0.5"];
+    let child = srv.alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shadow_rows(&mut conn).await.unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the copy never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    replica.sql("STOP SLAVE SQL_THREAD");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    replica.sql("START SLAVE SQL_THREAD");
+    let output = child.wait_with_output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("chunks held to ") && stderr.contains("rows: the slowest replica replays about"), "{stderr}");
+    let (count, sum): (u64, u64) = conn.query_first("SELECT COUNT(*), SUM(a) FROM t").await.unwrap().unwrap();
+    assert_eq!((count, sum), (rows, rows * (rows + 1) / 2));
+}
