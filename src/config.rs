@@ -194,7 +194,7 @@ pub struct Cli {
     pub allow_on_master: bool,
     /// Pause the copy while a replica lags this many milliseconds or more (measured with the
     /// changelog heartbeat, on alterego's own clock).
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_lag_millis: u64,
     /// Replicas to watch for lag, `host:port,...`. Default: those the primary lists in
     /// SHOW SLAVE HOSTS. A replica whose lag cannot be read counts as lagging.
@@ -512,6 +512,12 @@ mod tests {
         let a = normalize_args(args(&["plan", "--database", "d", "--table", "t", "--alter", "ADD x INT", "--execute"])).unwrap();
         let e = Config::build(Cli::try_parse_from(a).unwrap(), None).unwrap_err();
         assert_eq!(e.kind, crate::error::ExitKind::Usage);
+    }
+
+    #[test]
+    fn max_lag_millis_is_at_least_one() {
+        assert!(Cli::try_parse_from(args(&["--table=t", "--database=d", "--alter=x", "--max-lag-millis=0"])).is_err());
+        assert_eq!(Cli::try_parse_from(args(&["--table=t", "--database=d", "--alter=x", "--max-lag-millis=1"])).unwrap().max_lag_millis, 1);
     }
 
     #[test]

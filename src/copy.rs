@@ -412,7 +412,7 @@ impl Copier {
     /// The next chunk, of the current chunk size from where the last one ended, once the run is
     /// not throttled. None when every range is handed out or the run is stopping.
     async fn next_range(&self, cursor: &mut Cursor) -> Result<Option<KeyRange>> {
-        while self.state.throttle_reason().is_some() && !self.state.stopping() {
+        while !cursor.ranges.is_empty() && self.state.throttle_reason().is_some() && !self.state.stopping() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let Some((lower, end)) = cursor.ranges.front().cloned().filter(|_| !self.state.stopping()) else {
@@ -453,16 +453,20 @@ impl Copier {
         }
     }
 
-    /// The replica's cap on a chunk of `wanted` rows (see `throttle::ReplayPace`); said once
-    /// when it first holds chunks back, and again when it halves.
+    /// The replica's cap on a chunk of `wanted` rows (see `throttle::ReplayPace`), shared by
+    /// the workers copying at once, since a serial replica replays their chunks one after
+    /// another; said once when it first holds chunks back, and again when it halves.
     fn replica_cap(&self, wanted: u64) -> u64 {
         let max_lag = std::time::Duration::from_millis(self.state.live.max_lag_ms.load(Ordering::Relaxed));
-        let Some(cap) = self.state.replay_pace.lock().expect("pace lock").chunk_cap(max_lag) else { return wanted };
+        let workers = self.state.copy_workers.load(Ordering::Relaxed).max(1);
+        let pace = self.state.replay_pace.lock().expect("pace lock");
+        let (Some(cap), Some(rate)) = (pace.chunk_cap(max_lag, workers), pace.rows_per_sec()) else { return wanted };
+        drop(pace);
         let cap = cap.max(MIN_CHUNK_ROWS);
         let said = self.replica_cap_said.load(Ordering::Relaxed);
         if cap < wanted && cap <= said / 2 {
             self.replica_cap_said.store(cap, Ordering::Relaxed);
-            tracing::info!("chunks held to {cap} rows: the slowest replica replays about {} rows/s, and one chunk must replay there in half of --max-lag-millis", cap * 2000 / max_lag.as_millis().max(1) as u64);
+            tracing::info!("chunks held to {cap} rows: the slowest replica replays about {rate:.0} rows/s, and the chunks of {workers} worker(s) must replay there in half of --max-lag-millis");
         }
         cap
     }
@@ -688,8 +692,8 @@ impl Copier {
     /// transaction is READ COMMITTED, where `INSERT ... SELECT` reads without locks, and the
     /// chunk is first inserted without the upsert clause, which costs about a tenth of the
     /// statement's time: on a first run the shadow rarely holds a row of a chunk not copied yet
-    /// (only one the applier wrote after the chunk was handed out). A duplicate on the chosen
-    /// key rolls back that statement alone, and the upsert runs in its place.
+    /// (only one the applier wrote after the chunk was handed out). A duplicate rolls back that
+    /// statement alone, and the upsert runs in its place.
     async fn copy_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<u64, mysql_async::Error> {
         let (range, params) = self.range(lower, upper);
         let plain = self.plain_reads.load(Ordering::Relaxed);
@@ -703,7 +707,9 @@ impl Copier {
                 self.copy_through_client(c, &range, params).await?
             } else if plain {
                 match c.exec_drop(self.insert_select(&range, Read::Bare), params.clone()).await {
-                    Err(mysql_async::Error::Server(e)) if e.code == codes::DUPLICATE_KEY && names_index(&e.message, &self.plan.shadow_key_name) => {
+                    // The upsert's key guard tells a row already there from a collision on
+                    // another unique key (error 1048), whichever index InnoDB checked first.
+                    Err(mysql_async::Error::Server(e)) if e.code == codes::DUPLICATE_KEY => {
                         c.exec_drop(self.insert_select(&range, Read::Plain), params).await?;
                     }
                     other => other?,

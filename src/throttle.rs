@@ -215,6 +215,8 @@ impl ReplayPace {
     /// The shortest window that measures a replay time: heartbeats and lag checks each come
     /// every 100 ms.
     pub const RESOLUTION: Duration = Duration::from_millis(400);
+    /// The rate short windows raise it to at most (rows per second): beyond it, no cap.
+    const FASTEST: f64 = 1e9;
 
     /// A chunk of `rows` rows committed at `at` (time since the Unix epoch, the heartbeat's clock).
     pub fn committed(&mut self, at: Duration, rows: u64) {
@@ -240,16 +242,28 @@ impl ReplayPace {
         let short = window < Self::RESOLUTION;
         self.rows_per_sec = match self.rows_per_sec {
             None if short => None,
-            Some(rate) if short => Some(rate * 1.25),
+            Some(rate) if short => Some((rate * 1.25).min(Self::FASTEST)),
             Some(rate) if measured >= rate => Some(rate + (measured - rate) / 4.0),
             _ => Some(measured),
         };
     }
 
-    /// The most rows a chunk may have so that the replica replays it in half of `max_lag`;
-    /// `None` until the replica has been measured.
-    pub fn chunk_cap(&self, max_lag: Duration) -> Option<u64> {
-        self.rows_per_sec.map(|rate| ((rate * max_lag.as_secs_f64() / 2.0) as u64).max(1))
+    /// The replica's lag could not be read: chunks committed meanwhile would be timed across
+    /// the outage, so they are not timed at all.
+    pub fn forget_unseen(&mut self) {
+        self.unseen.clear();
+        self.last_seen = None;
+    }
+
+    /// Rows per second the replica replays chunks at; `None` until measured.
+    pub fn rows_per_sec(&self) -> Option<f64> {
+        self.rows_per_sec
+    }
+
+    /// The most rows a chunk may have so that the chunks of `workers` copying at once replay on
+    /// the replica in half of `max_lag`; `None` until the replica has been measured.
+    pub fn chunk_cap(&self, max_lag: Duration, workers: u64) -> Option<u64> {
+        self.rows_per_sec.map(|rate| ((rate * max_lag.as_secs_f64() / 2.0) as u64 / workers.max(1)).max(1))
     }
 }
 
@@ -272,11 +286,10 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 let max_lag = Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed));
                 let limit = lag_limit.current(max_lag);
                 let lag_verdict = lag.check(limit, &state).await;
-                let highest_lag = state.replica_lag_ms.lock().expect("lag lock").map(Duration::from_millis);
-                lag_limit.observe(highest_lag, limit);
-                if let Some(lag) = highest_lag {
-                    let now = crate::state::since_epoch();
-                    state.replay_pace.lock().expect("pace lock").replica_at(now.saturating_sub(lag), now);
+                lag_limit.observe(state.replica_lag_ms.lock().expect("lag lock").map(Duration::from_millis), limit);
+                match lag.slowest_applied {
+                    Some(applied) => state.replay_pace.lock().expect("pace lock").replica_at(applied, crate::state::since_epoch()),
+                    None => state.replay_pace.lock().expect("pace lock").forget_unseen(),
                 }
                 state.lag_limit_ms.store(limit.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
                 state.replicas_lagging.store(lag_verdict != Verdict::Go, std::sync::atomic::Ordering::SeqCst);
@@ -304,6 +317,9 @@ pub struct LagProbe {
     server: crate::server::Server,
     replicas: Vec<Watched>,
     heartbeat_sql: String,
+    /// At the last check, the oldest heartbeat a watched replica had applied (time since the
+    /// epoch); `None` when no replica is watched or one could not be read.
+    slowest_applied: Option<Duration>,
 }
 
 /// A replica being watched.
@@ -357,7 +373,7 @@ impl LagProbe {
                 conn: None,
             })
             .collect();
-        Ok(LagProbe { server: server.clone(), replicas, heartbeat_sql: format!("SELECT value FROM {} WHERE id = 1", names.q(&names.changelog)) })
+        Ok(LagProbe { server: server.clone(), replicas, heartbeat_sql: format!("SELECT value FROM {} WHERE id = 1", names.q(&names.changelog)), slowest_applied: None })
     }
 
     /// The watched replicas that would replay a DDL as one statement holding up their
@@ -380,10 +396,13 @@ impl LagProbe {
     async fn check(&mut self, max_lag: Duration, state: &crate::state::RunState) -> Verdict {
         let mut highest: Option<Duration> = None;
         let mut verdict = Verdict::Go;
+        self.slowest_applied = None;
         for Watched { label, opts, conn } in &mut self.replicas {
             match read_lag(&self.server, opts, conn, &self.heartbeat_sql).await {
                 Ok(lag) => {
                     highest = highest.max(Some(lag));
+                    let applied = crate::state::since_epoch().saturating_sub(lag);
+                    self.slowest_applied = Some(self.slowest_applied.map_or(applied, |a| a.min(applied)));
                     if lag >= max_lag && verdict == Verdict::Go {
                         verdict = Verdict::Wait(format!("replica {label} lags {:.1}s (max {:.1}s)", lag.as_secs_f64(), max_lag.as_secs_f64()));
                     }
@@ -392,6 +411,7 @@ impl LagProbe {
                     *conn = None;
                     verdict = Verdict::Wait(format!("cannot read the lag of replica {label}: {why}"));
                     highest = None;
+                    self.slowest_applied = None;
                     break;
                 }
             }
@@ -476,29 +496,36 @@ mod tests {
     fn chunks_are_capped_to_what_a_slow_replica_replays_in_half_the_max_lag() {
         let ms = Duration::from_millis;
         let mut pace = ReplayPace::default();
-        assert_eq!(pace.chunk_cap(ms(1500)), None, "nothing measured yet");
+        assert_eq!(pace.chunk_cap(ms(1500), 1), None, "nothing measured yet");
         // 40,000-row chunks every 500 ms; the replica gets past each 1750 ms after the last.
         for i in 0..4u64 {
             pace.committed(ms(500 * (i + 1)), 40_000);
         }
         pace.replica_at(ms(600), ms(2250));
-        assert_eq!(pace.chunk_cap(ms(1500)), Some(17_142), "40,000 rows in 1.75 s, for 0.75 s");
+        assert_eq!(pace.chunk_cap(ms(1500), 1), Some(17_142), "40,000 rows in 1.75 s, for 0.75 s");
+        assert_eq!(pace.chunk_cap(ms(1500), 2), Some(8_571), "two workers share the 0.75 s");
         pace.replica_at(ms(1100), ms(4000));
-        assert_eq!(pace.chunk_cap(ms(1500)), Some(17_142));
+        assert_eq!(pace.chunk_cap(ms(1500), 1), Some(17_142));
         // Faster now: the rate rises a quarter of the way at a time.
         pace.replica_at(ms(2100), ms(5000));
-        let cap = pace.chunk_cap(ms(1500)).unwrap();
+        let cap = pace.chunk_cap(ms(1500), 1).unwrap();
         assert!(cap > 17_142 && cap < 60_000 * 3 / 4, "{cap}");
         // A replica seen past a chunk at once kept up: the cap grows by a quarter.
         pace.committed(ms(6000), 1000);
         pace.replica_at(ms(6050), ms(6100));
-        assert_eq!(pace.chunk_cap(ms(1500)), Some(cap * 5 / 4));
+        assert_eq!(pace.chunk_cap(ms(1500), 1), Some(cap * 5 / 4));
         let mut fast = ReplayPace::default();
         fast.committed(ms(1000), 1000);
         fast.replica_at(ms(1050), ms(1100));
-        assert_eq!(fast.chunk_cap(ms(1500)), None, "no cap from a window under the resolution");
+        assert_eq!(fast.chunk_cap(ms(1500), 1), None, "no cap from a window under the resolution");
         fast.replica_at(ms(9000), ms(9100));
-        assert_eq!(fast.chunk_cap(ms(1500)), None, "no chunk seen: nothing learned");
+        assert_eq!(fast.chunk_cap(ms(1500), 1), None, "no chunk seen: nothing learned");
+        // Chunks committed while the lag could not be read are not timed across the outage.
+        let mut outage = ReplayPace::default();
+        outage.committed(ms(1000), 40_000);
+        outage.forget_unseen();
+        outage.replica_at(ms(5000), ms(5100));
+        assert_eq!(outage.rows_per_sec(), None);
     }
 
     #[test]

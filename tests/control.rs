@@ -110,6 +110,52 @@ async fn a_throttle_lets_only_the_running_chunks_finish() {
     assert_eq!((count, sum), (ROWS, ROWS * (ROWS + 1) / 2));
 }
 
+/// A throttle that begins while the last chunk runs does not hold the end of the copy: with no
+/// chunk left to start, the run goes on to the verification and the swap, which do not obey it.
+/// The on-before-row-copy hook holds the copy until the shadow is locked; the single chunk then
+/// waits on that lock while the throttle begins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_after_the_last_chunk_started_does_not_hold_the_run() {
+    let mut conn = setup("throttle_last").await;
+    let file = flag("throttle-last");
+    let (dir, hooked) = held_before_row_copy("throttle_last");
+    let args = ["--database", "throttle_last", "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "1000000", "--threads", "2", "--throttle-flag-file", file.to_str().unwrap(), "--hooks-path", dir.to_str().unwrap()];
+    let mut child = server().alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for_hook_to_hold(&hooked, &mut child).await;
+    let mut holder = server().conn(Some("throttle_last")).await;
+    holder.query_drop("BEGIN").await.unwrap();
+    let held: u64 = holder.query_first("SELECT COUNT(*) FROM _t_gho FOR UPDATE").await.unwrap().unwrap();
+    assert_eq!(held, 0);
+    release_hook(&hooked);
+    let chunk_waiting = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO `throttle\\_last`.`\\_t\\_gho`%'";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while conn.query_first::<u64, _>(chunk_waiting).await.unwrap() != Some(1) {
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            holder.query_drop("ROLLBACK").await.unwrap();
+            panic!("the chunk never started:\n{}", finish(child).1);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::fs::write(&file, "").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.query_drop("COMMIT").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            std::fs::remove_file(&file).unwrap();
+            let (_, stderr) = finish(child);
+            panic!("the run waited for the throttle with no chunk left to copy:\n{stderr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(&file).unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("throttled: the throttle flag file"), "{stderr}");
+    let (count, sum): (u64, u64) = conn.query_first("SELECT COUNT(*), SUM(a) FROM t").await.unwrap().unwrap();
+    assert_eq!((count, sum), (ROWS, ROWS * (ROWS + 1) / 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_load_pauses_the_copy() {
     let mut conn = setup("max_load").await;
@@ -313,22 +359,12 @@ async fn hooks_run_at_their_stages_without_the_password() {
 /// on-before-row-copy hook holds the copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_already_in_the_shadow_is_replaced_by_its_chunk() {
-    use std::os::unix::fs::PermissionsExt;
     let mut conn = setup("chunk_upsert").await;
-    let (dir, started) = empty_hooks_dir("chunk_upsert");
-    let release = flag("chunk_upsert.release");
-    let hook = dir.join("gh-ost-on-before-row-copy");
-    let script = format!("#!/bin/sh\ntouch {}\nwhile [ ! -f {} ]; do sleep 0.02; done\n", started.display(), release.display());
-    std::fs::write(&hook, script).unwrap();
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (dir, hooked) = held_before_row_copy("chunk_upsert");
     let mut child = start("chunk_upsert", &["--hooks-path", dir.to_str().unwrap()]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !started.exists() {
-        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy never got to its hook");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_hook_to_hold(&hooked, &mut child).await;
     conn.query_drop("INSERT INTO _t_gho (id, a) VALUES (5, -5)").await.unwrap();
-    std::fs::write(&release, "").unwrap();
+    release_hook(&hooked);
     let (code, stderr) = finish(child);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("collides on a unique key"), "the row was taken for a collision: {stderr}");
@@ -336,6 +372,34 @@ async fn a_row_already_in_the_shadow_is_replaced_by_its_chunk() {
     assert_eq!(a, 5, "the copied image did not replace the row in the shadow");
     let (count, sum): (u64, u64) = conn.query_first("SELECT COUNT(*), SUM(a) FROM t").await.unwrap().unwrap();
     assert_eq!((count, sum), (ROWS, ROWS * (ROWS + 1) / 2));
+}
+
+/// A hooks directory whose on-before-row-copy hook touches `<name>.started` and waits for
+/// `<name>.release`; returns the directory and the started file.
+fn held_before_row_copy(name: &str) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, started) = empty_hooks_dir(name);
+    let _ = std::fs::remove_file(&started);
+    let release = started.with_extension("release");
+    let _ = std::fs::remove_file(&release);
+    let hook = dir.join("gh-ost-on-before-row-copy");
+    std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\nwhile [ ! -f {} ]; do sleep 0.02; done\n", started.display(), release.display())).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, started)
+}
+
+/// Waits until the hook of [`held_before_row_copy`] holds the copy.
+async fn wait_for_hook_to_hold(started: &std::path::Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy never got to its hook");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Lets the hook of [`held_before_row_copy`] end.
+fn release_hook(started: &std::path::Path) {
+    std::fs::write(started.with_extension("release"), "").unwrap();
 }
 
 /// Writes a hook that logs, `|`-separated, its name and the progress it is told: the status
