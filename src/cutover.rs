@@ -139,21 +139,30 @@ impl CutOver {
     /// every transaction the reader passed on after the lock marker, up to the RENAME, must be
     /// free of changes to it. A write there exists only in the old table; the run fails and
     /// names its keys rather than report a clean swap.
+    ///
+    /// The batches are taken from the channel while the reader gets there: every transaction
+    /// on the server is one (most with no change to the table), the applier is held at the
+    /// marker, and a busy server fills the channel before the RENAME otherwise, which left the
+    /// reader waiting and the swap unproven.
     async fn verify_no_late_writes(&self) -> Result<()> {
         let deadline = Instant::now() + VERIFY_TIMEOUT;
-        while !self.state.rename_seen.load(Ordering::SeqCst) {
+        let mut late: Vec<String> = Vec::new();
+        loop {
+            // Read before draining: once the RENAME is seen, every batch before it is queued.
+            let seen = self.state.rename_seen.load(Ordering::SeqCst);
+            for batch in self.changes.try_iter() {
+                self.state.backlog.fetch_sub(1, Ordering::Relaxed);
+                late.extend(batch.changes.iter().map(|change| format_key(&change.key(&self.plan.key_positions))));
+            }
+            if seen {
+                break;
+            }
             if Instant::now() > deadline || self.state.has_failed() {
                 return Err(Error::failed("the tables were swapped, but the binlog reader did not reach the RENAME, so alterego cannot prove no write reached the old table during the swap")
                     .with_fix(format!("compare {} with {} for rows written at the cut-over time", self.plan.names.q(&self.plan.names.original), self.plan.names.q(&self.plan.names.old))));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let late: Vec<String> = self
-            .changes
-            .try_iter()
-            .flat_map(|batch| batch.changes)
-            .map(|change| format_key(&change.key(&self.plan.key_positions)))
-            .collect();
         if late.is_empty() {
             return Ok(());
         }

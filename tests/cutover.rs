@@ -1,5 +1,5 @@
-//! The cut-over under interference: the RENAME's connection killed while it waits, and a
-//! session whose open transaction blocks the swap. Writers run throughout; the result must
+//! The cut-over under interference: the RENAME's connection killed while it waits, a session
+//! whose open transaction blocks the swap, and a busy server while the RENAME waits. Writers run throughout; the result must
 //! equal the oracle and the tool must say what happened.
 
 mod common;
@@ -43,6 +43,22 @@ async fn start_postponed(db: &str, postpone: &std::path::Path, extra: &[&str]) -
     child
 }
 
+/// A run under writers (workload `seed`) at its cut-over, with its RENAME waiting on `_t_gho`,
+/// which the returned reader holds in an open transaction: the test connection, the writers,
+/// the run and the reader.
+async fn swap_held_on_the_shadow(db: &str, seed: u64) -> (Conn, common::workload::Running, Child, Conn) {
+    let mut conn = setup(db).await;
+    let running = workload().start(server().opts(Some(db)), seed);
+    let postpone = flag(&format!("{db}-postpone"));
+    let mut child = start_postponed(db, &postpone, &[]).await;
+    let mut reader = server().conn(Some(db)).await;
+    reader.query_drop("START TRANSACTION").await.unwrap();
+    reader.query_drop("SELECT COUNT(*) FROM _t_gho").await.unwrap();
+    std::fs::remove_file(&postpone).unwrap();
+    waiting_session(&mut conn, "RENAME TABLE", &mut child).await;
+    (conn, running, child, reader)
+}
+
 /// Waits for a session whose statement starts with `prefix` and is waiting on a lock; its id.
 async fn waiting_session(admin: &mut Conn, prefix: &str, child: &mut Child) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -75,15 +91,7 @@ async fn finish(child: Child, running: common::workload::Running, conn: &mut Con
 /// connection is killed: nothing was swapped, the tool says so, retries, and swaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rename_connection_killed_while_waiting() {
-    let db = "killrename";
-    let mut conn = setup(db).await;
-    let running = workload().start(server().opts(Some(db)), 3);
-    let postpone = flag("killrename-postpone");
-    let mut child = start_postponed(db, &postpone, &[]).await;
-    let mut reader = server().conn(Some(db)).await;
-    reader.query_drop("START TRANSACTION").await.unwrap();
-    reader.query_drop("SELECT COUNT(*) FROM _t_gho").await.unwrap();
-    std::fs::remove_file(&postpone).unwrap();
+    let (mut conn, running, mut child, mut reader) = swap_held_on_the_shadow("killrename", 3).await;
     let rename = waiting_session(&mut conn, "RENAME TABLE", &mut child).await;
     conn.query_drop(format!("KILL CONNECTION {rename}")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -120,20 +128,28 @@ async fn force_kill_blockers_ends_the_session_blocking_the_swap() {
 /// changes run on the old table, after the last replay, and the swap would lose them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rename_held_up_on_the_shadow_keeps_the_table_locked() {
-    let db = "heldshadow";
-    let mut conn = setup(db).await;
-    let running = workload().start(server().opts(Some(db)), 5);
-    let postpone = flag("heldshadow-postpone");
-    let mut child = start_postponed(db, &postpone, &[]).await;
-    let mut reader = server().conn(Some(db)).await;
-    reader.query_drop("START TRANSACTION").await.unwrap();
-    reader.query_drop("SELECT COUNT(*) FROM _t_gho").await.unwrap();
-    std::fs::remove_file(&postpone).unwrap();
-    waiting_session(&mut conn, "RENAME TABLE", &mut child).await;
+    let (mut conn, running, child, mut reader) = swap_held_on_the_shadow("heldshadow", 5).await;
     // Long enough for writes queued on `t` to run if the tool unlocked.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     reader.query_drop("COMMIT").await.unwrap();
     let log = finish(child, running, &mut conn).await;
     assert!(log.contains("the RENAME waits for"), "{log}");
+    assert!(log.contains("cut-over done"), "{log}");
+}
+
+/// While the RENAME waits, other tables take 1,500 transactions: each reaches the binlog before
+/// the RENAME, and the applier is held at the cut-over marker. The tool must still read up to
+/// the RENAME to prove the swap (the reader's channel holds 1,024 transactions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_server_during_the_swap_does_not_leave_it_unproven() {
+    let (mut conn, running, child, mut reader) = swap_held_on_the_shadow("busyswap", 6).await;
+    let mut other = server().conn(Some("busyswap")).await;
+    other.query_drop("CREATE TABLE other (id INT PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
+    for id in 0..1500 {
+        other.exec_drop("INSERT INTO other VALUES (?)", (id,)).await.unwrap();
+    }
+    other.query_drop("DROP TABLE other").await.unwrap();
+    reader.query_drop("COMMIT").await.unwrap();
+    let log = finish(child, running, &mut conn).await;
     assert!(log.contains("cut-over done"), "{log}");
 }
