@@ -55,23 +55,24 @@ async fn swap_held_on_the_shadow(db: &str, seed: u64) -> (Conn, common::workload
     reader.query_drop("START TRANSACTION").await.unwrap();
     reader.query_drop("SELECT COUNT(*) FROM _t_gho").await.unwrap();
     std::fs::remove_file(&postpone).unwrap();
-    waiting_session(&mut conn, "RENAME TABLE", &mut child).await;
+    waiting_rename(&mut conn, db, &mut child).await;
     (conn, running, child, reader)
 }
 
-/// Waits for a session whose statement starts with `prefix` and is waiting on a lock; its id.
-async fn waiting_session(admin: &mut Conn, prefix: &str, child: &mut Child) -> u64 {
+/// Waits for the RENAME of database `db`'s swap to wait on a lock; its session id. Tests run
+/// in parallel, each with its own database, and more than one RENAME may wait at a time.
+async fn waiting_rename(admin: &mut Conn, db: &str, child: &mut Child) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let id: Option<u64> = admin
-            .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%lock%'", (format!("{prefix}%"),))
+            .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%lock%'", (format!("RENAME TABLE `{db}`.%"),))
             .await
             .unwrap();
         if let Some(id) = id {
             return id;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before `{prefix}` waited");
-        assert!(Instant::now() < deadline, "no `{prefix}` ever waited on a lock");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its RENAME waited");
+        assert!(Instant::now() < deadline, "the RENAME of `{db}` never waited on a lock");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -92,7 +93,7 @@ async fn finish(child: Child, running: common::workload::Running, conn: &mut Con
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rename_connection_killed_while_waiting() {
     let (mut conn, running, mut child, mut reader) = swap_held_on_the_shadow("killrename", 3).await;
-    let rename = waiting_session(&mut conn, "RENAME TABLE", &mut child).await;
+    let rename = waiting_rename(&mut conn, "killrename", &mut child).await;
     conn.query_drop(format!("KILL CONNECTION {rename}")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     reader.query_drop("COMMIT").await.unwrap();
