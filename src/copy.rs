@@ -396,9 +396,7 @@ impl Copier {
                 }
                 let copied = copied?;
                 RunState::count(&self.state.rows_copied, copied);
-                if self.state.replica_lag_ms.lock().expect("lag lock").is_some() {
-                    self.state.replay_pace.lock().expect("pace lock").committed(crate::state::since_epoch(), copied);
-                }
+                self.state.replay_pace.lock().expect("pace lock").committed(crate::state::since_epoch(), copied);
                 self.resize(copied, started.elapsed());
             }
         }
@@ -705,18 +703,15 @@ impl Copier {
         in_transaction(conn, async |c| {
             let rows = if through_client {
                 self.copy_through_client(c, &range, params).await?
-            } else if plain {
-                match c.exec_drop(self.insert_select(&range, Read::Bare), params.clone()).await {
+            } else {
+                match c.exec_drop(self.insert_select(&range, if plain { Read::Bare } else { Read::Locking }), params.clone()).await {
                     // The upsert's key guard tells a row already there from a collision on
                     // another unique key (error 1048), whichever index InnoDB checked first.
-                    Err(mysql_async::Error::Server(e)) if e.code == codes::DUPLICATE_KEY => {
+                    Err(mysql_async::Error::Server(e)) if plain && e.code == codes::DUPLICATE_KEY => {
                         c.exec_drop(self.insert_select(&range, Read::Plain), params).await?;
                     }
                     other => other?,
                 }
-                records_of(&c.info())
-            } else {
-                c.exec_drop(self.chunk_insert(&range), params).await?;
                 records_of(&c.info())
             };
             c.exec_drop(record, record_params).await?;

@@ -248,8 +248,8 @@ impl ReplayPace {
         };
     }
 
-    /// The replica's lag could not be read: chunks committed meanwhile would be timed across
-    /// the outage, so they are not timed at all.
+    /// No replica's lag could be read (or none is watched): chunks committed meanwhile would be
+    /// timed across the outage, so they are not timed at all, and none pile up.
     pub fn forget_unseen(&mut self) {
         self.unseen.clear();
         self.last_seen = None;
@@ -398,10 +398,10 @@ impl LagProbe {
         let mut verdict = Verdict::Go;
         self.slowest_applied = None;
         for Watched { label, opts, conn } in &mut self.replicas {
-            match read_lag(&self.server, opts, conn, &self.heartbeat_sql).await {
-                Ok(lag) => {
+            match read_applied_heartbeat(&self.server, opts, conn, &self.heartbeat_sql).await {
+                Ok(applied) => {
+                    let lag = crate::state::since_epoch().saturating_sub(applied);
                     highest = highest.max(Some(lag));
-                    let applied = crate::state::since_epoch().saturating_sub(lag);
                     self.slowest_applied = Some(self.slowest_applied.map_or(applied, |a| a.min(applied)));
                     if lag >= max_lag && verdict == Verdict::Go {
                         verdict = Verdict::Wait(format!("replica {label} lags {:.1}s (max {:.1}s)", lag.as_secs_f64(), max_lag.as_secs_f64()));
@@ -441,14 +441,15 @@ async fn replica_conn<'a>(server: &crate::server::Server, opts: &mut mysql_async
 /// How long a replica may take to answer before its lag counts as unreadable.
 const LAG_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
-async fn read_lag(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
-    tokio::time::timeout(LAG_READ_TIMEOUT, read_lag_unbounded(server, opts, conn, sql)).await.unwrap_or_else(|_| Err(format!("no answer within {}s", LAG_READ_TIMEOUT.as_secs())))
+async fn read_applied_heartbeat(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
+    tokio::time::timeout(LAG_READ_TIMEOUT, read_applied_heartbeat_unbounded(server, opts, conn, sql)).await.unwrap_or_else(|_| Err(format!("no answer within {}s", LAG_READ_TIMEOUT.as_secs())))
 }
 
-async fn read_lag_unbounded(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
+/// The heartbeat a replica has applied: the time, since the epoch, it was written.
+async fn read_applied_heartbeat_unbounded(server: &crate::server::Server, opts: &mut mysql_async::Opts, conn: &mut Option<Conn>, sql: &str) -> std::result::Result<Duration, String> {
     let value: Option<String> = replica_conn(server, opts, conn).await?.query_first(sql).await.map_err(|e| crate::error::describe_mysql_error(&e))?;
-    let written: u128 = value.ok_or("no heartbeat replicated yet")?.parse().map_err(|_| "an unreadable heartbeat".to_string())?;
-    Ok(Duration::from_micros((crate::state::since_epoch().as_micros()).saturating_sub(written) as u64))
+    let written: u64 = value.ok_or("no heartbeat replicated yet")?.parse().map_err(|_| "an unreadable heartbeat".to_string())?;
+    Ok(Duration::from_micros(written))
 }
 
 /// The first limit the server's status is at or over, as `Name=value >= limit`.

@@ -367,10 +367,8 @@ async fn a_slow_replica_holds_the_chunk_size() {
     let replica = replica();
     let srv = server();
     let db = "lag_chunks";
-    let rows = 300_000;
-    let mut conn = srv.fresh_database(db).await;
-    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{rows}")).await.unwrap();
+    let rows: u64 = 300_000;
+    let mut conn = common::small_table(db, rows as u32).await;
     let args = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--max-lag-millis", "500", "--chunk-size", "2000", "--chunk-time", "0.5"];
     let child = srv.alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
