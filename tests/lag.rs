@@ -371,11 +371,18 @@ async fn a_slow_replica_holds_the_chunk_size() {
     let mut conn = common::small_table(db, rows as u32).await;
     let args = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--max-lag-millis", "500", "--chunk-size", "2000", "--chunk-time", "0.5"];
     let child = srv.alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Stop the replica once it has applied a heartbeat: its lag must stay readable (and
+    // growing) while it is stopped, so the chunks committed meanwhile are timed.
+    let heartbeat_applied = || {
+        replica.sql(&format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '_t_ghc'")) == "1"
+            && replica.sql(&format!("SELECT COUNT(*) FROM {db}._t_ghc WHERE id = 1")) == "1"
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while shadow_rows(&mut conn).await.unwrap_or(0) == 0 {
+    while shadow_rows(&mut conn).await.unwrap_or(0) == 0 || !heartbeat_applied() {
         assert!(Instant::now() < deadline, "the copy never started");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(shadow_rows(&mut conn).await.unwrap_or(0) < rows, "the copy ended before the replica was stopped");
     replica.sql("STOP SLAVE SQL_THREAD");
     tokio::time::sleep(Duration::from_millis(2000)).await;
     replica.sql("START SLAVE SQL_THREAD");
