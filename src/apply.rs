@@ -1,7 +1,9 @@
 //! Replaying binlog changes onto the shadow table.
 //!
 //! The applier takes committed transactions from the reader's bounded channel, groups several
-//! into one shadow transaction, and replays their changes in binlog order: consecutive upserts
+//! into one shadow transaction (waiting briefly for more while a group is small, so that a busy
+//! table's transactions do not each cost a commit on the primary and on every replica), and
+//! replays their changes in binlog order: consecutive upserts
 //! become one multi-row `INSERT ... ON DUPLICATE KEY UPDATE` (the full after-image wins),
 //! consecutive deletes one `DELETE ... WHERE key IN ...`.
 //!
@@ -19,9 +21,9 @@
 //! a group again is harmless (upserts carry full images, deletes are by key), which is what
 //! makes a crash between the shares' commits and the position record safe.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use mysql_async::prelude::*;
@@ -42,6 +44,14 @@ const MAX_GROUP_CHANGES: usize = 2000;
 const MAX_STATEMENT_ROWS: usize = 200;
 /// How often the applied position is recorded when nothing is replayed.
 const POSITION_RECORD_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a group waits for more transactions while it is small and no marker is awaited.
+/// Replaying a busy table's transactions one by one as they come costs a commit each on the
+/// primary and again on every replica, where replication is often serial: with 200 writer
+/// transactions/s that was 150-200 more transactions a second for the replicas to replay, the
+/// stage that bounds the copy when a replica shares the primary's cores.
+const GATHER_WINDOW: Duration = Duration::from_millis(50);
+/// How often a gathering applier looks whether a marker is awaited.
+const MARKER_CHECK_INTERVAL: Duration = Duration::from_millis(5);
 /// Groups with fewer changes left after coalescing are replayed on one session: splitting them
 /// would cost more commits than the sessions save.
 const MIN_CHANGES_TO_SPLIT: usize = 2 * MAX_STATEMENT_ROWS;
@@ -76,7 +86,7 @@ fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, sta
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
-        let group = gather(first, rx, hold);
+        let group = gather(first, rx, &state.hold_at_marker, GATHER_WINDOW);
         // Read after the group was received, so after its changes committed.
         let Some(keys) = copy_position(state, &group, plan) else { return Ok(()) };
         // The position is recorded with every group that changes the shadow; for groups that
@@ -110,15 +120,34 @@ fn copy_position(state: &RunState, group: &[Batch], plan: &Plan) -> Option<KeySt
     }
 }
 
-/// Takes more waiting transactions into one group, stopping after a cut-over marker so the
-/// applier can pause exactly there.
-fn gather(first: Batch, rx: &Receiver<Batch>, hold: u64) -> Vec<Batch> {
-    let is_stop = |b: &Batch| hold != 0 && b.markers.iter().any(|&m| m >= hold);
+/// Takes more transactions into one group: those waiting in the channel and, unless a marker
+/// is awaited, those arriving within `window` of the first. Stops after the marker the applier
+/// is held at, so that it can pause exactly there.
+fn gather(first: Batch, rx: &Receiver<Batch>, hold_at_marker: &AtomicU64, window: Duration) -> Vec<Batch> {
+    let window_ends = Instant::now() + window;
+    let is_stop = |b: &Batch| {
+        let hold = hold_at_marker.load(Ordering::SeqCst);
+        hold != 0 && b.markers.iter().any(|&m| m >= hold)
+    };
     let mut size = first.changes.len();
     let mut stop = is_stop(&first);
     let mut group = vec![first];
     while !stop && size < MAX_GROUP_CHANGES {
-        let Ok(next) = rx.try_recv() else { break };
+        let next = match rx.try_recv() {
+            Ok(next) => next,
+            Err(_) if hold_at_marker.load(Ordering::SeqCst) != 0 => break,
+            Err(_) => {
+                let left = window_ends.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left.min(MARKER_CHECK_INTERVAL)) {
+                    Ok(next) => next,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
         size += next.changes.len();
         stop = is_stop(&next);
         group.push(next);
@@ -506,6 +535,34 @@ mod tests {
             let in_binlog: Vec<&Change> = all.iter().copied().filter(|c| c.key(&[1, 0]) == key).collect();
             assert_eq!(in_share, in_binlog, "key {id} keeps its order");
         }
+    }
+
+    #[test]
+    fn a_small_group_waits_for_the_transactions_that_follow_it() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let hold = AtomicU64::new(0);
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            tx.send(Batch::for_test(vec![upsert(2, "b")], vec![])).unwrap();
+        });
+        let group = gather(Batch::for_test(vec![upsert(1, "a")], vec![]), &rx, &hold, Duration::from_secs(5));
+        sender.join().unwrap();
+        assert_eq!(group.len(), 2, "the second transaction came within the window");
+    }
+
+    #[test]
+    fn an_awaited_marker_ends_the_wait_and_the_group() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let hold = AtomicU64::new(7);
+        let started = Instant::now();
+        let group = gather(Batch::for_test(vec![upsert(1, "a")], vec![]), &rx, &hold, Duration::from_secs(5));
+        assert_eq!(group.len(), 1);
+        assert!(started.elapsed() < Duration::from_secs(2), "no wait while a marker is awaited");
+
+        tx.send(Batch::for_test(vec![upsert(2, "b")], vec![7])).unwrap();
+        tx.send(Batch::for_test(vec![upsert(3, "c")], vec![])).unwrap();
+        let group = gather(Batch::for_test(vec![upsert(1, "a")], vec![]), &rx, &hold, Duration::from_secs(5));
+        assert_eq!(group.len(), 2, "the group ends with the marker's transaction");
     }
 
     #[test]

@@ -69,6 +69,14 @@ pub struct Batch {
     _memory: MemoryTicket,
 }
 
+#[cfg(test)]
+impl Batch {
+    /// A batch outside any reader, for the applier's tests.
+    pub fn for_test(changes: Vec<Change>, markers: Vec<u64>) -> Batch {
+        Batch { changes, markers, end: BinlogPosition::default(), _memory: MemoryTicket { bytes: 0, counter: Arc::default() } }
+    }
+}
+
 /// A large transaction's changes are sent in parts of at most this many, so it never sits in
 /// memory whole.
 const MAX_PART_CHANGES: usize = 2000;
