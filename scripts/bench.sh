@@ -13,8 +13,8 @@
 #  2. Loads bench.sbtest1_pristine with sysbench (oltp_write_only prepare), once: a later run
 #     with the same row count reuses it. Starts a 100 ms heartbeat, written on the primary
 #     and read on the replica, for the replica lag.
-#  3. For each ALTER, each condition (idle, then load) and each method (copy, inplace, ptosc,
-#     alterego): recreates bench.sbtest1 from the pristine copy on both servers; under load
+#  3. For each ALTER, each condition (idle, then load) and each method (copy, inplace,
+#     bare_copy (idle only), ptosc, alterego, alterego_client): recreates bench.sbtest1 from the pristine copy on both servers; under load
 #     starts the writer (scripts/bench_writer.lua: oltp_write_only's transaction at a fixed
 #     rate) and waits out the baseline; runs the method; stops the writer a second later;
 #     waits for the replica; checks the data; writes one JSON line.
@@ -37,7 +37,7 @@ cd "$REPO_ROOT"
 # ------------------------------------------------------------------- knobs ---
 
 ROWS=1000000
-METHODS="copy,inplace,ptosc,alterego,alterego_client"
+METHODS="copy,inplace,bare_copy,ptosc,alterego,alterego_client"
 ALTERS="add_column,add_column_index"
 CONDITIONS="idle,load"
 RATE="${BENCH_RATE:-200}"                  # writer transactions/s, all threads together
@@ -58,7 +58,7 @@ declare -A ALTER_SQL=(
     [add_column]="ADD COLUMN bench_flag INT NOT NULL DEFAULT 0"
     [add_column_index]="ADD COLUMN bench_flag INT NOT NULL DEFAULT 0, ADD INDEX idx_bench_pad (pad)"
 )
-ALL_METHODS="copy inplace ptosc alterego alterego_client"
+ALL_METHODS="copy inplace bare_copy ptosc alterego alterego_client"
 
 SB="${SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
 WORK="$SB/bench"                            # logs of the last run, one directory per measurement
@@ -74,8 +74,9 @@ usage: scripts/bench.sh [options]
 
   --rows N            rows in sbtest1 (default 1000000)
   --large             5000000 rows
-  --only LIST         methods to run, comma-separated: copy,inplace,ptosc,alterego,alterego_client
-                      (default all; alterego_client is alterego with --copy-through-client)
+  --only LIST         methods to run, comma-separated: copy,inplace,bare_copy,ptosc,alterego,
+                      alterego_client (default all; bare_copy is the copy's work alone, idle
+                      only; alterego_client is alterego with --copy-through-client)
   --alters LIST       ALTERs to run: add_column,add_column_index (default both)
   --no-load           idle runs only          --no-idle   runs under load only
   --rate N            writer transactions/s (default 200; env BENCH_RATE)
@@ -477,6 +478,9 @@ run_tool() {  # METHOD ALTER_SQL DIR
             # FORCE: MariaDB adds a column instantly under INPLACE; FORCE makes it rebuild the
             # table, online, which is the work the other methods do.
             cmd=("$CLIENT" --defaults-file="$CNF" -e "ALTER TABLE bench.sbtest1 $alter, FORCE, ALGORITHM=INPLACE, LOCK=NONE") ;;
+        bare_copy)
+            # The copy's work alone, no tool around it (idle only: it replays no change).
+            cmd=(bash "$REPO_ROOT/scripts/bench_bare_copy.sh" "$CLIENT" "$CNF" bench sbtest1 "$alter") ;;
         ptosc)
             cmd=(/usr/bin/time -f '%M %U %S' -o "$dir/rusage" pt-online-schema-change --alter "$alter" --execute
                  --recursion-method=hosts "${PTOSC_EXTRA[@]}"
@@ -806,6 +810,11 @@ print_summary() {
         printf '%-17s idle: alterego / COPY = %s (target <= 1.5): %s\n' "$name" "$r" "$(verdict "$(check 'a <= 1.5' "$r")")"
         r="$(ratio "$pt_i" "$ae_i")"
         printf '%-17s idle: pt-osc / alterego = %s (target >= 2): %s\n' "$name" "$r" "$(verdict "$(check 'a >= 2' "$r")")"
+        local bc_i=${R_WALL[$name/idle/bare_copy]:-null}
+        if [[ $bc_i != null ]]; then
+            printf '%-17s idle: alterego / bare copy = %s, pt-osc / bare copy = %s (information: the bare copy is the copy through the binlog and nothing else)\n' \
+                "$name" "$(ratio "$ae_i" "$bc_i")" "$(ratio "$pt_i" "$bc_i")"
+        fi
         r="$(ratio "$ae_l" "$ae_i")"
         printf '%-17s load: alterego load / idle = %s (target <= 1.3): %s\n' "$name" "$r" "$(verdict "$(check 'a <= 1.3' "$r")")"
         local p_ae=${R_P99[$name/load/alterego]:-null} p_in=${R_P99[$name/load/inplace]:-null} p_pt=${R_P99[$name/load/ptosc]:-null}
@@ -879,6 +888,7 @@ main() {
     for name in "${ALTER_LIST[@]}"; do
         for cond in "${CONDITION_LIST[@]}"; do
             for method in "${METHOD_LIST[@]}"; do
+                [[ $method == bare_copy && $cond == load ]] && continue   # it would lose the writes
                 run_measurement "$name" "$cond" "$method"
             done
         done
