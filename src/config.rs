@@ -372,7 +372,7 @@ fn parse_option_file(text: &str) -> std::result::Result<OptionFile, String> {
         return Ok(OptionFile::default());
     };
     // Option names take `-` or `_` alike (`ssl-ca`, `ssl_ca`).
-    let get = |k: &str| client.get(k).or_else(|| client.get(&k.replace('-', "_"))).map(|v| v.trim().to_string());
+    let get = |k: &str| client.get(k).or_else(|| client.get(k.replace('-', "_"))).map(|v| v.trim().to_string());
     let port = get("port").map(|p| p.parse::<u16>().map_err(|_| format!("port `{p}` is not a port number"))).transpose()?;
     Ok(OptionFile {
         user: get("user"),

@@ -124,7 +124,8 @@ pub fn parse_members(column_type: &str) -> Vec<String> {
 /// Loads a table's facts; `None` when it does not exist.
 pub async fn load(conn: &mut Conn, database: &str, table: &str) -> Result<Option<TableInfo>> {
     let doing = || format!("inspecting {}", qualified(database, table));
-    let facts: Option<(String, Option<String>, Option<u64>, Option<u64>, Option<u64>)> = conn
+    type Facts = (String, Option<String>, Option<u64>, Option<u64>, Option<u64>);
+    let facts: Option<Facts> = conn
         .exec_first(
             "SELECT TABLE_TYPE, ENGINE, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (database, table),

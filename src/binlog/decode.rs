@@ -161,6 +161,8 @@ pub struct RowDecoder {
 
 /// A row image: the picked columns' values, in pick order.
 pub type RowImage = Vec<Value>;
+/// A row change's images: before (updates, deletes) and after (inserts, updates).
+pub type ImagePair = (Option<RowImage>, Option<RowImage>);
 
 impl RowDecoder {
     /// `columns` are the table's columns in order (all of them); `picks` are the ordinals to keep.
@@ -185,7 +187,7 @@ impl RowDecoder {
     }
 
     /// Decodes every row of a rows event as (before image, after image).
-    pub fn rows(&self, event: &RowsEventData<'_>) -> Result<Vec<(Option<RowImage>, Option<RowImage>)>, String> {
+    pub fn rows(&self, event: &RowsEventData<'_>) -> Result<Vec<ImagePair>, String> {
         let before: Option<Vec<bool>> = event.columns_before_image().map(|b| b.iter().map(|x| *x).collect());
         let after: Option<Vec<bool>> = event.columns_after_image().map(|b| b.iter().map(|x| *x).collect());
         if matches!(event, RowsEventData::PartialUpdateRowsEvent(_)) {
