@@ -19,8 +19,9 @@
 //! Invariants: the RENAME is never issued before everything written to the original up to the
 //! lock has been replayed; if B fails or is not seen queued within the lock timeout, it is
 //! killed and A unlocks (nothing swapped); lock waits are short
-//! (`--cut-over-lock-timeout-seconds`) and the attempt is retried with backoff; an outcome made
-//! ambiguous by a lost connection is resolved from which tables exist; a RENAME that was sent
+//! (`--cut-over-lock-timeout-seconds`) and the attempt is retried with backoff, also when its
+//! connections are lost before a RENAME was sent; an outcome made ambiguous by a lost
+//! connection is resolved from which tables exist, read on a new connection; a RENAME that was sent
 //! and has not returned is recorded (`RunState::pending_rename`) so that a run that stops can
 //! kill it before it cleans up.
 
@@ -114,6 +115,12 @@ impl CutOver {
                 Flavor::MariaDb => self.queued_rename_attempt(marker).await,
                 Flavor::MySql => self.lock_rename_attempt(marker).await,
             };
+            let outcome = match outcome {
+                // Connections lost (a server restart, a killed session) before a RENAME was
+                // sent: nothing can have been swapped, so the attempt is tried again.
+                Err(e) if e.transient && self.state.pending_rename.load(Ordering::SeqCst) == 0 => Ok(Err(Attempt::Retry(e.to_string()))),
+                outcome => outcome,
+            };
             let outcome = outcome.inspect_err(|_| self.state.hold_at_marker.store(0, Ordering::SeqCst))?;
             match outcome {
                 Ok(lock_time) => {
@@ -204,18 +211,32 @@ impl CutOver {
         let sql = rename_sql(names);
         self.state.pending_rename.store(rename_id, Ordering::SeqCst);
         let rename = tokio::spawn(async move { b.query_drop(sql).await.map_err(|e| describe_mysql_error(&e)) });
-        if !self.wait_for_rename_to_queue(&mut watcher, rename_id, &rename).await? {
-            // Not queued (failed, or stuck behind something else): stop it before A unlocks.
-            watcher.query_drop(format!("KILL QUERY {rename_id}")).await.ok();
+        let queued = match self.wait_for_rename_to_queue(&mut watcher, rename_id, &rename).await {
+            Ok(queued) => queued,
+            Err(e) if e.transient => {
+                tracing::warn!("lost sight of the RENAME ({e}); stopping it before unlocking");
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        if !queued {
+            // Not queued (failed, stuck behind something else, or out of sight): stop it
+            // before A unlocks.
+            self.stop_rename(rename_id).await;
         }
-        self.release(&mut a).await?;
+        if let Err(e) = self.release(&mut a).await {
+            if !e.transient {
+                return Err(e);
+            }
+            tracing::warn!("{e}: the locking session is gone, and its lock with it");
+        }
         let lock_time = locked_at.elapsed();
         let renamed = rename.await;
         self.state.pending_rename.store(0, Ordering::SeqCst);
         match renamed {
             Ok(Ok(())) => Ok(Ok(lock_time)),
-            Ok(Err(e)) => self.resolve_ambiguous(&mut watcher, e, lock_time).await,
-            Err(join) => self.resolve_ambiguous(&mut watcher, join.to_string(), lock_time).await,
+            Ok(Err(e)) => self.resolve_ambiguous(e, lock_time).await,
+            Err(join) => self.resolve_ambiguous(join.to_string(), lock_time).await,
         }
     }
 
@@ -266,6 +287,27 @@ impl CutOver {
         Ok(())
     }
 
+    /// Stops the RENAME sent on session `id` if it still runs, from a new connection (the
+    /// watcher's may be the one that was lost). After a server restart `id` may name another
+    /// client's session, so only a session running this very RENAME is stopped.
+    async fn stop_rename(&self, id: u32) {
+        let rename = rename_sql(&self.plan.names);
+        let stop = async {
+            let mut conn = self.server.conn().await?;
+            let running: Option<u32> = conn
+                .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = ?", (id, &rename))
+                .await
+                .context(|| "looking for the RENAME's session".into())?;
+            if running.is_some() {
+                conn.query_drop(format!("KILL QUERY {id}")).await.context(|| format!("stopping the RENAME (KILL QUERY {id})"))?;
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = stop.await {
+            tracing::warn!("{e}");
+        }
+    }
+
     async fn release(&self, a: &mut Conn) -> Result<()> {
         a.query_drop("UNLOCK TABLES").await.context(|| "unlocking the tables".into())
     }
@@ -309,15 +351,17 @@ impl CutOver {
         match watcher.query_drop(probe).await {
             Ok(()) => Ok(false),
             Err(mysql_async::Error::Server(e)) if e.code == crate::error::codes::LOCK_WAIT_TIMEOUT => Ok(true),
-            Err(e) => Err(Error::failed(format!("probing the shadow table's lock during the cut-over: {}", describe_mysql_error(&e)))),
+            Err(e) => Err(e).context(|| "probing the shadow table's lock during the cut-over".into()),
         }
     }
 
     /// A RENAME that errored may still have happened (a lost connection): the tables tell.
-    async fn resolve_ambiguous(&self, conn: &mut Conn, why: String, lock_time: Duration) -> Result<std::result::Result<Duration, Attempt>> {
+    async fn resolve_ambiguous(&self, why: String, lock_time: Duration) -> Result<std::result::Result<Duration, Attempt>> {
         let names = &self.plan.names;
-        let shadow_left = exists(conn, &names.database, &names.shadow).await?;
-        let old_there = exists(conn, &names.database, &names.old).await?;
+        // A new connection: the attempt's may have been lost with the RENAME's.
+        let mut conn = self.server.conn().await?;
+        let shadow_left = exists(&mut conn, &names.database, &names.shadow).await?;
+        let old_there = exists(&mut conn, &names.database, &names.old).await?;
         if !shadow_left && old_there {
             tracing::warn!("the RENAME reported `{why}` but the tables were swapped");
             return Ok(Ok(lock_time));
@@ -355,7 +399,7 @@ impl CutOver {
         let lock_time = locked_at.elapsed();
         match renamed {
             Ok(()) => Ok(Ok(lock_time)),
-            Err(e) => self.resolve_ambiguous(&mut watcher, describe_mysql_error(&e), lock_time).await,
+            Err(e) => self.resolve_ambiguous(describe_mysql_error(&e), lock_time).await,
         }
     }
 }

@@ -4,89 +4,12 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::interrupt::{loaded_tables, workload};
-use common::{assert_same_rows, server, stderr, tables};
+use common::cutover::{finish, flag, setup, start_postponed, swap_held_on_the_shadow, waiting_rename};
+use common::interrupt::workload;
+use common::server;
 use mysql_async::prelude::*;
-use mysql_async::Conn;
-
-const DDL: &str = "(id BIGINT NOT NULL PRIMARY KEY, a INT, b VARCHAR(20)) ENGINE=InnoDB DEFAULT CHARSET=latin1";
-
-async fn setup(db: &str) -> Conn {
-    loaded_tables(db, DDL).await
-}
-
-fn flag(name: &str) -> std::path::PathBuf {
-    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
-/// Starts a migration whose cut-over waits for `postpone` to disappear; returns once the swap
-/// is all that is left (the postponed phase reached).
-async fn start_postponed(db: &str, postpone: &std::path::Path, extra: &[&str]) -> Child {
-    std::fs::write(postpone, "").unwrap();
-    let status = flag(&format!("{db}-status"));
-    let mut args = vec!["--database", db, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute", "--cut-over-lock-timeout-seconds", "10"];
-    let (postpone, status_path) = (postpone.to_str().unwrap().to_string(), status.to_str().unwrap().to_string());
-    args.extend(["--postpone-cut-over-flag-file", &postpone, "--status-json", &status_path]);
-    args.extend_from_slice(extra);
-    let mut child = server().alterego_command(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(&status).unwrap_or_default().contains("\"state\":\"postponed\"") {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before its cut-over");
-        assert!(Instant::now() < deadline, "the run never reached its cut-over");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child
-}
-
-/// A run under writers (workload `seed`) at its cut-over, with its RENAME waiting on `_t_gho`,
-/// which the returned reader holds in an open transaction: the test connection, the writers,
-/// the run and the reader.
-async fn swap_held_on_the_shadow(db: &str, seed: u64) -> (Conn, common::workload::Running, Child, Conn) {
-    let mut conn = setup(db).await;
-    let running = workload().start(server().opts(Some(db)), seed);
-    let postpone = flag(&format!("{db}-postpone"));
-    let mut child = start_postponed(db, &postpone, &[]).await;
-    let mut reader = server().conn(Some(db)).await;
-    reader.query_drop("START TRANSACTION").await.unwrap();
-    reader.query_drop("SELECT COUNT(*) FROM _t_gho").await.unwrap();
-    std::fs::remove_file(&postpone).unwrap();
-    waiting_rename(&mut conn, db, &mut child).await;
-    (conn, running, child, reader)
-}
-
-/// Waits for the RENAME of database `db`'s swap to wait on a lock; its session id. Tests run
-/// in parallel, each with its own database, and more than one RENAME may wait at a time.
-async fn waiting_rename(admin: &mut Conn, db: &str, child: &mut Child) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let id: Option<u64> = admin
-            .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%lock%'", (format!("RENAME TABLE `{db}`.%"),))
-            .await
-            .unwrap();
-        if let Some(id) = id {
-            return id;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before its RENAME waited");
-        assert!(Instant::now() < deadline, "the RENAME of `{db}` never waited on a lock");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn finish(child: Child, running: common::workload::Running, conn: &mut Conn) -> String {
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    running.stop().await;
-    let log = stderr(&output);
-    assert_eq!(output.status.code(), Some(0), "{log}");
-    assert_same_rows(conn, "SELECT id, a, b FROM t ORDER BY id", "SELECT id, a, b FROM t_oracle ORDER BY id").await;
-    assert_eq!(tables(conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()], "{log}");
-    log
-}
 
 /// The RENAME waits (another session reads the shadow in an open transaction) and its
 /// connection is killed: nothing was swapped, the tool says so, retries, and swaps.

@@ -361,3 +361,4 @@ pub async fn assert_same_rows(conn: &mut Conn, left: &str, right: &str) -> usize
 }
 pub mod workload;
 pub mod interrupt;
+pub mod cutover;
