@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
+use tokio::task::JoinHandle;
 
 use crate::apply::{apply_with_retries, format_key, Session};
 use crate::copy::KeyState;
@@ -115,12 +116,6 @@ impl CutOver {
                 Flavor::MariaDb => self.queued_rename_attempt(marker).await,
                 Flavor::MySql => self.lock_rename_attempt(marker).await,
             };
-            let outcome = match outcome {
-                // Connections lost (a server restart, a killed session) before a RENAME was
-                // sent: nothing can have been swapped, so the attempt is tried again.
-                Err(e) if e.transient && self.state.pending_rename.load(Ordering::SeqCst) == 0 => Ok(Err(Attempt::Retry(e.to_string()))),
-                outcome => outcome,
-            };
             let outcome = outcome.inspect_err(|_| self.state.hold_at_marker.store(0, Ordering::SeqCst))?;
             match outcome {
                 Ok(lock_time) => {
@@ -194,50 +189,55 @@ impl CutOver {
 
     /// One attempt of the queued-rename method. Outer error: fatal; inner: not swapped.
     async fn queued_rename_attempt(&self, marker: u64) -> Result<std::result::Result<Duration, Attempt>> {
-        let names = &self.plan.names;
+        let (mut a, mut b, mut watcher, locked_at) = match before_the_rename(self.lock_and_replay(marker).await)? {
+            Ok(ready) => ready,
+            Err(not_swapped) => return Ok(Err(not_swapped)),
+        };
+        self.state.swap_started.store(true, Ordering::SeqCst);
+        let rename_id = b.id();
+        let sql = rename_sql(&self.plan.names);
+        self.state.pending_rename.store(rename_id, Ordering::SeqCst);
+        let rename = tokio::spawn(async move { b.query_drop(sql).await.map_err(|e| describe_mysql_error(&e)) });
+        let queued = self.wait_for_rename_to_queue(&mut watcher, rename_id, &rename).await;
+        let (renamed, lock_time) = if matches!(queued, Ok(true)) {
+            self.release(&mut a, locked_at).await;
+            let lock_time = locked_at.elapsed();
+            (rename.await.unwrap_or_else(|join| Err(join.to_string())), lock_time)
+        } else {
+            // Not queued (it failed, waits behind something else, or the watcher was lost):
+            // A keeps `t` locked, so the RENAME cannot complete, until it has ended.
+            if let Err(e) = &queued {
+                tracing::warn!("lost sight of the RENAME ({e}); stopping it before unlocking");
+            }
+            let renamed = self.stop_rename(rename_id, rename).await;
+            self.release(&mut a, locked_at).await;
+            (renamed, locked_at.elapsed())
+        };
+        self.state.pending_rename.store(0, Ordering::SeqCst);
+        match (queued, renamed) {
+            (Err(e), _) if !e.transient => Err(e),
+            (_, Ok(())) => Ok(Ok(lock_time)),
+            (_, Err(why)) => self.resolve_ambiguous(why, lock_time).await,
+        }
+    }
+
+    /// Everything before the RENAME: A locks `t`, the applier replays up to `marker`. Returns
+    /// A (locked), B and the watcher, or why not, with A unlocked.
+    async fn lock_and_replay(&self, marker: u64) -> Result<std::result::Result<(Conn, Conn, Conn, Instant), Attempt>> {
         let mut a = self.session().await?;
-        let mut b = self.session().await?;
+        let b = self.session().await?;
         let mut watcher = self.server.conn().await?;
         if let Err(e) = self.lock(&mut a, Flavor::MariaDb).await {
             return Ok(Err(Attempt::Retry(format!("locking the table: {}", describe_mysql_error(&e)))));
         }
         let locked_at = Instant::now();
-        if !self.flush_to_marker(&mut watcher, marker).await? {
-            self.release(&mut a).await?;
+        let flushed = self.flush_to_marker(&mut watcher, marker).await;
+        if !matches!(flushed, Ok(true)) {
+            self.release(&mut a, locked_at).await;
+            flushed?;
             return Ok(Err(Attempt::Retry("the applier did not catch up while the table was locked".into())));
         }
-        self.state.swap_started.store(true, Ordering::SeqCst);
-        let rename_id = b.id();
-        let sql = rename_sql(names);
-        self.state.pending_rename.store(rename_id, Ordering::SeqCst);
-        let rename = tokio::spawn(async move { b.query_drop(sql).await.map_err(|e| describe_mysql_error(&e)) });
-        let queued = match self.wait_for_rename_to_queue(&mut watcher, rename_id, &rename).await {
-            Ok(queued) => queued,
-            Err(e) if e.transient => {
-                tracing::warn!("lost sight of the RENAME ({e}); stopping it before unlocking");
-                false
-            }
-            Err(e) => return Err(e),
-        };
-        if !queued {
-            // Not queued (failed, stuck behind something else, or out of sight): stop it
-            // before A unlocks.
-            self.stop_rename(rename_id).await;
-        }
-        if let Err(e) = self.release(&mut a).await {
-            if !e.transient {
-                return Err(e);
-            }
-            tracing::warn!("{e}: the locking session is gone, and its lock with it");
-        }
-        let lock_time = locked_at.elapsed();
-        let renamed = rename.await;
-        self.state.pending_rename.store(0, Ordering::SeqCst);
-        match renamed {
-            Ok(Ok(())) => Ok(Ok(lock_time)),
-            Ok(Err(e)) => self.resolve_ambiguous(e, lock_time).await,
-            Err(join) => self.resolve_ambiguous(join.to_string(), lock_time).await,
-        }
+        Ok(Ok((a, b, watcher, locked_at)))
     }
 
     /// Takes the cut-over's table lock on session `a`; with `--force-kill-blockers`, kills the
@@ -287,15 +287,17 @@ impl CutOver {
         Ok(())
     }
 
-    /// Stops the RENAME sent on session `id` if it still runs, from a new connection (the
-    /// watcher's may be the one that was lost). After a server restart `id` may name another
-    /// client's session, so only a session running this very RENAME is stopped.
-    async fn stop_rename(&self, id: u32) {
-        let rename = rename_sql(&self.plan.names);
+    /// Stops the RENAME sent on session `id` and waits until it has ended; its outcome. While
+    /// A holds `t` it cannot complete, and once it has ended A can unlock safely. The KILL goes
+    /// through a new connection (the watcher's may be the one that was lost), and only to a
+    /// session still running this very RENAME: after a server restart, `id` may be another
+    /// client's. Should the KILL not reach it, the RENAME ends at its own lock wait timeout.
+    async fn stop_rename(&self, id: u32, rename: JoinHandle<std::result::Result<(), String>>) -> std::result::Result<(), String> {
+        let sql = rename_sql(&self.plan.names);
         let stop = async {
             let mut conn = self.server.conn().await?;
             let running: Option<u32> = conn
-                .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = ?", (id, &rename))
+                .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = ?", (id, &sql))
                 .await
                 .context(|| "looking for the RENAME's session".into())?;
             if running.is_some() {
@@ -304,12 +306,31 @@ impl CutOver {
             Ok::<(), Error>(())
         };
         if let Err(e) = stop.await {
-            tracing::warn!("{e}");
+            tracing::warn!("{e}; waiting for the RENAME's lock wait to time out");
         }
+        rename.await.unwrap_or_else(|join| Err(join.to_string()))
     }
 
-    async fn release(&self, a: &mut Conn) -> Result<()> {
-        a.query_drop("UNLOCK TABLES").await.context(|| "unlocking the tables".into())
+    /// Unlocks A's tables. If the UNLOCK is lost with A's connection, A's session may still
+    /// be alive on the server (a network failure): it is ended from a new connection, if the
+    /// server has not restarted since the lock (a restart ended it anyway, and its id may be
+    /// another client's now).
+    async fn release(&self, a: &mut Conn, locked_at: Instant) {
+        let Err(e) = a.query_drop("UNLOCK TABLES").await else { return };
+        tracing::warn!("unlocking the tables: {}", describe_mysql_error(&e));
+        let id = a.id();
+        let end = async {
+            let mut conn = self.server.conn().await?;
+            let uptime: Option<(String, u64)> = conn.query_first("SHOW GLOBAL STATUS LIKE 'Uptime'").await.context(|| "reading the server's uptime".into())?;
+            if uptime.is_some_and(|(_, secs)| Duration::from_secs(secs) > locked_at.elapsed() + Duration::from_secs(1)) {
+                tracing::warn!("ending the locking session {id}, which may have outlived its connection");
+                conn.query_drop(format!("KILL CONNECTION {id}")).await.ok();
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = end.await {
+            tracing::warn!("{e}");
+        }
     }
 
     /// Whether the RENAME session is queued on the original's metadata lock, polled up to the
@@ -320,7 +341,7 @@ impl CutOver {
     /// transaction); unlocking then would let writes queued on `t` run on the old table before
     /// the RENAME asks for `t`. So the shadow is probed too: a RENAME holding it refuses even the
     /// high-priority shared lock of `SHOW CREATE TABLE` at once, one still waiting for it does not.
-    async fn wait_for_rename_to_queue(&self, watcher: &mut Conn, id: u32, rename: &tokio::task::JoinHandle<std::result::Result<(), String>>) -> Result<bool> {
+    async fn wait_for_rename_to_queue(&self, watcher: &mut Conn, id: u32, rename: &JoinHandle<std::result::Result<(), String>>) -> Result<bool> {
         let deadline = Instant::now() + self.lock_timeout;
         let mut reported = false;
         while Instant::now() < deadline && !rename.is_finished() {
@@ -371,7 +392,23 @@ impl CutOver {
 
     /// One attempt of MySQL's lock-and-rename method.
     async fn lock_rename_attempt(&self, marker: u64) -> Result<std::result::Result<Duration, Attempt>> {
-        let names = &self.plan.names;
+        let (mut a, locked_at) = match before_the_rename(self.lock_and_replay_on_a(marker).await)? {
+            Ok(ready) => ready,
+            Err(not_swapped) => return Ok(Err(not_swapped)),
+        };
+        self.state.swap_started.store(true, Ordering::SeqCst);
+        let renamed = a.query_drop(rename_sql(&self.plan.names)).await;
+        a.query_drop("UNLOCK TABLES").await.ok();
+        let lock_time = locked_at.elapsed();
+        match renamed {
+            Ok(()) => Ok(Ok(lock_time)),
+            Err(e) => self.resolve_ambiguous(describe_mysql_error(&e), lock_time).await,
+        }
+    }
+
+    /// MySQL, everything before the RENAME: the applier replays up to `marker`, A locks both
+    /// tables and replays the rest up to the binlog's end. Returns A (locked), or why not.
+    async fn lock_and_replay_on_a(&self, marker: u64) -> Result<std::result::Result<(Conn, Instant), Attempt>> {
         let mut a = self.session().await?;
         let mut watcher = self.server.conn().await?;
         // Replay everything up to a marker first, so little is left to replay under the lock.
@@ -393,14 +430,16 @@ impl CutOver {
             *self.state.applied_position.lock().expect("position lock") = batch.end.clone();
             self.state.backlog.fetch_sub(1, Ordering::Relaxed);
         }
-        self.state.swap_started.store(true, Ordering::SeqCst);
-        let renamed = a.query_drop(rename_sql(names)).await;
-        a.query_drop("UNLOCK TABLES").await.ok();
-        let lock_time = locked_at.elapsed();
-        match renamed {
-            Ok(()) => Ok(Ok(lock_time)),
-            Err(e) => self.resolve_ambiguous(describe_mysql_error(&e), lock_time).await,
-        }
+        Ok(Ok((a, locked_at)))
+    }
+}
+
+/// The outcome of an attempt's steps before its RENAME: a connection lost there (a server
+/// restart, a killed session) swapped nothing, so the attempt is tried again.
+fn before_the_rename<T>(outcome: Result<std::result::Result<T, Attempt>>) -> Result<std::result::Result<T, Attempt>> {
+    match outcome {
+        Err(e) if e.transient => Ok(Err(Attempt::Retry(format!("a connection was lost before the RENAME: {e}")))),
+        outcome => outcome,
     }
 }
 
