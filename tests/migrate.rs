@@ -76,8 +76,7 @@ fn all_type_values() -> Vec<Vec<String>> {
 /// Splits a list of SQL literals at top-level commas (commas inside quotes stay).
 fn split_literals(list: &str) -> Vec<String> {
     let (mut out, mut cur, mut quoted, mut depth) = (Vec::new(), String::new(), false, 0);
-    let mut chars = list.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in list.chars() {
         match c {
             '\'' => quoted = !quoted,
             '(' if !quoted => depth += 1,

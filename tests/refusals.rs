@@ -3,13 +3,12 @@
 
 mod common;
 
-use std::sync::RwLock;
 
 use common::{server, snapshot, TestServer};
 use mysql_async::prelude::*;
 
 /// Tests that change global settings take this for writing; all others for reading.
-static GLOBALS: RwLock<()> = RwLock::new(());
+static GLOBALS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 const TABLE: &str = "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, a INT NOT NULL, b VARCHAR(20), created DATETIME NOT NULL DEFAULT '2020-01-01', KEY ka (a)) ENGINE=InnoDB";
 
@@ -49,7 +48,7 @@ macro_rules! refusal {
     ($name:ident, $setup:expr, $args:expr, $code:expr, $needle:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            let _shared = GLOBALS.read().unwrap_or_else(|e| e.into_inner());
+            let _shared = GLOBALS.read().await;
             let db = stringify!($name);
             expect_refusal(server(), Case { db, setup: &$setup, args: &$args, code: $code, needle: $needle }).await;
         }
@@ -85,7 +84,7 @@ refusal!(table_name_too_long, [], ["--table", "a_table_name_that_is_far_too_long
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_run_holds_the_table() {
-    let _shared = GLOBALS.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = GLOBALS.read().await;
     let srv = server();
     let mut holder = srv.conn(None).await;
     let got: Option<i64> = holder.query_first("SELECT GET_LOCK(CONCAT('alterego:', SHA1('another_run_holds_the_table.t')), 0)").await.unwrap();
@@ -95,7 +94,7 @@ async fn another_run_holds_the_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_does_not_exist() {
-    let _shared = GLOBALS.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = GLOBALS.read().await;
     let srv = server();
     let mut conn = srv.conn(None).await;
     conn.query_drop("DROP DATABASE IF EXISTS no_such_database").await.unwrap();
@@ -109,7 +108,7 @@ async fn database_does_not_exist() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password() {
-    let _shared = GLOBALS.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = GLOBALS.read().await;
     let srv = server();
     let output = srv.alterego_command(&["--database", "x", "--table", "t", "--alter", "ADD z INT"]).env("ALTEREGO_PASSWORD", "wrong").output().unwrap();
     assert_eq!(output.status.code(), Some(3));
@@ -132,7 +131,7 @@ async fn unreachable_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_privileges() {
-    let _shared = GLOBALS.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = GLOBALS.read().await;
     let srv = server();
     let mut admin = srv.conn(None).await;
     for sql in [
@@ -160,7 +159,7 @@ async fn missing_privileges() {
 /// Global binlog settings alterego cannot work with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binlog_settings_are_checked() {
-    let _exclusive = GLOBALS.write().unwrap_or_else(|e| e.into_inner());
+    let _exclusive = GLOBALS.write().await;
     let srv = server();
     let mut admin = srv.conn(None).await;
     for (set, reset, needle) in [
@@ -188,7 +187,7 @@ async fn binary_log_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initially_drop_flags_remove_leftovers_and_proceed() {
-    let _shared = GLOBALS.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = GLOBALS.read().await;
     let srv = server();
     let mut conn = srv.fresh_database("initially_drop").await;
     for sql in [TABLE, "INSERT INTO t (id, a) SELECT seq, seq FROM seq_1_to_50", "CREATE TABLE _t_gho (x INT PRIMARY KEY)", "CREATE TABLE _t_ghc (x INT PRIMARY KEY)", "CREATE TABLE _t_del (x INT PRIMARY KEY)"] {

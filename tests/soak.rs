@@ -153,7 +153,7 @@ fn start_servers() -> Servers {
 /// Creates `t` and `t_oracle` in a fresh database and loads `rows` rows into both.
 async fn create_tables(servers: &'static Servers, plan: &Plan) -> Result<Conn, String> {
     let mut conn = servers.primary.fresh_database(DB).await;
-    let mut run = async |sql: &str| conn.query_drop(sql).await.map_err(|e| format!("setting up the round: {e}\n{}", &sql[..sql.floor_char_boundary(3000)]));
+    let mut run = async |sql: &str| conn.query_drop(sql).await.map_err(|e| format!("setting up the round: {e}\n{}", &sql[..(0..=sql.len().min(3000)).rev().find(|&i| sql.is_char_boundary(i)).unwrap_or(0)]));
     run("SET SESSION time_zone = '+00:00'").await?;
     for name in ["t", "t_oracle"] {
         run(&plan.table.create_sql(name)).await?;
