@@ -14,7 +14,8 @@
 #     with the same row count reuses it. Starts a 100 ms heartbeat, written on the primary
 #     and read on the replica, for the replica lag.
 #  3. For each ALTER, each condition (idle, then load) and each method (copy, inplace,
-#     bare_copy (idle only), ptosc, alterego, alterego_client): recreates bench.sbtest1 from the pristine copy on both servers; under load
+#     bare_copy (idle only), ptosc, alterego, alterego_client): recreates bench.sbtest1
+#     from the pristine copy on both servers and flushes their dirty pages; under load
 #     starts the writer (scripts/bench_writer.lua: oltp_write_only's transaction at a fixed
 #     rate) and waits out the baseline; runs the method; stops the writer a second later;
 #     waits for the replica; checks the data; writes one JSON line.

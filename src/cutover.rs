@@ -189,7 +189,7 @@ impl CutOver {
 
     /// One attempt of the queued-rename method. Outer error: fatal; inner: not swapped.
     async fn queued_rename_attempt(&self, marker: u64) -> Result<std::result::Result<Duration, Attempt>> {
-        let (mut a, mut b, mut watcher, locked_at) = match before_the_rename(self.lock_and_replay(marker).await)? {
+        let Locked { mut a, mut b, mut watcher, locked_at } = match before_the_rename(self.lock_and_replay(marker).await)? {
             Ok(ready) => ready,
             Err(not_swapped) => return Ok(Err(not_swapped)),
         };
@@ -222,8 +222,8 @@ impl CutOver {
     }
 
     /// Everything before the RENAME: A locks `t`, the applier replays up to `marker`. Returns
-    /// A (locked), B and the watcher, or why not, with A unlocked.
-    async fn lock_and_replay(&self, marker: u64) -> Result<std::result::Result<(Conn, Conn, Conn, Instant), Attempt>> {
+    /// the sessions, or why not, with A unlocked.
+    async fn lock_and_replay(&self, marker: u64) -> Result<std::result::Result<Locked, Attempt>> {
         let mut a = self.session().await?;
         let b = self.session().await?;
         let mut watcher = self.server.conn().await?;
@@ -237,7 +237,7 @@ impl CutOver {
             flushed?;
             return Ok(Err(Attempt::Retry("the applier did not catch up while the table was locked".into())));
         }
-        Ok(Ok((a, b, watcher, locked_at)))
+        Ok(Ok(Locked { a, b, watcher, locked_at }))
     }
 
     /// Takes the cut-over's table lock on session `a`; with `--force-kill-blockers`, kills the
@@ -321,8 +321,8 @@ impl CutOver {
         let id = a.id();
         let end = async {
             let mut conn = self.server.conn().await?;
-            let uptime: Option<(String, u64)> = conn.query_first("SHOW GLOBAL STATUS LIKE 'Uptime'").await.context(|| "reading the server's uptime".into())?;
-            if uptime.is_some_and(|(_, secs)| Duration::from_secs(secs) > locked_at.elapsed() + Duration::from_secs(1)) {
+            let uptime = crate::throttle::status(&mut conn, "Uptime").await?;
+            if uptime.is_some_and(|secs| Duration::from_secs(secs) > locked_at.elapsed() + Duration::from_secs(1)) {
                 tracing::warn!("ending the locking session {id}, which may have outlived its connection");
                 conn.query_drop(format!("KILL CONNECTION {id}")).await.ok();
             }
@@ -432,6 +432,17 @@ impl CutOver {
         }
         Ok(Ok((a, locked_at)))
     }
+}
+
+/// A queued-rename attempt ready for its RENAME.
+struct Locked {
+    /// Holds `t` write-locked, since `locked_at`.
+    a: Conn,
+    /// Will send the RENAME.
+    b: Conn,
+    /// Watches B and the applier.
+    watcher: Conn,
+    locked_at: Instant,
 }
 
 /// The outcome of an attempt's steps before its RENAME: a connection lost there (a server

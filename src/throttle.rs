@@ -464,8 +464,9 @@ async fn over_limit(conn: &mut Conn, limits: &LoadLimits) -> Result<Option<Strin
     Ok(None)
 }
 
-/// A global status value. Names were checked to be identifiers when parsed.
-async fn status(conn: &mut Conn, name: &str) -> Result<Option<u64>> {
+/// A global status value. `name` must be an identifier (those of `--max-load` were checked
+/// when parsed).
+pub async fn status(conn: &mut Conn, name: &str) -> Result<Option<u64>> {
     let row: Option<(String, String)> = conn.query_first(format!("SHOW GLOBAL STATUS LIKE '{name}'")).await.context(|| format!("reading status {name}"))?;
     Ok(row.and_then(|(_, v)| v.parse().ok()))
 }
