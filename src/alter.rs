@@ -103,10 +103,7 @@ fn quoted(chars: &[char], start: usize) -> Result<(String, usize)> {
 }
 
 fn bad_alter(what: &str) -> Error {
-    Error::refused(
-        format!("the --alter text has {what}"),
-        "pass only the ALTER's clauses, e.g. --alter \"ADD COLUMN note VARCHAR(64)\"",
-    )
+    Error::refused(format!("the --alter text has {what}"), "pass only the ALTER's clauses, e.g. --alter \"ADD COLUMN note VARCHAR(64)\"")
 }
 
 /// What the ALTER does that the tool must know before running it.
@@ -129,10 +126,7 @@ pub fn summarize(alter: &str, table: &str) -> Result<AlterSummary> {
         return Err(Error::usage("--alter is empty", "pass the ALTER's clauses, e.g. --alter \"ADD COLUMN note VARCHAR(64)\""));
     }
     if tokens.contains(&Token::Punct(';')) {
-        return Err(Error::refused(
-            "the --alter text holds more than one statement",
-            "pass a single ALTER's clauses; run other statements separately",
-        ));
+        return Err(Error::refused("the --alter text holds more than one statement", "pass a single ALTER's clauses; run other statements separately"));
     }
     let mut summary = AlterSummary { clauses: text.to_string(), ..Default::default() };
     for clause in split_clauses(&tokens) {
@@ -156,10 +150,7 @@ fn strip_alter_table_prefix<'a>(text: &'a str, table: &str) -> Result<&'a str> {
     }
     let named = named.rsplit('.').next().unwrap_or_default();
     if named != table {
-        return Err(Error::usage(
-            format!("--alter names table `{named}` but --table is `{table}`"),
-            "make --table and the table in --alter the same, or pass only the ALTER's clauses",
-        ));
+        return Err(Error::usage(format!("--alter names table `{named}` but --table is `{table}`"), "make --table and the table in --alter the same, or pass only the ALTER's clauses"));
     }
     Ok(tokens.get(next).map_or("", |&(_, offset)| text[offset..].trim()))
 }
@@ -193,16 +184,10 @@ fn inspect_clause(clause: &[Token], summary: &mut AlterSummary) -> Result<()> {
         ));
     }
     if word(0, "ALGORITHM") || word(0, "LOCK") {
-        return Err(Error::refused(
-            "the ALTER sets ALGORITHM or LOCK; alterego chooses how the shadow table is built",
-            "remove the ALGORITHM=/LOCK= clause from --alter",
-        ));
+        return Err(Error::refused("the ALTER sets ALGORITHM or LOCK; alterego chooses how the shadow table is built", "remove the ALGORITHM=/LOCK= clause from --alter"));
     }
     if word(0, "RENAME") && !(word(1, "COLUMN") || word(1, "INDEX") || word(1, "KEY")) {
-        return Err(Error::refused(
-            "the ALTER renames the table; an online schema change keeps the table's name",
-            "rename the table with a separate RENAME TABLE statement",
-        ));
+        return Err(Error::refused("the ALTER renames the table; an online schema change keeps the table's name", "rename the table with a separate RENAME TABLE statement"));
     }
     if word(0, "RENAME") && word(1, "COLUMN") {
         if let (Some(old), Some(new)) = (ident(2), ident(4)) {
@@ -238,8 +223,8 @@ fn inspect_clause(clause: &[Token], summary: &mut AlterSummary) -> Result<()> {
 pub fn ddl_changes_table(query: &str, default_database: &str, database: &str, table: &str) -> bool {
     let Ok(tokens) = tokenize(query) else { return false };
     let word = |i: usize, kw: &str| tokens.get(i).is_some_and(|t| t.is_word(kw));
-    let changes = ["ALTER", "DROP", "RENAME", "TRUNCATE", "OPTIMIZE", "REPAIR"].iter().any(|kw| word(0, kw))
-        || (word(0, "CREATE") && tokens.iter().any(|t| t.is_word("INDEX") || t.is_word("TRIGGER")));
+    let changes =
+        ["ALTER", "DROP", "RENAME", "TRUNCATE", "OPTIMIZE", "REPAIR"].iter().any(|kw| word(0, kw)) || (word(0, "CREATE") && tokens.iter().any(|t| t.is_word("INDEX") || t.is_word("TRIGGER")));
     changes
         && tokens.iter().enumerate().any(|(i, t)| {
             let Some(name) = t.ident() else { return false };
@@ -258,11 +243,7 @@ mod tests {
 
     #[test]
     fn finds_renames_and_drops() {
-        let s = summarize(
-            "CHANGE COLUMN `a` `b` INT, RENAME COLUMN c TO `d e`, DROP COLUMN f, DROP INDEX g, DROP h, ADD COLUMN x INT DEFAULT 1",
-            "t",
-        )
-        .unwrap();
+        let s = summarize("CHANGE COLUMN `a` `b` INT, RENAME COLUMN c TO `d e`, DROP COLUMN f, DROP INDEX g, DROP h, ADD COLUMN x INT DEFAULT 1", "t").unwrap();
         assert_eq!(s.renamed_columns, vec![("a".into(), "b".into()), ("c".into(), "d e".into())]);
         assert_eq!(s.dropped_columns, vec!["f".to_string(), "h".to_string()]);
     }

@@ -256,7 +256,15 @@ pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, g
 
 /// [`apply_with_retries`] for a group already coalesced: `changes` is (every change, those
 /// worth replaying); `record` is the position record to run in the group's transaction.
-async fn apply_on_one_session(conn: &mut Conn, server: &Server, plan: &Plan, changes: (&[&Change], &[&Change]), retries: u32, session: Session, record: Option<&(String, Vec<Value>)>) -> Result<usize> {
+async fn apply_on_one_session(
+    conn: &mut Conn,
+    server: &Server,
+    plan: &Plan,
+    changes: (&[&Change], &[&Change]),
+    retries: u32,
+    session: Session,
+    record: Option<&(String, Vec<Value>)>,
+) -> Result<usize> {
     let (all, wanted) = changes;
     let mut failing_keys = String::new();
     let doing = "applying binlog changes to the shadow table";
@@ -279,7 +287,14 @@ async fn apply_on_one_session(conn: &mut Conn, server: &Server, plan: &Plan, cha
 /// `max_binlog_cache_size`, in two halves (recursively), the position recorded with the last.
 /// Every half is whole changes in binlog order, so the shadow passes through states the
 /// original had or will reach; only a single change too big for the cache fails.
-async fn apply_fitting_the_binlog_cache(conn: &mut Conn, plan: &Plan, changes: &[&Change], session: Session, record: Option<&(String, Vec<Value>)>, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
+async fn apply_fitting_the_binlog_cache(
+    conn: &mut Conn,
+    plan: &Plan,
+    changes: &[&Change],
+    session: Session,
+    record: Option<&(String, Vec<Value>)>,
+    failing_keys: &mut String,
+) -> std::result::Result<(), mysql_async::Error> {
     match apply_changes(conn, plan, changes, session, record, failing_keys).await {
         Err(mysql_async::Error::Server(e)) if e.code == codes::BINLOG_CACHE_FULL && changes.len() > 1 && session == Session::Own => {
             let (first, second) = changes.split_at(changes.len() / 2);
@@ -297,7 +312,14 @@ async fn apply_fitting_the_binlog_cache(conn: &mut Conn, plan: &Plan, changes: &
 /// replayed: the original allowed no duplicate when this change was made, so whoever holds the
 /// values in the shadow took them later, and that later change, still to be replayed, writes
 /// its full image back.
-async fn apply_clearing_stale_rows(conn: &mut Conn, plan: &Plan, changes: &[&Change], session: Session, record: Option<&(String, Vec<Value>)>, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
+async fn apply_clearing_stale_rows(
+    conn: &mut Conn,
+    plan: &Plan,
+    changes: &[&Change],
+    session: Session,
+    record: Option<&(String, Vec<Value>)>,
+    failing_keys: &mut String,
+) -> std::result::Result<(), mysql_async::Error> {
     in_session(conn, session, record, async |c| {
         for change in changes {
             let (sql, params) = statement(plan, std::slice::from_ref(change));
@@ -366,11 +388,10 @@ fn effective_changes<'a>(key_positions: &[usize], changes: &[&'a Change], pendin
 fn explain_failure(e: Error, plan: &Plan, failing_keys: &str) -> Error {
     match e.server_code() {
         None => e,
-        Some(_) if is_collision(&e, &plan.key_target) => Error::failed(format!(
-            "a replayed change collides with a different row on a unique key of the new table (rows with key {failing_keys}): {}",
-            e.message
-        ))
-        .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER and run again"),
+        Some(_) if is_collision(&e, &plan.key_target) => {
+            Error::failed(format!("a replayed change collides with a different row on a unique key of the new table (rows with key {failing_keys}): {}", e.message))
+                .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER and run again")
+        }
         Some(_) => Error::failed(format!("a replayed change does not fit the new schema (rows with key {failing_keys}): {}", e.message))
             .with_fix("the ALTER would truncate, overflow or reject values (a narrower type, fewer ENUM/SET members, NOT NULL over NULLs): fix those rows or change the ALTER"),
     }
@@ -417,7 +438,14 @@ pub enum Session {
 
 /// Replays changes (in one shadow transaction on the applier's own session). On a failed
 /// statement, `failing_keys` names the keys of the changes it carried.
-async fn apply_changes(conn: &mut Conn, plan: &Plan, changes: &[&Change], session: Session, record: Option<&(String, Vec<Value>)>, failing_keys: &mut String) -> std::result::Result<(), mysql_async::Error> {
+async fn apply_changes(
+    conn: &mut Conn,
+    plan: &Plan,
+    changes: &[&Change],
+    session: Session,
+    record: Option<&(String, Vec<Value>)>,
+    failing_keys: &mut String,
+) -> std::result::Result<(), mysql_async::Error> {
     if changes.is_empty() && record.is_none() {
         return Ok(());
     }
@@ -438,7 +466,12 @@ async fn apply_changes(conn: &mut Conn, plan: &Plan, changes: &[&Change], sessio
 
 /// Runs `body` and then the position record: in one transaction on the applier's own session,
 /// statement by statement under the cut-over's lock.
-async fn in_session(conn: &mut Conn, session: Session, record: Option<&(String, Vec<Value>)>, body: impl AsyncFnOnce(&mut Conn) -> std::result::Result<(), mysql_async::Error>) -> std::result::Result<(), mysql_async::Error> {
+async fn in_session(
+    conn: &mut Conn,
+    session: Session,
+    record: Option<&(String, Vec<Value>)>,
+    body: impl AsyncFnOnce(&mut Conn) -> std::result::Result<(), mysql_async::Error>,
+) -> std::result::Result<(), mysql_async::Error> {
     let all = async |c: &mut Conn| {
         body(c).await?;
         match record {

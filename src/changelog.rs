@@ -50,10 +50,8 @@ pub async fn write_marker(conn: &mut Conn, names: &TableNames, n: u64) -> Result
 
 /// The last cut-over marker written to the changelog, if any.
 pub async fn last_marker(conn: &mut Conn, names: &TableNames) -> Result<Option<u64>> {
-    let value: Option<String> = conn
-        .exec_first(format!("SELECT value FROM {} WHERE id = ?", names.q(&names.changelog)), (MARKER_ID,))
-        .await
-        .context(|| "reading the last cut-over marker of the interrupted run".into())?;
+    let value: Option<String> =
+        conn.exec_first(format!("SELECT value FROM {} WHERE id = ?", names.q(&names.changelog)), (MARKER_ID,)).await.context(|| "reading the last cut-over marker of the interrupted run".into())?;
     Ok(value.and_then(|v| v.parse().ok()))
 }
 

@@ -15,20 +15,66 @@ use crate::error::{Error, Result};
 
 /// gh-ost flags alterego does not implement yet. Each is refused by name.
 const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
-    "assume-rbr", "switch-to-rbr", "migrate-on-replica", "test-on-replica", "test-on-replica-skip-replica-stop",
-    "assume-master-host", "tungsten", "gcp", "aliyun-rds", "azure", "cut-over", "force-named-cut-over",
-    "force-named-panic", "exact-rowcount", "concurrent-rowcount", "nice-ratio", "throttle-query", "throttle-http", "throttle-additional-flag-file",
-    "critical-load-hibernate-seconds", "hooks-hint",
-    "hooks-hint-owner", "hooks-hint-token", "timestamp-old-table", "skip-foreign-key-checks",
-    "discard-foreign-keys", "skip-renamed-columns", "skip-strict-mode", "heartbeat-interval-millis",
-    "dml-batch-size", "replication-lag-query",
-    "cut-over-exponential-backoff", "exponential-backoff-max-interval", "checkpoint",
-    "check-flag", "stack", "storage-engine", "allow-master-master", "allow-nullable-unique-key",
-    "approve-renamed-columns-on-replica", "mysql-timeout", "mysql-wait-replication-timeout",
-    "throttle-http-interval-millis", "throttle-http-timeout-millis", "ignore-http-errors", "panic-on-warnings",
-    "table-engine", "revert", "old-table", "quiet", "charset", "gtid", "master-user", "include-triggers",
-    "trigger-suffix", "remove-trigger-suffix-if-exists", "skip-port-validation", "force-table-names",
-    "initially-drop-socket-file", "checkpoint-seconds",
+    "assume-rbr",
+    "switch-to-rbr",
+    "migrate-on-replica",
+    "test-on-replica",
+    "test-on-replica-skip-replica-stop",
+    "assume-master-host",
+    "tungsten",
+    "gcp",
+    "aliyun-rds",
+    "azure",
+    "cut-over",
+    "force-named-cut-over",
+    "force-named-panic",
+    "exact-rowcount",
+    "concurrent-rowcount",
+    "nice-ratio",
+    "throttle-query",
+    "throttle-http",
+    "throttle-additional-flag-file",
+    "critical-load-hibernate-seconds",
+    "hooks-hint",
+    "hooks-hint-owner",
+    "hooks-hint-token",
+    "timestamp-old-table",
+    "skip-foreign-key-checks",
+    "discard-foreign-keys",
+    "skip-renamed-columns",
+    "skip-strict-mode",
+    "heartbeat-interval-millis",
+    "dml-batch-size",
+    "replication-lag-query",
+    "cut-over-exponential-backoff",
+    "exponential-backoff-max-interval",
+    "checkpoint",
+    "check-flag",
+    "stack",
+    "storage-engine",
+    "allow-master-master",
+    "allow-nullable-unique-key",
+    "approve-renamed-columns-on-replica",
+    "mysql-timeout",
+    "mysql-wait-replication-timeout",
+    "throttle-http-interval-millis",
+    "throttle-http-timeout-millis",
+    "ignore-http-errors",
+    "panic-on-warnings",
+    "table-engine",
+    "revert",
+    "old-table",
+    "quiet",
+    "charset",
+    "gtid",
+    "master-user",
+    "include-triggers",
+    "trigger-suffix",
+    "remove-trigger-suffix-if-exists",
+    "skip-port-validation",
+    "force-table-names",
+    "initially-drop-socket-file",
+    "checkpoint-seconds",
 ];
 
 /// Flags that put a password on the command line, visible to every user of the machine.
@@ -327,10 +373,7 @@ fn check_flag(name: Option<&str>, short_password: bool) -> Result<()> {
         ));
     }
     if let Some(n) = name.filter(|n| UNSUPPORTED_GHOST_FLAGS.contains(n)) {
-        return Err(Error::usage(
-            format!("the gh-ost flag --{n} is not supported by alterego yet"),
-            format!("remove --{n} from the command line; README.md lists the gh-ost flags alterego accepts"),
-        ));
+        return Err(Error::usage(format!("the gh-ost flag --{n} is not supported by alterego yet"), format!("remove --{n} from the command line; README.md lists the gh-ost flags alterego accepts")));
     }
     Ok(())
 }
@@ -353,8 +396,7 @@ pub struct OptionFile {
 /// (`!include`, options without a value such as `skip-ssl`) are skipped: they carry no
 /// connection settings alterego uses.
 pub fn read_option_file(path: &Path) -> Result<OptionFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::usage(format!("cannot read option file {}: {e}", path.display()), "check the path given to --defaults-file"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read option file {}: {e}", path.display()), "check the path given to --defaults-file"))?;
     parse_option_file(&text).map_err(|e| Error::usage(format!("cannot parse option file {}: {e}", path.display()), "fix the file's syntax"))
 }
 
@@ -427,14 +469,7 @@ impl Config {
         let socket = cli.socket.or(option_file.socket);
         let tls = crate::tls::Tls::from_settings(tls_settings, socket.is_some())?;
         Ok(Config {
-            connection: Connection {
-                host: cli.host.or(option_file.host).unwrap_or_else(|| "127.0.0.1".into()),
-                port: cli.port.or(option_file.port).unwrap_or(3306),
-                socket,
-                user,
-                password,
-                tls,
-            },
+            connection: Connection { host: cli.host.or(option_file.host).unwrap_or_else(|| "127.0.0.1".into()), port: cli.port.or(option_file.port).unwrap_or(3306), socket, user, password, tls },
             database: cli.database,
             table: cli.table,
             alter: cli.alter,
@@ -465,7 +500,7 @@ impl Config {
             throttler: crate::throttle::Throttler {
                 replicas: cli.throttle_control_replicas,
                 max_lag: Duration::from_millis(cli.max_lag_millis),
-                    throttle_flag_file: cli.throttle_flag_file,
+                throttle_flag_file: cli.throttle_flag_file,
                 panic_flag_file: cli.panic_flag_file,
                 max_load: cli.max_load,
                 critical_load: cli.critical_load,

@@ -24,8 +24,7 @@ pub async fn serve(socket: Option<PathBuf>, tcp_port: Option<u16>, state: Arc<Ru
     let mut tasks = Vec::new();
     if let Some(path) = socket {
         let _ = std::fs::remove_file(&path);
-        let listener = tokio::net::UnixListener::bind(&path)
-            .map_err(|e| Error::usage(format!("cannot listen on {}: {e}", path.display()), "give --serve-socket-file a writable path"))?;
+        let listener = tokio::net::UnixListener::bind(&path).map_err(|e| Error::usage(format!("cannot listen on {}: {e}", path.display()), "give --serve-socket-file a writable path"))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::failed(format!("securing {}: {e}", path.display())))?;
         let (accepting, hooks) = (state.clone(), hooks.clone());
@@ -36,9 +35,7 @@ pub async fn serve(socket: Option<PathBuf>, tcp_port: Option<u16>, state: Arc<Ru
         }));
     }
     if let Some(port) = tcp_port {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .map_err(|e| Error::usage(format!("cannot listen on 127.0.0.1:{port}: {e}"), "pick a free --serve-tcp-port"))?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| Error::usage(format!("cannot listen on 127.0.0.1:{port}: {e}"), "pick a free --serve-tcp-port"))?;
         tasks.push(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(answer(stream, state.clone(), hooks.clone()));

@@ -309,7 +309,19 @@ pub fn key_range(key: &[String], lower: Option<&[Value]>, upper: &[Value]) -> (S
 impl Copier {
     /// The chunk size is read from `state.live` before every chunk, so it can change mid-run.
     pub fn new(server: Server, plan: Arc<Plan>, state: Arc<RunState>, retries: u32, sizer: ChunkSizer) -> Copier {
-        Copier { server, walk: KeyWalk::new(plan.clone()), plan, state, retries, sizer, deferred: Default::default(), plain_reads: Default::default(), through_client: Default::default(), ceiling: std::sync::atomic::AtomicU64::new(MAX_CHUNK_ROWS), replica_cap_said: std::sync::atomic::AtomicU64::new(u64::MAX) }
+        Copier {
+            server,
+            walk: KeyWalk::new(plan.clone()),
+            plan,
+            state,
+            retries,
+            sizer,
+            deferred: Default::default(),
+            plain_reads: Default::default(),
+            through_client: Default::default(),
+            ceiling: std::sync::atomic::AtomicU64::new(MAX_CHUNK_ROWS),
+            replica_cap_said: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
     }
 
     /// Copies every chunk with up to `MAX_THREADS` workers, of which the first `live.threads`
@@ -368,7 +380,11 @@ impl Copier {
                 let wanted = id < self.state.live.threads.load(Ordering::Relaxed);
                 if wanted != active {
                     active = wanted;
-                    if active { self.state.copy_workers.fetch_add(1, Ordering::Relaxed) } else { self.state.copy_workers.fetch_sub(1, Ordering::Relaxed) };
+                    if active {
+                        self.state.copy_workers.fetch_add(1, Ordering::Relaxed)
+                    } else {
+                        self.state.copy_workers.fetch_sub(1, Ordering::Relaxed)
+                    };
                 }
                 if !active {
                     if self.state.stopping() || exhausted.load(Ordering::SeqCst) {
@@ -428,8 +444,8 @@ impl Copier {
 
     /// Every key up to `max` is pending at the start, when the key is one integer column.
     fn pending_at_start(&self, max: &[Value]) -> Pending {
-        let integer_key = self.plan.key_positions.len() == 1
-            && matches!(self.plan.columns[self.plan.key_positions[0]].source.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "bigint");
+        let integer_key =
+            self.plan.key_positions.len() == 1 && matches!(self.plan.columns[self.plan.key_positions[0]].source.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "bigint");
         match (integer_key, max) {
             (true, [value]) => integer(value).map_or(Pending::Nothing, |up_to| Pending::Keys { after: None, up_to }),
             _ => Pending::Nothing,
@@ -599,11 +615,12 @@ impl Copier {
     async fn copy_row(&self, conn: &mut Conn, key: &[Value]) -> Result<u64> {
         let sql = self.row_insert(true);
         let doing = format!("copying the row with key {}", format_key(key));
-        self.server.retrying(conn, self.retries, &doing, async |c| {
-            c.exec_drop(sql.as_str(), key.to_vec()).await?;
-            Ok(records_of(&c.info()))
-        })
-        .await
+        self.server
+            .retrying(conn, self.retries, &doing, async |c| {
+                c.exec_drop(sql.as_str(), key.to_vec()).await?;
+                Ok(records_of(&c.info()))
+            })
+            .await
     }
 
     /// `INSERT ... SELECT` of the row with a given key; as the copy does it (`locking_upsert`),
@@ -678,12 +695,7 @@ impl Copier {
             Read::Plain => format!(" {}", upsert()),
             Read::Bare => String::new(),
         };
-        format!(
-            "INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {condition}{tail}",
-            column_list(&self.plan.target_names()),
-            column_list(&self.plan.source_names()),
-            self.walk.source()
-        )
+        format!("INSERT INTO {shadow} ({}) SELECT {} FROM {} WHERE {condition}{tail}", column_list(&self.plan.target_names()), column_list(&self.plan.source_names()), self.walk.source())
     }
 
     /// Copies a chunk and records it as finished, in one transaction. With plain reads the

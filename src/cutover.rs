@@ -35,9 +35,9 @@ use mysql_async::Conn;
 use tokio::task::JoinHandle;
 
 use crate::apply::{apply_with_retries, format_key, Session};
-use crate::copy::KeyState;
 use crate::binlog::stream::Batch;
 use crate::changelog;
+use crate::copy::KeyState;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
 use crate::inspect::exists;
 use crate::plan::{Plan, TableNames};
@@ -296,10 +296,8 @@ impl CutOver {
         let sql = rename_sql(&self.plan.names);
         let stop = async {
             let mut conn = self.server.conn().await?;
-            let running: Option<u32> = conn
-                .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = ?", (id, &sql))
-                .await
-                .context(|| "looking for the RENAME's session".into())?;
+            let running: Option<u32> =
+                conn.exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = ?", (id, &sql)).await.context(|| "looking for the RENAME's session".into())?;
             if running.is_some() {
                 conn.query_drop(format!("KILL QUERY {id}")).await.context(|| format!("stopping the RENAME (KILL QUERY {id})"))?;
             }
@@ -345,10 +343,8 @@ impl CutOver {
         let deadline = Instant::now() + self.lock_timeout;
         let mut reported = false;
         while Instant::now() < deadline && !rename.is_finished() {
-            let state: Option<Option<String>> = watcher
-                .exec_first("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'RENAME%'", (id,))
-                .await
-                .context(|| "watching the RENAME session".into())?;
+            let state: Option<Option<String>> =
+                watcher.exec_first("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'RENAME%'", (id,)).await.context(|| "watching the RENAME session".into())?;
             if state.flatten().is_some_and(|s| s.to_ascii_lowercase().contains("metadata lock")) {
                 if self.rename_holds_the_shadow(watcher).await? {
                     // Seen queued is not yet safe to unlock: without a short pause, writes queued

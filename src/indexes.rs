@@ -69,9 +69,9 @@ pub fn decide(mode: DeferMode, rows: u64, standing_still: &[String], max_lag: Du
         DeferMode::Never => Deferral::Keep { why: "--defer-secondary-indexes=never".into() },
         DeferMode::Always => Deferral::Defer { why: "--defer-secondary-indexes=always".into() },
         DeferMode::Auto if standing_still.is_empty() => Deferral::Defer { why: "no watched replica replays the builds as statements that hold up its replication".into() },
-        DeferMode::Auto if estimate <= max_lag => Deferral::Defer {
-            why: format!("each build should take about {:.1} s on {}, within --max-lag-millis", estimate.as_secs_f64(), standing_still.join(", ")),
-        },
+        DeferMode::Auto if estimate <= max_lag => {
+            Deferral::Defer { why: format!("each build should take about {:.1} s on {}, within --max-lag-millis", estimate.as_secs_f64(), standing_still.join(", ")) }
+        }
         DeferMode::Auto => Deferral::Keep {
             why: format!(
                 "{} would replay each build as one statement of about {:.0} s, holding up its replication past --max-lag-millis; \
@@ -131,9 +131,7 @@ impl DeferredIndexes {
         self.drop_from(conn, names).await?;
         if let Err(e) = conn.query_drop(self.add_statement(names)).await {
             tracing::info!("building the secondary indexes after the copy is not possible online ({e}); the copy maintains them");
-            conn.query_drop(format!("ALTER TABLE {} {}", names.q(&names.shadow), self.adds()))
-                .await
-                .context(|| "restoring the secondary indexes of the shadow table".into())?;
+            conn.query_drop(format!("ALTER TABLE {} {}", names.q(&names.shadow), self.adds())).await.context(|| "restoring the secondary indexes of the shadow table".into())?;
             return Ok(DeferredIndexes::default());
         }
         self.drop_from(conn, names).await?;
@@ -196,10 +194,8 @@ impl DeferredIndexes {
     pub async fn check_built(&self, conn: &mut Conn, names: &TableNames, expected_ddl: &str) -> Result<()> {
         let ddl = crate::inspect::show_create(conn, &names.database, &names.shadow).await?;
         if without_auto_increment(&ddl) != without_auto_increment(expected_ddl) {
-            return Err(Error::failed(format!(
-                "after building its secondary indexes, the shadow table differs from what the ALTER produced:\n{ddl}\nexpected:\n{expected_ddl}"
-            ))
-            .with_fix("run again with --defer-secondary-indexes=never, and report this as a bug"));
+            return Err(Error::failed(format!("after building its secondary indexes, the shadow table differs from what the ALTER produced:\n{ddl}\nexpected:\n{expected_ddl}"))
+                .with_fix("run again with --defer-secondary-indexes=never, and report this as a bug"));
         }
         Ok(())
     }
@@ -214,9 +210,7 @@ impl DeferredIndexes {
 
     async fn drop_from(&self, conn: &mut Conn, names: &TableNames) -> Result<()> {
         let drops: Vec<String> = self.names.iter().map(|n| format!("DROP INDEX {}", crate::sql::quote_ident(n))).collect();
-        conn.query_drop(format!("ALTER TABLE {} {}", names.q(&names.shadow), drops.join(", ")))
-            .await
-            .context(|| "dropping the secondary indexes of the shadow table until the copy is done".into())
+        conn.query_drop(format!("ALTER TABLE {} {}", names.q(&names.shadow), drops.join(", "))).await.context(|| "dropping the secondary indexes of the shadow table until the copy is done".into())
     }
 }
 

@@ -73,11 +73,7 @@ impl TableInfo {
             .indexes
             .iter()
             .filter(|i| i.unique && !i.has_prefix)
-            .filter(|i| {
-                i.columns.iter().all(|c| {
-                    self.column(c).is_some_and(|c| !c.nullable && !c.generated && !matches!(c.data_type.as_str(), "float" | "double" | "json" | "real"))
-                })
-            })
+            .filter(|i| i.columns.iter().all(|c| self.column(c).is_some_and(|c| !c.nullable && !c.generated && !matches!(c.data_type.as_str(), "float" | "double" | "json" | "real"))))
             .collect();
         keys.sort_by_key(|i| i.name != "PRIMARY");
         keys
@@ -126,10 +122,7 @@ pub async fn load(conn: &mut Conn, database: &str, table: &str) -> Result<Option
     let doing = || format!("inspecting {}", qualified(database, table));
     type Facts = (String, Option<String>, Option<u64>, Option<u64>, Option<u64>);
     let facts: Option<Facts> = conn
-        .exec_first(
-            "SELECT TABLE_TYPE, ENGINE, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (database, table),
-        )
+        .exec_first("SELECT TABLE_TYPE, ENGINE, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (database, table))
         .await
         .context(doing)?;
     let Some((table_type, engine, rows, data, index)) = facts else { return Ok(None) };
@@ -144,15 +137,7 @@ pub async fn load(conn: &mut Conn, database: &str, table: &str) -> Result<Option
     }
     let columns = load_columns(conn, database, table).await.context(doing)?;
     let indexes = load_indexes(conn, database, table).await.context(doing)?;
-    Ok(Some(TableInfo {
-        database: database.into(),
-        name: table.into(),
-        columns,
-        indexes,
-        estimated_rows: rows.unwrap_or(0),
-        data_bytes: data.unwrap_or(0),
-        index_bytes: index.unwrap_or(0),
-    }))
+    Ok(Some(TableInfo { database: database.into(), name: table.into(), columns, indexes, estimated_rows: rows.unwrap_or(0), data_bytes: data.unwrap_or(0), index_bytes: index.unwrap_or(0) }))
 }
 
 type ColumnRow = (String, u64, String, String, String, Option<String>, Option<String>, String, Option<String>, Option<String>);
@@ -221,16 +206,15 @@ pub async fn foreign_keys(conn: &mut Conn, database: &str, table: &str) -> Resul
 
 /// Trigger names on the table.
 pub async fn triggers(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<String>> {
-    conn.exec("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?", (database, table))
-        .await
-        .context(|| "reading triggers".into())
+    conn.exec("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?", (database, table)).await.context(|| "reading triggers".into())
 }
 
 /// `SHOW CREATE TABLE` of a table. The server prints a binary column's DEFAULT as its raw
 /// bytes, which need not be UTF-8: those are replaced (U+FFFD) in the text, which is only
 /// compared and parsed for index definitions, never run.
 pub async fn show_create(conn: &mut Conn, database: &str, table: &str) -> Result<String> {
-    let row: Option<(Vec<u8>, Vec<u8>)> = conn.query_first(format!("SHOW CREATE TABLE {}", qualified(database, table))).await.context(|| format!("reading the definition of {}", qualified(database, table)))?;
+    let row: Option<(Vec<u8>, Vec<u8>)> =
+        conn.query_first(format!("SHOW CREATE TABLE {}", qualified(database, table))).await.context(|| format!("reading the definition of {}", qualified(database, table)))?;
     Ok(row.map(|(_, ddl)| String::from_utf8_lossy(&ddl).into_owned()).unwrap_or_default())
 }
 

@@ -27,7 +27,13 @@ fn run() -> Result<(), Error> {
 }
 
 fn init_logging(verbose: bool, debug: bool) {
-    let default = if debug { "alterego=trace" } else if verbose { "alterego=debug" } else { "alterego=info" };
+    let default = if debug {
+        "alterego=trace"
+    } else if verbose {
+        "alterego=debug"
+    } else {
+        "alterego=info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ALTEREGO_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(terminal).with_target(false).init();

@@ -25,13 +25,13 @@ use crate::config::{Config, Resume};
 use crate::copy::{ChunkSizer, Copier, CopyWork};
 use crate::cutover::CutOver;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
+use crate::hooks::{Hook, Hooks};
+use crate::indexes::{self, without_auto_increment, Deferral, DeferredIndexes};
 use crate::inspect::{self, TableInfo};
 use crate::plan::{self, Plan, TableNames};
 use crate::server::{self, preflight, BinlogPosition, Server};
 use crate::state::RunState;
 use crate::verify::Verifier;
-use crate::hooks::{Hook, Hooks};
-use crate::indexes::{self, without_auto_increment, Deferral, DeferredIndexes};
 use crate::{apply, changelog, progress, throttle};
 
 /// Transactions buffered between the binlog reader and the applier.
@@ -58,9 +58,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     *state.live.max_load.lock().expect("live lock") = config.throttler.max_load.clone();
     *state.live.critical_load.lock().expect("live lock") = config.throttler.critical_load.clone();
     state.set_phase("inspecting");
-    let hooks = TableNames::new(&config.database, &config.table)
-        .map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute))
-        .ok();
+    let hooks = TableNames::new(&config.database, &config.table).map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute)).ok();
     let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.serve_tcp_port, state.clone(), hooks.clone()).await?;
     // A panic (a bug) still goes through the cleanup below, like any failure.
     let migration = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(migrate(config, &created, &state, hooks.as_ref())));
@@ -300,10 +298,7 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
         ));
     }
     if original.usable_unique_keys().is_empty() {
-        return Err(Error::refused(
-            format!("{} has no PRIMARY or NOT NULL UNIQUE key; rows cannot be matched between the tables", names.q(&names.original)),
-            "add a primary key first",
-        ));
+        return Err(Error::refused(format!("{} has no PRIMARY or NOT NULL UNIQUE key; rows cannot be matched between the tables", names.q(&names.original)), "add a primary key first"));
     }
     let leftover = leftover_run(conn, config, names).await?;
     let ghost_allowed = config.initially_drop_ghost_table || leftover != Leftover::None;
@@ -314,10 +309,7 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
         (&names.old, "--initially-drop-old-table", config.initially_drop_old_table),
     ] {
         if !allowed && inspect::exists(conn, &names.database, table).await? {
-            return Err(Error::refused(
-                format!("{} already exists, left by an earlier run", names.q(table)),
-                format!("inspect it and drop it, or pass {flag} to drop it at start"),
-            ));
+            return Err(Error::refused(format!("{} already exists, left by an earlier run", names.q(table)), format!("inspect it and drop it, or pass {flag} to drop it at start")));
         }
     }
     Ok((original, summary, leftover))
@@ -359,9 +351,9 @@ async fn leftover_run(conn: &mut Conn, config: &Config, names: &TableNames) -> R
 /// same table, and the binlog from its position still on the server.
 async fn resume_point(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames) -> Result<checkpoint::Saved> {
     let start_over = "start over with --no-resume (it drops what the interrupted run left)";
-    let saved = checkpoint::load(conn, names).await?.ok_or_else(|| {
-        Error::refused(format!("{} and {} were left by a run interrupted before its first checkpoint", names.q(&names.shadow), names.q(&names.changelog)), start_over)
-    })?;
+    let saved = checkpoint::load(conn, names)
+        .await?
+        .ok_or_else(|| Error::refused(format!("{} and {} were left by a run interrupted before its first checkpoint", names.q(&names.shadow), names.q(&names.changelog)), start_over))?;
     if saved.header.alter.trim() != config.alter.trim() {
         return Err(Error::refused(
             format!("the interrupted run of {} had another ALTER: `{}` (this one: `{}`)", names.q(&names.original), saved.header.alter.trim(), config.alter.trim()),
@@ -392,16 +384,10 @@ async fn resumed_plan(conn: &mut Conn, names: &TableNames, original: &TableInfo,
 /// returned connection lives.
 async fn take_run_lock(server: &Server, names: &TableNames) -> Result<Conn> {
     let mut conn = server.conn().await.map_err(preflight)?;
-    let got: Option<Option<i64>> = conn
-        .exec_first("SELECT GET_LOCK(CONCAT('alterego:', SHA1(?)), 0)", (format!("{}.{}", names.database, names.original),))
-        .await
-        .context(|| "taking the run lock".into())
-        .map_err(preflight)?;
+    let got: Option<Option<i64>> =
+        conn.exec_first("SELECT GET_LOCK(CONCAT('alterego:', SHA1(?)), 0)", (format!("{}.{}", names.database, names.original),)).await.context(|| "taking the run lock".into()).map_err(preflight)?;
     if got.flatten() != Some(1) {
-        return Err(Error::refused(
-            format!("another alterego run is migrating {}", names.q(&names.original)),
-            "wait for it to finish (or stop it) before starting another",
-        ));
+        return Err(Error::refused(format!("another alterego run is migrating {}", names.q(&names.original)), "wait for it to finish (or stop it) before starting another"));
     }
     Ok(conn)
 }
@@ -541,7 +527,8 @@ fn print_plan(plan: &Plan, original: &TableInfo, summary: &AlterSummary, facts: 
     let (data, binlog) = plan::space_needed(original);
     report!(config, "  disk:         about {} MB for the new table, and about {} MB of binlog written by the copy", data >> 20, binlog >> 20);
     if let Some((rows, took)) = facts.sample {
-        let estimate = plan::copy_estimate(original.estimated_rows, rows, took).map_or("no estimate (the sample was empty)".to_string(), |d| format!("the copy would take about {} s at one worker's pace", d.as_secs().max(1)));
+        let estimate = plan::copy_estimate(original.estimated_rows, rows, took)
+            .map_or("no estimate (the sample was empty)".to_string(), |d| format!("the copy would take about {} s at one worker's pace", d.as_secs().max(1)));
         report!(config, "  sample chunk: {rows} rows copied (and rolled back) in {} ms; {estimate}", took.as_millis());
     }
     for warning in plan::risks(summary, plan) {

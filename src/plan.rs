@@ -122,10 +122,7 @@ pub fn check_renames(summary: &AlterSummary, approved: bool) -> Result<()> {
         return Ok(());
     }
     let list: Vec<String> = summary.renamed_columns.iter().map(|(a, b)| format!("{a} -> {b}")).collect();
-    Err(Error::refused(
-        format!("the ALTER renames columns ({}); a mistyped CHANGE would silently lose that column's data", list.join(", ")),
-        "check the renames and add --approve-renamed-columns",
-    ))
+    Err(Error::refused(format!("the ALTER renames columns ({}); a mistyped CHANGE would silently lose that column's data", list.join(", ")), "check the renames and add --approve-renamed-columns"))
 }
 
 /// Builds the plan from the original table and the shadow table after the ALTER ran on it.
@@ -133,10 +130,7 @@ pub fn build(names: TableNames, original: &TableInfo, shadow: &TableInfo, summar
     let columns = map_columns(original, shadow, summary);
     check_new_columns_fillable(shadow, &columns)?;
     let (key_name, key_source, key_target, shadow_key_name) = choose_key(original, shadow, summary)?;
-    let key_positions = key_source
-        .iter()
-        .map(|k| columns.iter().position(|c| c.source.name.eq_ignore_ascii_case(k)).expect("key columns are mapped columns"))
-        .collect();
+    let key_positions = key_source.iter().map(|k| columns.iter().position(|c| c.source.name.eq_ignore_ascii_case(k)).expect("key columns are mapped columns")).collect();
     let unique_in_both = unique_in_both(original, shadow, &columns, &shadow_key_name);
     Ok(Plan { names, columns, key_name, key_source, key_target, shadow_key_name, key_positions, shadow_ddl, unique_in_both })
 }
@@ -146,9 +140,7 @@ pub fn build(names: TableNames, original: &TableInfo, shadow: &TableInfo, summar
 /// lists. The original allows no two rows with the same values there, so a collision on them
 /// in the shadow is with an image the applier has not replaced yet, never a real duplicate.
 fn unique_in_both(original: &TableInfo, shadow: &TableInfo, columns: &[ColumnMapping], shadow_key_name: &str) -> Vec<Vec<String>> {
-    let same_definition = |m: &ColumnMapping| {
-        shadow.column(&m.target).is_some_and(|t| t.column_type == m.source.column_type && t.charset == m.source.charset && t.collation == m.source.collation)
-    };
+    let same_definition = |m: &ColumnMapping| shadow.column(&m.target).is_some_and(|t| t.column_type == m.source.column_type && t.charset == m.source.charset && t.collation == m.source.collation);
     shadow
         .indexes
         .iter()
@@ -156,7 +148,8 @@ fn unique_in_both(original: &TableInfo, shadow: &TableInfo, columns: &[ColumnMap
         .filter_map(|index| {
             let mapped: Vec<&ColumnMapping> = index.columns.iter().map(|t| columns.iter().find(|m| m.target.eq_ignore_ascii_case(t))).collect::<Option<_>>()?;
             let sources: Vec<&str> = mapped.iter().map(|m| m.source.name.as_str()).collect();
-            let in_original = original.indexes.iter().any(|o| o.unique && !o.has_prefix && o.columns.len() == sources.len() && o.columns.iter().all(|c| sources.iter().any(|s| s.eq_ignore_ascii_case(c))));
+            let in_original =
+                original.indexes.iter().any(|o| o.unique && !o.has_prefix && o.columns.len() == sources.len() && o.columns.iter().all(|c| sources.iter().any(|s| s.eq_ignore_ascii_case(c))));
             (in_original && mapped.iter().all(|m| same_definition(m))).then(|| index.columns.clone())
         })
         .collect()
@@ -177,19 +170,20 @@ fn map_columns(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary)
         .filter(|c| !c.generated)
         .filter_map(|c| {
             let target = shadow.column(&target_name(summary, &c.name)?).filter(|t| !t.generated)?;
-            Some(ColumnMapping { source: c.clone(), target: target.name.clone(), target_type: target.column_type.clone(), target_charset: target.charset.clone(), target_collation: target.collation.clone() })
+            Some(ColumnMapping {
+                source: c.clone(),
+                target: target.name.clone(),
+                target_type: target.column_type.clone(),
+                target_charset: target.charset.clone(),
+                target_collation: target.collation.clone(),
+            })
         })
         .collect()
 }
 
 fn check_new_columns_fillable(shadow: &TableInfo, columns: &[ColumnMapping]) -> Result<()> {
-    let unfillable: Vec<&str> = shadow
-        .columns
-        .iter()
-        .filter(|c| !c.generated && !c.nullable && !c.has_default && !c.auto_increment)
-        .filter(|c| !columns.iter().any(|m| m.target == c.name))
-        .map(|c| c.name.as_str())
-        .collect();
+    let unfillable: Vec<&str> =
+        shadow.columns.iter().filter(|c| !c.generated && !c.nullable && !c.has_default && !c.auto_increment).filter(|c| !columns.iter().any(|m| m.target == c.name)).map(|c| c.name.as_str()).collect();
     if unfillable.is_empty() {
         return Ok(());
     }
@@ -212,10 +206,7 @@ fn choose_key(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary) 
         return Ok((key.name.clone(), key.columns.clone(), target, shadow_key.name.clone()));
     }
     Err(Error::refused(
-        format!(
-            "no PRIMARY or NOT NULL UNIQUE key is shared by the old and new schema of {}; rows could not be matched between them",
-            original.qualified()
-        ),
+        format!("no PRIMARY or NOT NULL UNIQUE key is shared by the old and new schema of {}; rows could not be matched between them", original.qualified()),
         "keep the primary key (or another NOT NULL unique key) in the ALTER, or add one to the table first",
     ))
 }
@@ -249,7 +240,8 @@ pub fn risks(summary: &AlterSummary, plan: &Plan) -> Vec<String> {
     if !summary.dropped_columns.is_empty() {
         risks.push(format!("drops column(s) {}: their data is gone from the new table (the old table keeps it)", summary.dropped_columns.join(", ")));
     }
-    let changed: Vec<String> = plan.columns.iter().filter(|c| !c.source.column_type.eq_ignore_ascii_case(&c.target_type)).map(|c| format!("{} {} -> {}", c.target, c.source.column_type, c.target_type)).collect();
+    let changed: Vec<String> =
+        plan.columns.iter().filter(|c| !c.source.column_type.eq_ignore_ascii_case(&c.target_type)).map(|c| format!("{} {} -> {}", c.target, c.source.column_type, c.target_type)).collect();
     if !changed.is_empty() {
         risks.push(format!("changes column type(s) ({}): a value that does not fit fails the run before the swap, naming its row", changed.join(", ")));
     }

@@ -38,20 +38,12 @@ fn status(state: &RunState) -> String {
         Some(ms) => format!(", replica lag {:.1}s", ms as f64 / 1000.0),
         None => String::new(),
     };
-    format!(
-        "{}{throttled}; applied {} changes, backlog {} transactions{lag}",
-        state.phase(),
-        state.changes_applied.load(Ordering::Relaxed),
-        state.backlog.load(Ordering::Relaxed)
-    )
+    format!("{}{throttled}; applied {} changes, backlog {} transactions{lag}", state.phase(), state.changes_applied.load(Ordering::Relaxed), state.backlog.load(Ordering::Relaxed))
 }
 
 async fn show_bar(state: &RunState) {
     let bar = ProgressBar::with_draw_target(Some(state.rows_estimated.load(Ordering::Relaxed).max(1)), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows ({per_sec}, ETA {eta}) {msg}")
-            .expect("valid progress template"),
-    );
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows ({per_sec}, ETA {eta}) {msg}").expect("valid progress template"));
     while !state.stopping() {
         let copied = state.rows_copied.load(Ordering::Relaxed);
         bar.set_length(state.rows_estimated.load(Ordering::Relaxed).max(copied).max(1));

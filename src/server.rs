@@ -54,9 +54,7 @@ pub fn parse_version(text: &str) -> Option<(Flavor, Version)> {
 pub fn check_supported(flavor: Flavor, version: Version) -> std::result::Result<(), String> {
     match flavor {
         Flavor::MariaDb if version < Version(10, 6, 0) => Err(format!("MariaDB {version} is older than 10.6")),
-        Flavor::MySql if version < Version(8, 0, 13) => {
-            Err(format!("MySQL {version} is older than 8.0.13 (needed for RENAME TABLE under LOCK TABLES)"))
-        }
+        Flavor::MySql if version < Version(8, 0, 13) => Err(format!("MySQL {version} is older than 8.0.13 (needed for RENAME TABLE under LOCK TABLES)")),
         Flavor::MySql if version >= Version(8, 5, 0) => Err(format!("MySQL {version} is newer than the 8.4 series alterego is written for")),
         _ => Ok(()),
     }
@@ -140,14 +138,13 @@ impl Server {
         };
         let configured = Opts::from(builder);
         let (mut conn, opts) = crate::tls::connect(configured.clone(), connection.tls.mode).await.map_err(|e| {
-            let (what, fix) = crate::tls::explain(&e, &connection.tls).unwrap_or_else(|| {
-                (crate::error::describe_mysql_error(&e), "check --host/--port/--socket, --user and the password (ALTEREGO_PASSWORD, --ask-pass or the option file)".into())
-            });
+            let (what, fix) = crate::tls::explain(&e, &connection.tls)
+                .unwrap_or_else(|| (crate::error::describe_mysql_error(&e), "check --host/--port/--socket, --user and the password (ALTEREGO_PASSWORD, --ask-pass or the option file)".into()));
             Error::refused(format!("cannot connect to {describe}: {what}"), fix)
         })?;
         let version_text: String = conn.query_first("SELECT VERSION()").await.context(|| "reading the server version".into())?.unwrap_or_default();
-        let (flavor, version) = parse_version(&version_text)
-            .ok_or_else(|| Error::refused(format!("cannot parse the server version `{version_text}`"), "alterego supports MariaDB 10.6+ and MySQL 8.0/8.4"))?;
+        let (flavor, version) =
+            parse_version(&version_text).ok_or_else(|| Error::refused(format!("cannot parse the server version `{version_text}`"), "alterego supports MariaDB 10.6+ and MySQL 8.0/8.4"))?;
         conn.disconnect().await.ok();
         Ok(Server { opts, configured, tls: connection.tls.clone(), facts: ServerFacts { flavor, version, version_text }, describe })
     }
@@ -179,11 +176,9 @@ impl Server {
     /// Connects to another server with `opts` from [`Server::opts_for`], keeping in `opts` what
     /// worked for the next time. The error says what failed, with the fix for a TLS failure.
     pub async fn connect_other(&self, opts: &mut Opts) -> std::result::Result<Conn, String> {
-        let (conn, worked) = crate::tls::connect(opts.clone(), self.tls.mode).await.map_err(|e| {
-            match crate::tls::explain(&e, &self.tls) {
-                Some((what, fix)) => format!("{what}; what to do: {fix}"),
-                None => crate::error::describe_mysql_error(&e),
-            }
+        let (conn, worked) = crate::tls::connect(opts.clone(), self.tls.mode).await.map_err(|e| match crate::tls::explain(&e, &self.tls) {
+            Some((what, fix)) => format!("{what}; what to do: {fix}"),
+            None => crate::error::describe_mysql_error(&e),
         })?;
         *opts = worked;
         Ok(conn)
@@ -192,13 +187,7 @@ impl Server {
     /// Runs `op`, retrying what goes away when tried again (a lost connection, a deadlock, a
     /// lock wait timeout) up to `attempts` times with a growing pause, reconnecting as needed.
     /// Any other server error fails at once. Every caller's `op` must be idempotent.
-    pub async fn retrying<T>(
-        &self,
-        conn: &mut Conn,
-        attempts: u32,
-        doing: &str,
-        mut op: impl AsyncFnMut(&mut Conn) -> std::result::Result<T, mysql_async::Error>,
-    ) -> Result<T> {
+    pub async fn retrying<T>(&self, conn: &mut Conn, attempts: u32, doing: &str, mut op: impl AsyncFnMut(&mut Conn) -> std::result::Result<T, mysql_async::Error>) -> Result<T> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -285,10 +274,7 @@ fn copy_threads_for(cpus: Option<u64>) -> u64 {
 /// so `name` must be one of our own constant variable names, never input.
 pub async fn global_variable(conn: &mut Conn, name: &'static str) -> Result<Option<String>> {
     assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "not a variable name: {name}");
-    let row: Option<(String, Option<String>)> = conn
-        .query_first(format!("SHOW GLOBAL VARIABLES LIKE '{name}'"))
-        .await
-        .context(|| format!("reading @@global.{name}"))?;
+    let row: Option<(String, Option<String>)> = conn.query_first(format!("SHOW GLOBAL VARIABLES LIKE '{name}'")).await.context(|| format!("reading @@global.{name}"))?;
     Ok(row.and_then(|(_, v)| v))
 }
 
@@ -306,16 +292,8 @@ fn binlog_requirements(flavor: Flavor) -> Vec<Requirement> {
         Requirement { variable: "binlog_row_image", expected: "FULL", fix: "SET GLOBAL binlog_row_image='FULL' (and in the server's config file)" },
     ];
     match flavor {
-        Flavor::MariaDb => reqs.push(Requirement {
-            variable: "log_bin_compress",
-            expected: "OFF",
-            fix: "SET GLOBAL log_bin_compress=OFF: compressed row events cannot be replayed",
-        }),
-        Flavor::MySql => reqs.push(Requirement {
-            variable: "binlog_row_value_options",
-            expected: "",
-            fix: "SET GLOBAL binlog_row_value_options='': partial JSON updates cannot be replayed",
-        }),
+        Flavor::MariaDb => reqs.push(Requirement { variable: "log_bin_compress", expected: "OFF", fix: "SET GLOBAL log_bin_compress=OFF: compressed row events cannot be replayed" }),
+        Flavor::MySql => reqs.push(Requirement { variable: "binlog_row_value_options", expected: "", fix: "SET GLOBAL binlog_row_value_options='': partial JSON updates cannot be replayed" }),
     }
     reqs
 }
@@ -390,7 +368,11 @@ fn parse_grant(line: &str) -> Option<(Vec<String>, String)> {
 
 /// Maps a database error during preflight to a refusal: nothing has been created yet.
 pub fn preflight(e: Error) -> Error {
-    if e.kind == ExitKind::Failed { e.with_kind(ExitKind::Refused) } else { e }
+    if e.kind == ExitKind::Failed {
+        e.with_kind(ExitKind::Refused)
+    } else {
+        e
+    }
 }
 
 #[cfg(test)]
@@ -455,10 +437,7 @@ mod tests {
     fn privileges_from_grants() {
         let all = vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION".to_string()];
         assert!(missing_privileges(Flavor::MariaDb, &all, Some("d")).is_empty());
-        let partial = vec![
-            "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `u`@`%`".to_string(),
-            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER ON `d`.* TO `u`@`%`".to_string(),
-        ];
+        let partial = vec!["GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `u`@`%`".to_string(), "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER ON `d`.* TO `u`@`%`".to_string()];
         assert_eq!(missing_privileges(Flavor::MariaDb, &partial, Some("d")), vec!["LOCK TABLES".to_string()]);
         assert_eq!(missing_privileges(Flavor::MariaDb, &partial, Some("other")).len(), 8);
         let mysql = vec!["GRANT SELECT ON *.* TO `u`@`%`".to_string()];

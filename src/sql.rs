@@ -89,16 +89,9 @@ pub fn key_equals(key: &[String], exprs: &[String]) -> String {
 /// MySQL evaluates the assignments left to right. Existing values are qualified with `table` so
 /// that an `INSERT ... SELECT` from a table with the same column names is not ambiguous.
 pub fn upsert_clause(table: &str, key: &[String], columns: &[String]) -> String {
-    let same_key = key
-        .iter()
-        .map(|k| format!("BINARY {table}.{q} <=> BINARY VALUES({q})", q = quote_ident(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let same_key = key.iter().map(|k| format!("BINARY {table}.{q} <=> BINARY VALUES({q})", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
     let guards = key.iter().map(|k| format!("{q} = IF({same_key}, {table}.{q}, NULL)", q = quote_ident(k)));
-    let sets = columns
-        .iter()
-        .filter(|c| !key.contains(c))
-        .map(|c| format!("{q} = VALUES({q})", q = quote_ident(c)));
+    let sets = columns.iter().filter(|c| !key.contains(c)).map(|c| format!("{q} = VALUES({q})", q = quote_ident(c)));
     format!("ON DUPLICATE KEY UPDATE {}", guards.chain(sets).collect::<Vec<_>>().join(", "))
 }
 
@@ -136,10 +129,7 @@ mod tests {
     fn tuple_predicates_expand_composite_keys() {
         let q = s(&["?", "?", "?"]);
         assert_eq!(tuple_after(&s(&["a"]), &q[..1]), "(`a` > ?)");
-        assert_eq!(
-            tuple_after(&s(&["a", "b", "c"]), &q),
-            "(`a` > ? OR (`a` = ? AND `b` > ?) OR (`a` = ? AND `b` = ? AND `c` > ?))"
-        );
+        assert_eq!(tuple_after(&s(&["a", "b", "c"]), &q), "(`a` > ? OR (`a` = ? AND `b` > ?) OR (`a` = ? AND `b` = ? AND `c` > ?))");
         assert_eq!(tuple_up_to(&s(&["a", "b"]), &q[..2]), "(`a` < ? OR (`a` = ? AND `b` <= ?))");
         assert_eq!(tuple_compare_params(&[1, 2, 3]), vec![1, 1, 2, 1, 2, 3]);
     }

@@ -27,9 +27,11 @@ impl StatusSink {
         let out: Box<dyn Write + Send> = if target == Path::new("-") {
             Box::new(std::io::stdout())
         } else {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(target).map_err(|e| {
-                Error::usage(format!("cannot open --status-json file {}: {e}", target.display()), "give a writable path, or - for stdout")
-            })?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(target)
+                .map_err(|e| Error::usage(format!("cannot open --status-json file {}: {e}", target.display()), "give a writable path, or - for stdout"))?;
             Box::new(file)
         };
         Ok(StatusSink { out: Mutex::new(out) })

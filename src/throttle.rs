@@ -365,14 +365,7 @@ impl LagProbe {
                 tracing::info!("watching lag on discovered replicas: {}", labelled.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join(", "));
             }
         }
-        let replicas = labelled
-            .into_iter()
-            .map(|(label, a)| Watched {
-                label,
-                opts: server.opts_for(&a.host, a.port),
-                conn: None,
-            })
-            .collect();
+        let replicas = labelled.into_iter().map(|(label, a)| Watched { label, opts: server.opts_for(&a.host, a.port), conn: None }).collect();
         Ok(LagProbe { server: server.clone(), replicas, heartbeat_sql: format!("SELECT value FROM {} WHERE id = 1", names.q(&names.changelog)), slowest_applied: None })
     }
 

@@ -121,17 +121,29 @@ impl Tls {
     fn check_consistent(&self, over_socket: bool) -> Result<()> {
         let mode = self.mode;
         if over_socket && !matches!(mode, SslMode::Disabled | SslMode::Preferred) {
-            return Err(Error::usage(format!("--ssl-mode={mode} needs TLS, and a connection over --socket does not use it"), "connect over TCP with --host and --port, or use --ssl-mode=PREFERRED (the socket is local)"));
+            return Err(Error::usage(
+                format!("--ssl-mode={mode} needs TLS, and a connection over --socket does not use it"),
+                "connect over TCP with --host and --port, or use --ssl-mode=PREFERRED (the socket is local)",
+            ));
         }
         let has_files = self.ca.is_some() || self.identity.is_some();
         if has_files && (mode == SslMode::Disabled || over_socket) {
-            return Err(Error::usage(format!("--ssl-ca, --ssl-cert and --ssl-key are not used with {}", if over_socket { "a connection over --socket" } else { "--ssl-mode=DISABLED" }), "drop them (also from the option file's [client] group), or use TLS over TCP"));
+            return Err(Error::usage(
+                format!("--ssl-ca, --ssl-cert and --ssl-key are not used with {}", if over_socket { "a connection over --socket" } else { "--ssl-mode=DISABLED" }),
+                "drop them (also from the option file's [client] group), or use TLS over TCP",
+            ));
         }
         if mode.verifies() && self.ca.is_none() {
-            return Err(Error::usage(format!("--ssl-mode={mode} verifies the server's certificate, but no --ssl-ca says which CA to trust"), "pass --ssl-ca FILE with the CA certificate (PEM) that signed the server's certificate"));
+            return Err(Error::usage(
+                format!("--ssl-mode={mode} verifies the server's certificate, but no --ssl-ca says which CA to trust"),
+                "pass --ssl-ca FILE with the CA certificate (PEM) that signed the server's certificate",
+            ));
         }
         if !mode.verifies() && self.ca.is_some() {
-            return Err(Error::usage(format!("--ssl-ca is given, but --ssl-mode={mode} does not verify the server's certificate"), "use --ssl-mode=VERIFY_CA or VERIFY_IDENTITY to verify it, or drop --ssl-ca"));
+            return Err(Error::usage(
+                format!("--ssl-ca is given, but --ssl-mode={mode} does not verify the server's certificate"),
+                "use --ssl-mode=VERIFY_CA or VERIFY_IDENTITY to verify it, or drop --ssl-ca",
+            ));
         }
         Ok(())
     }
@@ -267,10 +279,9 @@ pub fn explain(e: &mysql_async::Error, tls: &Tls) -> Option<(String, String)> {
             "connect with --host set to a name the certificate holds, or use --ssl-mode=VERIFY_CA to verify the CA only".into(),
         ),
         rustls::Error::InvalidCertificate(c) => (format!("the server's certificate is not accepted: {c}"), format!("fix the server's certificate, {skip}")),
-        rustls::Error::AlertReceived(alert) => (
-            format!("the server ended the TLS handshake ({alert:?})"),
-            "if the server checks client certificates, pass --ssl-cert and --ssl-key signed by a CA it trusts (its ssl_ca)".into(),
-        ),
+        rustls::Error::AlertReceived(alert) => {
+            (format!("the server ended the TLS handshake ({alert:?})"), "if the server checks client certificates, pass --ssl-cert and --ssl-key signed by a CA it trusts (its ssl_ca)".into())
+        }
         other => (format!("the TLS handshake failed: {other}"), "check the server's TLS setup (ssl_cert, ssl_key) and --ssl-mode".into()),
     })
 }

@@ -72,13 +72,7 @@ impl Difference {
             (None, true) => "the whole table".to_string(),
             _ => format!("the range of keys after {} up to {}", lower.as_deref().map_or("the start".into(), format_key), format_key(upper)),
         };
-        format!(
-            "the shadow table differs from the original in {range} (original: {} rows, checksum {}; shadow: {} rows, checksum {})",
-            self.source.0,
-            self.source.1,
-            self.target.0,
-            self.target.1
-        )
+        format!("the shadow table differs from the original in {range} (original: {} rows, checksum {}; shadow: {} rows, checksum {})", self.source.0, self.source.1, self.target.0, self.target.1)
     }
 }
 
@@ -92,11 +86,7 @@ impl Verifier {
             if differing.is_empty() {
                 break;
             }
-            tracing::warn!(
-                "verification: {} key ranges differ between the shadow and the original (the first: {}); copying them again (pass {pass})",
-                differing.len(),
-                differing[0].describe()
-            );
+            tracing::warn!("verification: {} key ranges differ between the shadow and the original (the first: {}); copying them again (pass {pass})", differing.len(), differing[0].describe());
             let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.retries, ChunkSizer { target: Duration::ZERO });
             for d in &differing {
                 copier.recopy_range(d.range.0.as_deref(), &d.range.1).await?;
@@ -162,7 +152,11 @@ impl Verifier {
                     range_sum(conn, &shadow, &target_sum, &self.plan.key_target, lower.as_deref(), upper).await?
                 };
                 let mut sums = sums.lock().expect("sums lock");
-                if is_source { sums[i].0 = sum } else { sums[i].1 = sum }
+                if is_source {
+                    sums[i].0 = sum
+                } else {
+                    sums[i].1 = sum
+                }
             }
             conn.query_drop("COMMIT").await.context(|| "closing a verification snapshot".into())
         });

@@ -119,7 +119,23 @@ async fn a_throttle_after_the_last_chunk_started_does_not_hold_the_run() {
     let mut conn = setup("throttle_last").await;
     let file = flag("throttle-last");
     let (dir, hooked) = held_before_row_copy("throttle_last");
-    let args = ["--database", "throttle_last", "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "1000000", "--threads", "2", "--throttle-flag-file", file.to_str().unwrap(), "--hooks-path", dir.to_str().unwrap()];
+    let args = [
+        "--database",
+        "throttle_last",
+        "--table",
+        "t",
+        "--alter",
+        "ADD COLUMN b INT",
+        "--execute",
+        "--chunk-size",
+        "1000000",
+        "--threads",
+        "2",
+        "--throttle-flag-file",
+        file.to_str().unwrap(),
+        "--hooks-path",
+        dir.to_str().unwrap(),
+    ];
     let mut child = server().alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     wait_for_hook_to_hold(&hooked, &mut child).await;
     let mut holder = server().conn(Some("throttle_last")).await;
@@ -252,10 +268,7 @@ async fn status_json_reports_every_state_change() {
     let mut conn = setup("status_json").await;
     let hold = existing_flag("status-hold");
     let status = flag("status.jsonl");
-    let mut child = start(
-        "status_json",
-        &["--status-json", status.to_str().unwrap(), "--status-interval-millis", "100", "--throttle-flag-file", hold.to_str().unwrap()],
-    );
+    let mut child = start("status_json", &["--status-json", status.to_str().unwrap(), "--status-interval-millis", "100", "--throttle-flag-file", hold.to_str().unwrap()]);
     wait_for_pipeline(&mut conn, &mut child).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     std::fs::remove_file(&hold).unwrap();
@@ -327,7 +340,16 @@ async fn hooks_run_at_their_stages_without_the_password() {
     let conn = setup("hooks").await;
     let (dir, log) = empty_hooks_dir("hooks");
     // on-begin-postponed must not run: nothing postpones this cut-over.
-    for name in ["gh-ost-on-startup", "gh-ost-on-validated", "gh-ost-on-before-row-copy", "alterego-on-row-copy-complete", "gh-ost-on-begin-postponed", "gh-ost-on-before-cut-over", "gh-ost-on-success", "gh-ost-on-failure"] {
+    for name in [
+        "gh-ost-on-startup",
+        "gh-ost-on-validated",
+        "gh-ost-on-before-row-copy",
+        "alterego-on-row-copy-complete",
+        "gh-ost-on-begin-postponed",
+        "gh-ost-on-before-cut-over",
+        "gh-ost-on-success",
+        "gh-ost-on-failure",
+    ] {
         hook(&dir, name, &log, 0);
     }
     let (code, stderr) = finish(start("hooks", &["--hooks-path", dir.to_str().unwrap()]));
@@ -603,10 +625,7 @@ async fn tcp_port_serves_commands_on_loopback_only() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let hold = existing_flag("tcp-hold");
     let postpone = existing_flag("tcp-postpone");
-    let mut child = start(
-        "tcp_control",
-        &["--serve-tcp-port", &port.to_string(), "--throttle-flag-file", hold.to_str().unwrap(), "--postpone-cut-over-flag-file", postpone.to_str().unwrap()],
-    );
+    let mut child = start("tcp_control", &["--serve-tcp-port", &port.to_string(), "--throttle-flag-file", hold.to_str().unwrap(), "--postpone-cut-over-flag-file", postpone.to_str().unwrap()]);
     wait_for_pipeline(&mut conn, &mut child).await;
     let status_json = move || tcp_command(port, "status-json");
     wait_for_status("the copy held by the flag file", status_json, |s| s["state"] == "copying" && s["throttle"].as_str().is_some_and(|t| t.starts_with("the throttle flag file"))).await;
@@ -745,10 +764,7 @@ async fn panic_command_aborts() {
     std::fs::create_dir_all(&dir).unwrap();
     let log = flag("panic-hooks.log");
     hook(&dir, "gh-ost-on-interactive-command", &log, 0);
-    let mut child = start(
-        "socket_panic",
-        &["--serve-socket-file", socket.to_str().unwrap(), "--throttle-flag-file", hold.to_str().unwrap(), "--hooks-path", dir.to_str().unwrap()],
-    );
+    let mut child = start("socket_panic", &["--serve-socket-file", socket.to_str().unwrap(), "--throttle-flag-file", hold.to_str().unwrap(), "--hooks-path", dir.to_str().unwrap()]);
     wait_for_pipeline(&mut conn, &mut child).await;
     let sup = command(&socket, "sup").await;
     assert!(sup.contains("; copied ") && sup.contains(" rows"), "{sup}");
@@ -774,13 +790,7 @@ async fn progress_on_a_terminal_and_plain_lines_off_it() {
         common::USER
     );
     // `script` runs the command on a pseudo-terminal, as a person at a terminal would.
-    let output = std::process::Command::new("script")
-        .args(["-qec", &args, "/dev/null"])
-        .env("ALTEREGO_PASSWORD", common::PASSWORD)
-        .env("TERM", "xterm")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = std::process::Command::new("script").args(["-qec", &args, "/dev/null"]).env("ALTEREGO_PASSWORD", common::PASSWORD).env("TERM", "xterm").stdin(Stdio::null()).output().unwrap();
     let screen = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{screen}");
     assert!(screen.contains("rows (") && screen.contains("ETA") && screen.contains("copying"), "no progress bar on the terminal:\n{screen}");

@@ -151,8 +151,25 @@ async fn max_lag_millis_changes_the_decision_mid_run() {
     std::fs::write(&hold, "").unwrap();
     let socket = dir.join(format!("{db}-{}.sock", std::process::id()));
     let args = [
-        "--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "10", "--threads", "1", "--max-lag-millis", "600000",
-        "--throttle-control-replicas", &address, "--throttle-flag-file", hold.to_str().unwrap(), "--serve-socket-file", socket.to_str().unwrap(),
+        "--database",
+        db,
+        "--table",
+        "t",
+        "--alter",
+        "ADD COLUMN b INT",
+        "--execute",
+        "--chunk-size",
+        "10",
+        "--threads",
+        "1",
+        "--max-lag-millis",
+        "600000",
+        "--throttle-control-replicas",
+        &address,
+        "--throttle-flag-file",
+        hold.to_str().unwrap(),
+        "--serve-socket-file",
+        socket.to_str().unwrap(),
     ];
     let mut child = srv.alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
 
@@ -265,7 +282,23 @@ async fn sigterm_while_waiting_for_replicas_cleans_up() {
     std::fs::write(&postpone, "").unwrap();
     let _ = std::fs::remove_file(&status);
     let (address, postpone_arg, status_arg) = (format!("127.0.0.1:{}", replica.port), postpone.display().to_string(), status.display().to_string());
-    let args = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--max-lag-millis", "500", "--throttle-control-replicas", &address, "--postpone-cut-over-flag-file", &postpone_arg, "--status-json", &status_arg];
+    let args = [
+        "--database",
+        db,
+        "--table",
+        "t",
+        "--alter",
+        "ADD COLUMN b INT",
+        "--execute",
+        "--max-lag-millis",
+        "500",
+        "--throttle-control-replicas",
+        &address,
+        "--postpone-cut-over-flag-file",
+        &postpone_arg,
+        "--status-json",
+        &status_arg,
+    ];
     let mut child = server().alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let wait_for_state = async |child: &mut std::process::Child, state: &str| {
         let deadline = Instant::now() + Duration::from_secs(60);

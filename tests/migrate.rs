@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::workload::{Workload, MOVE};
 use common::{assert_same_rows, assert_success, server, stderr, tables};
 use mysql_async::prelude::*;
@@ -33,7 +32,11 @@ async fn migrate_under_load(db: &str, workload: &Workload, alter: &str, extra: &
     let mut conn = srv.conn(Some(db)).await;
     let n = assert_same_rows(&mut conn, compare.0, compare.1).await;
     assert!(n > 0);
-    eprintln!("{db}: {n} rows equal; {during} transactions during the run, {} deadlocks retried; {}", stats.deadlocks.load(std::sync::atomic::Ordering::Relaxed), stdout.lines().last().unwrap_or_default());
+    eprintln!(
+        "{db}: {n} rows equal; {during} transactions during the run, {} deadlocks retried; {}",
+        stats.deadlocks.load(std::sync::atomic::Ordering::Relaxed),
+        stdout.lines().last().unwrap_or_default()
+    );
     assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()], "{}", stderr(&output));
     stderr(&output)
 }
@@ -208,7 +211,15 @@ async fn primary_key_changes_to_a_shared_unique_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn convert_to_utf8mb4_and_swap_indexes() {
     let w = simple_workload(&["a", "b"], &[&["1", "'Ñandú àé'"], &["2", "'plain'"]]);
-    simple_case("charset", &w, "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, DROP INDEX ia, ADD INDEX iab (a, b), ADD COLUMN d INT NOT NULL DEFAULT 42", &[], "id, u, a, b, c", "id, u, a, b, c").await;
+    simple_case(
+        "charset",
+        &w,
+        "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, DROP INDEX ia, ADD INDEX iab (a, b), ADD COLUMN d INT NOT NULL DEFAULT 42",
+        &[],
+        "id, u, a, b, c",
+        "id, u, a, b, c",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -310,13 +321,28 @@ async fn keys_equal_under_the_collation_keep_their_order_when_the_replay_is_spli
     let srv = server();
     let mut conn = srv.fresh_database("casefold").await;
     for table in ["t", "t_oracle"] {
-        conn.query_drop(format!("CREATE TABLE {table} (g INT NOT NULL, k VARCHAR(20) NOT NULL, n INT NOT NULL, PRIMARY KEY (g, k)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE utf8mb4_general_ci")).await.unwrap();
+        conn.query_drop(format!("CREATE TABLE {table} (g INT NOT NULL, k VARCHAR(20) NOT NULL, n INT NOT NULL, PRIMARY KEY (g, k)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE utf8mb4_general_ci"))
+            .await
+            .unwrap();
         conn.query_drop(format!("INSERT INTO {table} SELECT seq % 8, CONCAT('key', seq), 0 FROM seq_1_to_4000")).await.unwrap();
     }
     let postpone = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("casefold-postpone-{}", std::process::id()));
     std::fs::write(&postpone, "").unwrap();
     let child = srv
-        .alterego_command(&["--database", "casefold", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute", "--debug", "--apply-threads", "4", "--postpone-cut-over-flag-file", postpone.to_str().unwrap()])
+        .alterego_command(&[
+            "--database",
+            "casefold",
+            "--table",
+            "t",
+            "--alter",
+            "ADD COLUMN z INT",
+            "--execute",
+            "--debug",
+            "--apply-threads",
+            "4",
+            "--postpone-cut-over-flag-file",
+            postpone.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -437,7 +463,17 @@ async fn identifiers_that_need_quoting() {
     let running = workload.start(server().opts(Some(db)), 3);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let output = tokio::task::spawn_blocking(move || {
-        server().alterego(&["--database", db, "--table", table, "--alter", "ADD COLUMN `ñ col` INT DEFAULT 1, ADD INDEX `from` (`group by`), ADD INDEX `ïx ``q`` 2` (`naïve`, `a``b`)", "--execute", "--chunk-size", "50"])
+        server().alterego(&[
+            "--database",
+            db,
+            "--table",
+            table,
+            "--alter",
+            "ADD COLUMN `ñ col` INT DEFAULT 1, ADD INDEX `from` (`group by`), ADD INDEX `ïx ``q`` 2` (`naïve`, `a``b`)",
+            "--execute",
+            "--chunk-size",
+            "50",
+        ])
     })
     .await
     .unwrap();
@@ -449,10 +485,7 @@ async fn identifiers_that_need_quoting() {
     assert!(n > 0);
     let names = tables(&mut conn).await;
     assert!(names.contains(&format!("_{table}_del")) && names.contains(&table.to_string()), "{names:?}");
-    let indexes: Vec<String> = conn
-        .exec("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME", (db, table))
-        .await
-        .unwrap();
+    let indexes: Vec<String> = conn.exec("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME", (db, table)).await.unwrap();
     assert_eq!(indexes, vec!["from", "ïx `q` 2", "PRIMARY", "select"]);
 }
 
@@ -482,13 +515,27 @@ async fn binary_and_negative_fractional_time_keys_are_replayed_exactly() {
     let mut conn = srv.fresh_database("oddkeys").await;
     for table in ["t", "t_oracle"] {
         conn.query_drop(format!("CREATE TABLE {table} (k BINARY(10) NOT NULL, tm TIME(2) NOT NULL, v INT NOT NULL, w TIME(1), PRIMARY KEY (k, tm)) ENGINE=InnoDB")).await.unwrap();
-        conn.query_drop(format!("INSERT INTO {table} SELECT CAST(UNHEX(LPAD(HEX(seq), 16, '0')) AS BINARY(10)), SEC_TO_TIME(-seq * 37 - 0.25), seq, SEC_TO_TIME(-seq - 0.5) FROM seq_1_to_1000")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} SELECT CAST(UNHEX(LPAD(HEX(seq), 16, '0')) AS BINARY(10)), SEC_TO_TIME(-seq * 37 - 0.25), seq, SEC_TO_TIME(-seq - 0.5) FROM seq_1_to_1000"))
+            .await
+            .unwrap();
     }
     let postpone = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("oddkeys-postpone-{}", std::process::id()));
     std::fs::write(&postpone, "").unwrap();
     let status = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("oddkeys-status-{}", std::process::id()));
     let child = srv
-        .alterego_command(&["--database", "oddkeys", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute", "--postpone-cut-over-flag-file", postpone.to_str().unwrap(), "--status-json", status.to_str().unwrap()])
+        .alterego_command(&[
+            "--database",
+            "oddkeys",
+            "--table",
+            "t",
+            "--alter",
+            "ADD COLUMN z INT",
+            "--execute",
+            "--postpone-cut-over-flag-file",
+            postpone.to_str().unwrap(),
+            "--status-json",
+            status.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

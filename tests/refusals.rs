@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::{server, snapshot, TestServer};
 use mysql_async::prelude::*;
 
@@ -60,7 +59,13 @@ refusal!(view_is_not_a_base_table, ["CREATE TABLE base (id INT PRIMARY KEY)", "C
 refusal!(myisam_table, ["CREATE TABLE t (id INT PRIMARY KEY) ENGINE=MyISAM"], [], 3, "MyISAM engine");
 refusal!(no_unique_key, ["CREATE TABLE t (id INT, a INT) ENGINE=InnoDB"], [], 3, "no PRIMARY or NOT NULL UNIQUE key");
 refusal!(only_a_nullable_unique_key, ["CREATE TABLE t (id INT NULL, UNIQUE KEY (id)) ENGINE=InnoDB"], [], 3, "no PRIMARY or NOT NULL UNIQUE key");
-refusal!(foreign_key_on_the_table, ["CREATE TABLE p (id INT PRIMARY KEY) ENGINE=InnoDB", "CREATE TABLE t (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES p (id)) ENGINE=InnoDB"], [], 3, "foreign keys");
+refusal!(
+    foreign_key_on_the_table,
+    ["CREATE TABLE p (id INT PRIMARY KEY) ENGINE=InnoDB", "CREATE TABLE t (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES p (id)) ENGINE=InnoDB"],
+    [],
+    3,
+    "foreign keys"
+);
 refusal!(foreign_key_pointing_at_the_table, [TABLE, "CREATE TABLE c (id INT PRIMARY KEY, tid INT, FOREIGN KEY (tid) REFERENCES t (id)) ENGINE=InnoDB"], [], 3, "foreign keys");
 refusal!(triggers_on_the_table, [TABLE, "CREATE TABLE audit (n INT)", "CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (1)"], [], 3, "has triggers (trg)");
 refusal!(alter_renames_the_table, [TABLE], ["--alter", "RENAME TO t2"], 3, "renames the table");
@@ -145,11 +150,8 @@ async fn missing_privileges() {
     let mut conn = srv.fresh_database("missing_privileges").await;
     conn.query_drop(TABLE).await.unwrap();
     let before = snapshot(&mut conn).await;
-    let output = srv
-        .alterego_command(&["--user", "limited", "--database", "missing_privileges", "--table", "t", "--alter", "ADD z INT", "--execute"])
-        .env("ALTEREGO_PASSWORD", "limited-pw")
-        .output()
-        .unwrap();
+    let output =
+        srv.alterego_command(&["--user", "limited", "--database", "missing_privileges", "--table", "t", "--alter", "ADD z INT", "--execute"]).env("ALTEREGO_PASSWORD", "limited-pw").output().unwrap();
     let stderr = common::stderr(&output);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("lacks privileges") && stderr.contains("LOCK TABLES"), "{stderr}");
@@ -190,7 +192,13 @@ async fn initially_drop_flags_remove_leftovers_and_proceed() {
     let _shared = GLOBALS.read().await;
     let srv = server();
     let mut conn = srv.fresh_database("initially_drop").await;
-    for sql in [TABLE, "INSERT INTO t (id, a) SELECT seq, seq FROM seq_1_to_50", "CREATE TABLE _t_gho (x INT PRIMARY KEY)", "CREATE TABLE _t_ghc (x INT PRIMARY KEY)", "CREATE TABLE _t_del (x INT PRIMARY KEY)"] {
+    for sql in [
+        TABLE,
+        "INSERT INTO t (id, a) SELECT seq, seq FROM seq_1_to_50",
+        "CREATE TABLE _t_gho (x INT PRIMARY KEY)",
+        "CREATE TABLE _t_ghc (x INT PRIMARY KEY)",
+        "CREATE TABLE _t_del (x INT PRIMARY KEY)",
+    ] {
         conn.query_drop(sql).await.unwrap();
     }
     let output = srv.alterego(&["--database", "initially_drop", "--table", "t", "--alter", "ADD z INT", "--execute", "--initially-drop-ghost-table", "--initially-drop-old-table"]);

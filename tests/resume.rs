@@ -151,10 +151,8 @@ async fn resume_refuses_a_changed_alter_and_purged_binlogs() {
 
 /// Sessions running the deferred build of `ia` on the shadow and waiting on a metadata lock.
 async fn waiting_index_builds(conn: &mut Conn) -> usize {
-    let n: Option<u64> = conn
-        .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%ALTER TABLE `resume_build`.`_t_gho` ADD KEY `ia`%' AND STATE LIKE '%metadata lock%'")
-        .await
-        .unwrap();
+    let n: Option<u64> =
+        conn.query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%ALTER TABLE `resume_build`.`_t_gho` ADD KEY `ia`%' AND STATE LIKE '%metadata lock%'").await.unwrap();
     n.unwrap_or(0) as usize
 }
 

@@ -31,9 +31,24 @@ async fn the_password_appears_nowhere() {
     std::fs::write(&postpone, "").unwrap();
     let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let args = [
-        "--database", "secrets", "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--debug",
-        "--hooks-path", &path(&hooks), "--status-json", &path(&status), "--status-interval-millis", "100",
-        "--serve-socket-file", &path(&socket), "--postpone-cut-over-flag-file", &path(&postpone),
+        "--database",
+        "secrets",
+        "--table",
+        "t",
+        "--alter",
+        "ADD COLUMN b INT",
+        "--execute",
+        "--debug",
+        "--hooks-path",
+        &path(&hooks),
+        "--status-json",
+        &path(&status),
+        "--status-interval-millis",
+        "100",
+        "--serve-socket-file",
+        &path(&socket),
+        "--postpone-cut-over-flag-file",
+        &path(&postpone),
     ];
     let mut child = srv.alterego_command(&args).env("SEEN", &seen).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
 

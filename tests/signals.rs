@@ -124,10 +124,7 @@ async fn hold_table_open(db: &str, table: &str) -> Conn {
 
 /// Whether a session runs a statement starting with `prefix` and waits on a metadata lock.
 async fn waits_on_lock(conn: &mut Conn, prefix: &str) -> bool {
-    let n: Option<u64> = conn
-        .exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%metadata lock%'", (format!("{prefix}%"),))
-        .await
-        .unwrap();
+    let n: Option<u64> = conn.exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%metadata lock%'", (format!("{prefix}%"),)).await.unwrap();
     n.unwrap_or(0) > 0
 }
 

@@ -8,9 +8,9 @@
 //! round's plan (server timing aside). Knobs: `SOAK_ROUNDS`, `SOAK_SEED`, `SOAK_MAX_ROWS`;
 //! without `SOAK_ROUNDS` it runs the CI subset (fixed seed, small tables). See docs/soak.md.
 
-mod common;
 #[path = "soak/alter.rs"]
 mod alter;
+mod common;
 #[path = "soak/faults.rs"]
 mod faults;
 #[path = "soak/schema.rs"]
@@ -153,7 +153,8 @@ fn start_servers() -> Servers {
 /// Creates `t` and `t_oracle` in a fresh database and loads `rows` rows into both.
 async fn create_tables(servers: &'static Servers, plan: &Plan) -> Result<Conn, String> {
     let mut conn = servers.primary.fresh_database(DB).await;
-    let mut run = async |sql: &str| conn.query_drop(sql).await.map_err(|e| format!("setting up the round: {e}\n{}", &sql[..(0..=sql.len().min(3000)).rev().find(|&i| sql.is_char_boundary(i)).unwrap_or(0)]));
+    let mut run =
+        async |sql: &str| conn.query_drop(sql).await.map_err(|e| format!("setting up the round: {e}\n{}", &sql[..(0..=sql.len().min(3000)).rev().find(|&i| sql.is_char_boundary(i)).unwrap_or(0)]));
     run("SET SESSION time_zone = '+00:00'").await?;
     for name in ["t", "t_oracle"] {
         run(&plan.table.create_sql(name)).await?;
@@ -212,7 +213,8 @@ async fn run_round(servers: &'static Servers, plan: &Plan, struck: &mut bool) ->
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("soak").join(plan.seed.to_string());
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut args: Vec<String> = ["--database", DB, "--table", "t", "--alter", &plan.alter.sql(), "--execute", "--progress=false", "--status-interval-millis", "500"].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> =
+        ["--database", DB, "--table", "t", "--alter", &plan.alter.sql(), "--execute", "--progress=false", "--status-interval-millis", "500"].iter().map(|s| s.to_string()).collect();
     args.extend(plan.flags.iter().cloned());
     args.extend(["--serve-socket-file".into(), faults::socket_path(&dir).display().to_string()]);
     if plan.watch_replica {

@@ -73,12 +73,7 @@ fn certificate_authority(name: &str) -> (CertificateParams, KeyPair, String) {
 /// A server that accepts only TLS over TCP, with the certificate `cert` signed by the CA.
 fn secure_server(cert: &(PathBuf, PathBuf)) -> TestServer {
     let pki = pki();
-    let args = [
-        format!("--ssl-ca={}", pki.ca.display()),
-        format!("--ssl-cert={}", cert.0.display()),
-        format!("--ssl-key={}", cert.1.display()),
-        "--require-secure-transport=ON".to_string(),
-    ];
+    let args = [format!("--ssl-ca={}", pki.ca.display()), format!("--ssl-cert={}", cert.0.display()), format!("--ssl-key={}", cert.1.display()), "--require-secure-transport=ON".to_string()];
     TestServer::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).harness_on_socket()
 }
 
@@ -152,9 +147,7 @@ async fn verify_ca_with_the_right_ca_migrates_under_writes() {
     let port = srv.port.to_string();
     // The server watches its own lag as a "replica": the lag reader's connection needs TLS too.
     let replica = format!("127.0.0.1:{port}");
-    let output = tokio::task::block_in_place(|| {
-        migrate(srv, db, &["--ssl-mode=VERIFY_CA", "--ssl-ca", &path(&pki().ca), "--chunk-size", "500", "--throttle-control-replicas", &replica])
-    });
+    let output = tokio::task::block_in_place(|| migrate(srv, db, &["--ssl-mode=VERIFY_CA", "--ssl-ca", &path(&pki().ca), "--chunk-size", "500", "--throttle-control-replicas", &replica]));
     let stats = writers.stop().await;
     assert_success(&output);
     assert!(stats.transactions.load(std::sync::atomic::Ordering::Relaxed) > 0, "the writers wrote nothing");

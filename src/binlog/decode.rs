@@ -169,12 +169,7 @@ impl RowDecoder {
     pub fn new(tme: &TableMapEvent<'_>, columns: &[Column], picks: Vec<usize>) -> Result<RowDecoder, String> {
         let count = tme.columns_count() as usize;
         if count != columns.len() {
-            return Err(format!(
-                "the binlog shows {count} columns for `{}`.`{}` but the table has {}: was it altered during the migration?",
-                tme.database_name(),
-                tme.table_name(),
-                columns.len()
-            ));
+            return Err(format!("the binlog shows {count} columns for `{}`.`{}` but the table has {}: was it altered during the migration?", tme.database_name(), tme.table_name(), columns.len()));
         }
         let cells = (0..count)
             .map(|i| {

@@ -217,7 +217,8 @@ impl Reader {
             let header = event.header();
             let raw_type = header.event_type_raw();
             if mariadb::is_compressed(raw_type) {
-                return Err(Error::failed(format!("compressed binlog event (type {raw_type}) at {file}:{}; alterego cannot replay it", header.log_pos())).with_fix("SET GLOBAL log_bin_compress=OFF and run the migration again"));
+                return Err(Error::failed(format!("compressed binlog event (type {raw_type}) at {file}:{}; alterego cannot replay it", header.log_pos()))
+                    .with_fix("SET GLOBAL log_bin_compress=OFF and run the migration again"));
             }
             if raw_type == mariadb::GTID_EVENT {
                 if let Some((domain, seq)) = mariadb::gtid(event.data()) {
@@ -265,7 +266,9 @@ impl Reader {
                                 self.state.rename_seen.store(true, std::sync::atomic::Ordering::SeqCst);
                                 return Ok(StreamEnd::Stopped);
                             }
-                            return Err(Error::failed(format!("the original table was changed by DDL during the migration: {text}")).with_fix("run the migration again once no other DDL touches the table"));
+                            return Err(
+                                Error::failed(format!("the original table was changed by DDL during the migration: {text}")).with_fix("run the migration again once no other DDL touches the table")
+                            );
                         }
                         // DDL commits on its own.
                         self.commit(&mut txn, &file, header.log_pos())?;

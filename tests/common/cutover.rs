@@ -65,10 +65,7 @@ pub async fn swap_held_on_the_shadow(db: &str, seed: u64) -> (Conn, super::workl
 pub async fn waiting_rename(admin: &mut Conn, db: &str, child: &mut Child) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let id: Option<u64> = admin
-            .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%lock%'", (format!("RENAME TABLE `{db}`.%"),))
-            .await
-            .unwrap();
+        let id: Option<u64> = admin.exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%lock%'", (format!("RENAME TABLE `{db}`.%"),)).await.unwrap();
         if let Some(id) = id {
             return id;
         }

@@ -107,14 +107,7 @@ impl TestServer {
             .output()
             .expect("running mariadb-install-db");
         assert!(install.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&install.stderr));
-        let server = TestServer {
-            port,
-            socket: datadir.join("mysqld.sock"),
-            datadir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            child: Mutex::new(None),
-            harness_on_socket: false,
-        };
+        let server = TestServer { port, socket: datadir.join("mysqld.sock"), datadir, extra: extra.iter().map(|s| s.to_string()).collect(), child: Mutex::new(None), harness_on_socket: false };
         server.launch();
         server.bootstrap_user();
         server
@@ -234,13 +227,7 @@ impl TestServer {
     }
 
     pub fn opts(&self, database: Option<&str>) -> Opts {
-        let builder = OptsBuilder::default()
-            .ip_or_hostname("127.0.0.1")
-            .tcp_port(self.port)
-            .user(Some(USER))
-            .pass(Some(PASSWORD))
-            .db_name(database)
-            .prefer_socket(false);
+        let builder = OptsBuilder::default().ip_or_hostname("127.0.0.1").tcp_port(self.port).user(Some(USER)).pass(Some(PASSWORD)).db_name(database).prefer_socket(false);
         let socket = self.harness_on_socket.then(|| self.socket.to_string_lossy().into_owned());
         builder.socket(socket).into()
     }
@@ -286,11 +273,7 @@ impl TestServer {
         if args.contains(&"--chunk-size") && !args.contains(&"--chunk-time") {
             command.args(["--chunk-time", "0"]);
         }
-        command
-            .args(args)
-            .env("ALTEREGO_PASSWORD", PASSWORD)
-            .env("HOME", "/nonexistent")
-            .stdin(Stdio::null());
+        command.args(args).env("ALTEREGO_PASSWORD", PASSWORD).env("HOME", "/nonexistent").stdin(Stdio::null());
         command
     }
 }
@@ -310,13 +293,7 @@ pub async fn small_table_on(srv: &TestServer, db: &str, rows: u32) -> Conn {
 
 /// Asserts a run succeeded, printing its output otherwise.
 pub fn assert_success(output: &Output) {
-    assert!(
-        output.status.success(),
-        "alterego failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "alterego failed ({:?})\nstdout:\n{}\nstderr:\n{}", output.status.code(), String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
 }
 
 pub fn stderr(output: &Output) -> String {
@@ -359,6 +336,6 @@ pub async fn assert_same_rows(conn: &mut Conn, left: &str, right: &str) -> usize
     }
     a.len()
 }
-pub mod workload;
-pub mod interrupt;
 pub mod cutover;
+pub mod interrupt;
+pub mod workload;

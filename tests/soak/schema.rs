@@ -214,10 +214,16 @@ impl Ty {
             3 => *rng.pick(&[Ty::Float, Ty::Double]),
             4..=6 => {
                 let charset = Charset::pick(rng);
-                let kind = { let options = [StrKind::Char(rng_len(rng, 1, 30)), StrKind::Varchar(rng_len(rng, 1, 255)), StrKind::Text]; *rng.pick(&options) };
+                let kind = {
+                    let options = [StrKind::Char(rng_len(rng, 1, 30)), StrKind::Varchar(rng_len(rng, 1, 255)), StrKind::Text];
+                    *rng.pick(&options)
+                };
                 Ty::Str { kind, charset, collation: *rng.pick(charset.collations()) }
             }
-            7 => Ty::Bytes({ let options = [BytesKind::Binary(rng_len(rng, 1, 16)), BytesKind::Varbinary(rng_len(rng, 1, 64)), BytesKind::Blob]; *rng.pick(&options) }),
+            7 => Ty::Bytes({
+                let options = [BytesKind::Binary(rng_len(rng, 1, 16)), BytesKind::Varbinary(rng_len(rng, 1, 64)), BytesKind::Blob];
+                *rng.pick(&options)
+            }),
             8 => *rng.pick(&[Ty::Date, Ty::Year]),
             9 => {
                 let fsp = rng.between(0, 6) as u32;
@@ -237,12 +243,21 @@ impl Ty {
             0 | 1 => Ty::Int { bytes: *rng.pick(&[3, 4, 8]), unsigned: rng.chance(40) },
             2 => {
                 let charset = Charset::pick(rng);
-                let kind = { let options = [StrKind::Char(rng_len(rng, 16, 24)), StrKind::Varchar(rng_len(rng, 16, 64))]; *rng.pick(&options) };
+                let kind = {
+                    let options = [StrKind::Char(rng_len(rng, 16, 24)), StrKind::Varchar(rng_len(rng, 16, 64))];
+                    *rng.pick(&options)
+                };
                 Ty::Str { kind, charset, collation: *rng.pick(charset.collations()) }
             }
             3 => Ty::Date,
-            4 => { let options = [Ty::Datetime { fsp: rng.between(0, 6) as u32 }, Ty::Time { fsp: rng.between(0, 6) as u32 }]; *rng.pick(&options) },
-            5 => Ty::Bytes({ let options = [BytesKind::Binary(rng_len(rng, 8, 16)), BytesKind::Varbinary(rng_len(rng, 8, 32))]; *rng.pick(&options) }),
+            4 => {
+                let options = [Ty::Datetime { fsp: rng.between(0, 6) as u32 }, Ty::Time { fsp: rng.between(0, 6) as u32 }];
+                *rng.pick(&options)
+            }
+            5 => Ty::Bytes({
+                let options = [BytesKind::Binary(rng_len(rng, 8, 16)), BytesKind::Varbinary(rng_len(rng, 8, 32))];
+                *rng.pick(&options)
+            }),
             _ => {
                 let scale = rng.between(0, 4) as u32;
                 Ty::Decimal { precision: scale + rng.between(8, 16) as u32, scale }
@@ -256,12 +271,18 @@ impl Ty {
             0 | 1 => Ty::Int { bytes: *rng.pick(&[1, 2, 3, 4, 8]), unsigned: rng.chance(40) },
             2 => {
                 let charset = Charset::pick(rng);
-                let kind = { let options = [StrKind::Char(rng_len(rng, 1, 4)), StrKind::Varchar(rng_len(rng, 1, 8))]; *rng.pick(&options) };
+                let kind = {
+                    let options = [StrKind::Char(rng_len(rng, 1, 4)), StrKind::Varchar(rng_len(rng, 1, 8))];
+                    *rng.pick(&options)
+                };
                 Ty::Str { kind, charset, collation: *rng.pick(charset.collations()) }
             }
             3 => *rng.pick(&[Ty::Date, Ty::Year]),
             4 => Ty::Enum { charset: Charset::pick(rng) },
-            5 => Ty::Bytes({ let options = [BytesKind::Binary(rng_len(rng, 1, 4)), BytesKind::Varbinary(rng_len(rng, 1, 4))]; *rng.pick(&options) }),
+            5 => Ty::Bytes({
+                let options = [BytesKind::Binary(rng_len(rng, 1, 4)), BytesKind::Varbinary(rng_len(rng, 1, 4))];
+                *rng.pick(&options)
+            }),
             _ => Ty::Decimal { precision: 4, scale: 2 },
         }
     }
@@ -293,7 +314,14 @@ impl Ty {
             Ty::Decimal { precision, scale } => {
                 let whole = precision - scale;
                 let sign = if rng.chance(30) { "-" } else { "" };
-                let (int_part, frac_part) = if edge { ("9".repeat(whole as usize), "9".repeat(*scale as usize)) } else { { let count = rng.between(0, whole as i64) as u32; (digits(rng, count), digits(rng, *scale)) } };
+                let (int_part, frac_part) = if edge {
+                    ("9".repeat(whole as usize), "9".repeat(*scale as usize))
+                } else {
+                    {
+                        let count = rng.between(0, whole as i64) as u32;
+                        (digits(rng, count), digits(rng, *scale))
+                    }
+                };
                 let int_part = if int_part.is_empty() { "0".to_string() } else { int_part };
                 if *scale == 0 {
                     format!("{sign}{int_part}")
@@ -505,7 +533,9 @@ fn rng_len(rng: &mut Rng, low: i64, high: i64) -> u32 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// First column of a unique key: the row id encoded with this salt.
-    IdCarrier { salt: i64 },
+    IdCarrier {
+        salt: i64,
+    },
     /// A further key column: derived from the id.
     KeyPart,
     Data,

@@ -189,7 +189,8 @@ impl Writer {
         let rows: Vec<String> = ids
             .iter()
             .map(|&id| {
-                let values: Vec<String> = columns.iter().map(|&c| if table.columns[c].role == Role::Data { table.columns[c].random_value(&mut self.rng) } else { table.columns[c].key_literal(id) }).collect();
+                let values: Vec<String> =
+                    columns.iter().map(|&c| if table.columns[c].role == Role::Data { table.columns[c].random_value(&mut self.rng) } else { table.columns[c].key_literal(id) }).collect();
                 format!("({})", values.join(", "))
             })
             .collect();
