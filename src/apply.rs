@@ -35,7 +35,7 @@ use crate::copy::{KeyState, Pending};
 use crate::error::{codes, Error, Result};
 use crate::plan::Plan;
 use crate::server::{in_transaction, Server};
-use crate::sql::Placeholder;
+use crate::sql::{format_key, Placeholder};
 use crate::state::{spawn_stage, RunState};
 
 /// Most changes replayed in one shadow transaction.
@@ -98,6 +98,7 @@ fn run(runtime: &Handle, server: &Server, plan: &Plan, rx: &Receiver<Batch>, sta
             last_recorded = std::time::Instant::now();
         }
         let skipped = runtime.block_on(apply_group(&mut conns, server, plan, &group, settings.retries, &keys, record))?;
+        record_changed_keys(state, plan, &group);
         record_applied(state, &group, skipped);
     }
     Ok(())
@@ -153,6 +154,13 @@ fn gather(first: Batch, rx: &Receiver<Batch>, hold_at_marker: &AtomicU64, window
         group.push(next);
     }
     group
+}
+
+/// Records the keys a replayed group changed, for their comparison before the swap (see
+/// `compare::ChangedKeys`). Done before the group counts as applied, so that a marker seen
+/// applied implies its changes are recorded.
+pub fn record_changed_keys(state: &RunState, plan: &Plan, group: &[Batch]) {
+    state.changed_keys.record(group.iter().flat_map(|b| &b.changes).map(|c| c.key(&plan.key_positions)));
 }
 
 fn record_applied(state: &RunState, group: &[Batch], skipped: usize) {
@@ -517,11 +525,6 @@ fn keys_of(plan: &Plan, run: &[&Change]) -> String {
     format!("{}{}", keys.join(", "), if run.len() > 5 { ", ..." } else { "" })
 }
 
-/// A key tuple for people: `(1, 'abc')`.
-pub fn format_key(values: &[Value]) -> String {
-    format!("({})", values.iter().map(|v| v.as_sql(false)).collect::<Vec<_>>().join(", "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,10 +615,5 @@ mod tests {
         assert!(names_index("Duplicate entry '5' for key 'PRIMARY'", "PRIMARY"));
         assert!(names_index("Duplicate entry '5' for key 't.PRIMARY'", "PRIMARY"));
         assert!(!names_index("Duplicate entry '5' for key 'uk'", "PRIMARY"));
-    }
-
-    #[test]
-    fn formats_keys_for_people() {
-        assert_eq!(format_key(&[Value::Int(1), Value::Bytes(b"a'b".to_vec())]), "(1, 'a\\'b')");
     }
 }

@@ -32,11 +32,12 @@ use std::sync::Arc;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Value};
 
-use crate::apply::{format_key, is_collision, names_index};
+use crate::apply::{is_collision, names_index};
 use crate::checkpoint::{self, KeyRange};
 use crate::error::{codes, Context, Error, Result};
 use crate::plan::Plan;
 use crate::server::{in_transaction, rolled_back, Server};
+use crate::sql::format_key;
 use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, upsert_clause, upsert_rows, Placeholder};
 use crate::state::RunState;
 
@@ -429,9 +430,7 @@ impl Copier {
         while !cursor.ranges.is_empty() && self.state.throttle_reason().is_some() && !self.state.stopping() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        let Some((lower, end)) = cursor.ranges.front().cloned().filter(|_| !self.state.stopping()) else {
-            return Ok(None);
-        };
+        let Some((lower, end)) = cursor.ranges.front().cloned().filter(|_| !self.state.stopping()) else { return Ok(None) };
         let upper = self.next_upper(&mut cursor.conn, lower.as_deref(), &end).await?;
         self.state.pending_keys.hand_out(&upper);
         if upper == end {

@@ -34,14 +34,16 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use tokio::task::JoinHandle;
 
-use crate::apply::{apply_with_retries, format_key, Session};
+use crate::apply::{apply_with_retries, record_changed_keys, Session};
 use crate::binlog::stream::Batch;
 use crate::changelog;
+use crate::compare::{differing_keys, mismatch, Readers};
 use crate::copy::KeyState;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
 use crate::inspect::exists;
 use crate::plan::{Plan, TableNames};
 use crate::server::{Flavor, Server};
+use crate::sql::format_key;
 use crate::state::RunState;
 
 /// Pause between seeing the RENAME queued and unlocking. Measured with four writers: without
@@ -237,6 +239,11 @@ impl CutOver {
             flushed?;
             return Ok(Err(Attempt::Retry("the applier did not catch up while the table was locked".into())));
         }
+        // A reads the original it holds; the shadow, which nothing writes now, is read beside.
+        if let Err(e) = self.compare_changed_rows(Readers::Two { original: &mut a, shadow: &mut watcher }).await {
+            self.release(&mut a, locked_at).await;
+            return Err(e);
+        }
         Ok(Ok(Locked { a, b, watcher, locked_at }))
     }
 
@@ -423,10 +430,30 @@ impl CutOver {
                 return Ok(Err(Attempt::Retry("the binlog did not reach the lock position in time".into())));
             };
             apply_with_retries(&mut a, &self.server, &self.plan, std::slice::from_ref(&batch), 1, Session::UnderLock, &KeyState::nothing(), false).await?;
+            record_changed_keys(&self.state, &self.plan, std::slice::from_ref(&batch));
             *self.state.applied_position.lock().expect("position lock") = batch.end.clone();
             self.state.backlog.fetch_sub(1, Ordering::Relaxed);
         }
+        if let Err(e) = self.compare_changed_rows(Readers::One(&mut a)).await {
+            a.query_drop("UNLOCK TABLES").await.ok();
+            return Err(e);
+        }
         Ok(Ok((a, locked_at)))
+    }
+
+    /// Under the lock, with everything written to the original replayed: the rows replayed
+    /// since the last comparison point must equal the original's, or nothing is swapped and
+    /// the run fails naming them. Without a verification (`--skip-checksum`) nothing records
+    /// them, and nothing is compared.
+    async fn compare_changed_rows(&self, readers: Readers<'_>) -> Result<()> {
+        let Some(changed) = self.state.changed_keys.recorded() else { return Ok(()) };
+        let started = Instant::now();
+        let differing = differing_keys(readers, &self.plan, &changed).await?;
+        if !differing.is_empty() {
+            return Err(mismatch(&differing, "compared under the cut-over lock"));
+        }
+        tracing::debug!("compared the {} rows replayed since the last comparison under the lock in {} ms", changed.len(), started.elapsed().as_millis());
+        Ok(())
     }
 }
 

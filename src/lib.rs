@@ -13,6 +13,7 @@ pub mod apply;
 pub mod binlog;
 pub mod changelog;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod control;
 pub mod copy;

@@ -55,7 +55,6 @@ pub fn check_supported(flavor: Flavor, version: Version) -> std::result::Result<
     match flavor {
         Flavor::MariaDb if version < Version(10, 6, 0) => Err(format!("MariaDB {version} is older than 10.6")),
         Flavor::MySql if version < Version(8, 0, 13) => Err(format!("MySQL {version} is older than 8.0.13 (needed for RENAME TABLE under LOCK TABLES)")),
-        Flavor::MySql if version >= Version(8, 5, 0) => Err(format!("MySQL {version} is newer than the 8.4 series alterego is written for")),
         _ => Ok(()),
     }
 }
@@ -143,8 +142,8 @@ impl Server {
             Error::refused(format!("cannot connect to {describe}: {what}"), fix)
         })?;
         let version_text: String = conn.query_first("SELECT VERSION()").await.context(|| "reading the server version".into())?.unwrap_or_default();
-        let (flavor, version) =
-            parse_version(&version_text).ok_or_else(|| Error::refused(format!("cannot parse the server version `{version_text}`"), "alterego supports MariaDB 10.6+ and MySQL 8.0/8.4"))?;
+        let (flavor, version) = parse_version(&version_text)
+            .ok_or_else(|| Error::refused(format!("cannot parse the server version `{version_text}`"), "alterego supports MariaDB 10.6 and later and MySQL 8.0.13 and later"))?;
         conn.disconnect().await.ok();
         Ok(Server { opts, configured, tls: connection.tls.clone(), facts: ServerFacts { flavor, version, version_text }, describe })
     }
@@ -278,22 +277,38 @@ pub async fn global_variable(conn: &mut Conn, name: &'static str) -> Result<Opti
     Ok(row.and_then(|(_, v)| v))
 }
 
-/// One binlog setting that must hold, and how to fix it.
+/// One binlog setting that must hold, and how to fix it. A server without the variable meets
+/// the requirement when `absent_ok` (it predates the feature the variable turns on).
 struct Requirement {
     variable: &'static str,
     expected: &'static str,
     fix: &'static str,
+    absent_ok: bool,
 }
 
 fn binlog_requirements(flavor: Flavor) -> Vec<Requirement> {
+    let required = |variable, expected, fix| Requirement { variable, expected, fix, absent_ok: false };
     let mut reqs = vec![
-        Requirement { variable: "log_bin", expected: "ON", fix: "start the server with log_bin (binary logging) enabled" },
-        Requirement { variable: "binlog_format", expected: "ROW", fix: "SET GLOBAL binlog_format='ROW' (and in the server's config file), then reconnect the writers" },
-        Requirement { variable: "binlog_row_image", expected: "FULL", fix: "SET GLOBAL binlog_row_image='FULL' (and in the server's config file)" },
+        required("log_bin", "ON", "start the server with log_bin (binary logging) enabled"),
+        required("binlog_format", "ROW", "SET GLOBAL binlog_format='ROW' (and in the server's config file), then reconnect the writers"),
+        required("binlog_row_image", "FULL", "SET GLOBAL binlog_row_image='FULL' (and in the server's config file): other images lack the columns a replay needs"),
     ];
     match flavor {
-        Flavor::MariaDb => reqs.push(Requirement { variable: "log_bin_compress", expected: "OFF", fix: "SET GLOBAL log_bin_compress=OFF: compressed row events cannot be replayed" }),
-        Flavor::MySql => reqs.push(Requirement { variable: "binlog_row_value_options", expected: "", fix: "SET GLOBAL binlog_row_value_options='': partial JSON updates cannot be replayed" }),
+        Flavor::MariaDb => reqs.push(required("log_bin_compress", "OFF", "SET GLOBAL log_bin_compress=OFF: compressed row events cannot be replayed")),
+        Flavor::MySql => reqs.extend([
+            Requirement {
+                variable: "binlog_row_value_options",
+                expected: "",
+                fix: "SET GLOBAL binlog_row_value_options='' (and in the server's config file): partial JSON updates cannot be replayed",
+                absent_ok: true,
+            },
+            Requirement {
+                variable: "binlog_transaction_compression",
+                expected: "OFF",
+                fix: "SET GLOBAL binlog_transaction_compression=OFF (and in the server's config file): alterego does not replay compressed transaction payloads",
+                absent_ok: true,
+            },
+        ]),
     }
     reqs
 }
@@ -301,9 +316,12 @@ fn binlog_requirements(flavor: Flavor) -> Vec<Requirement> {
 /// Refuses a server whose version or binlog settings alterego cannot work with.
 pub async fn check_server(server: &Server, conn: &mut Conn, database: &str) -> Result<()> {
     check_supported(server.facts.flavor, server.facts.version)
-        .map_err(|why| Error::refused(format!("unsupported server {}: {why}", server.facts.version_text), "alterego supports MariaDB 10.6+ and MySQL 8.0.13 to 8.4"))?;
+        .map_err(|why| Error::refused(format!("unsupported server {}: {why}", server.facts.version_text), "alterego supports MariaDB 10.6 and later and MySQL 8.0.13 and later"))?;
     for req in binlog_requirements(server.facts.flavor) {
-        let value = global_variable(conn, req.variable).await?.unwrap_or_default();
+        let value = match global_variable(conn, req.variable).await? {
+            None if req.absent_ok => continue,
+            value => value.unwrap_or_default(),
+        };
         if !value.eq_ignore_ascii_case(req.expected) {
             return Err(Error::refused(format!("{} is `{value}`, alterego needs `{}`", req.variable, req.expected), req.fix));
         }
@@ -402,7 +420,8 @@ mod tests {
         assert!(check_supported(Flavor::MariaDb, Version(10, 5, 9)).is_err());
         assert!(check_supported(Flavor::MySql, Version(8, 0, 12)).is_err());
         assert!(check_supported(Flavor::MySql, Version(8, 4, 0)).is_ok());
-        assert!(check_supported(Flavor::MySql, Version(9, 1, 0)).is_err());
+        assert!(check_supported(Flavor::MySql, Version(9, 7, 4)).is_ok());
+        assert!(check_supported(Flavor::MariaDb, Version(11, 8, 9)).is_ok());
     }
 
     #[test]

@@ -47,6 +47,11 @@ impl Placeholder {
     }
 }
 
+/// A key tuple for people: `(1, 'abc')`.
+pub fn format_key(values: &[mysql_async::Value]) -> String {
+    format!("({})", values.iter().map(|v| v.as_sql(false)).collect::<Vec<_>>().join(", "))
+}
+
 /// `(k1 > ? OR (k1 = ? AND k2 > ?))`: rows strictly after a key tuple, in index order.
 /// Bind order: see [`tuple_compare_params`]. Written as ORs of equalities rather than a row
 /// constructor so that every supported server turns it into index ranges.
@@ -112,6 +117,11 @@ pub fn delete_rows(table: &str, key: &[String], placeholders: &[Placeholder], ro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_keys_for_people() {
+        assert_eq!(format_key(&[mysql_async::Value::Int(1), mysql_async::Value::Bytes(b"a'b".to_vec())]), "(1, 'a\\'b')");
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

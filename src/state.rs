@@ -41,6 +41,8 @@ pub struct RunState {
     pub buffered_bytes: std::sync::Arc<AtomicU64>,
     /// Replayed changes left out: superseded in their group, or to rows the copy reads later.
     pub changes_skipped: AtomicU64,
+    /// The keys replayed since the last point at which every row was compared.
+    pub changed_keys: crate::compare::ChangedKeys,
     /// The keys the copy has not handed out yet (see `copy::PendingKeys`).
     pub pending_keys: crate::copy::PendingKeys,
     /// Whether a watched replica lagged the copy's lag limit or more (or could not tell) at the

@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 
-use crate::apply::format_key;
+use crate::compare::{differing_keys, mismatch, row_text, Readers};
 use crate::copy::{key_range, ChunkSizer, Copier, KeyWalk};
 use crate::cutover::flush_to_marker;
 use crate::error::{Context, Error, Result};
 use crate::plan::{ColumnMapping, Plan};
 use crate::server::Server;
-use crate::sql::quote_ident;
+use crate::sql::format_key;
 use crate::state::RunState;
 
 /// Rows per compared key range.
@@ -124,7 +124,9 @@ impl Verifier {
     /// Compares all ranges (or only those given) at one consistent point; returns the report
     /// and the ranges that differ.
     async fn compare(&self, only: Option<Vec<Range>>) -> Result<(Report, Vec<Difference>)> {
-        let mut snapshots = self.consistent_snapshots().await?;
+        // A comparison of every row makes a new point from which changed rows are recorded;
+        // one of some ranges does not, and the rows changed since the last point stay recorded.
+        let (mut snapshots, _) = self.consistent_snapshots(self.connections, only.is_none()).await?;
         let (source_sum, target_sum, skipped_columns) = checksum_expressions(&self.plan.columns);
         if !skipped_columns.is_empty() && only.is_none() {
             tracing::warn!("not comparing the values of columns whose type changes: {}", skipped_columns.join(", "));
@@ -205,13 +207,49 @@ impl Verifier {
         Ok(report)
     }
 
-    /// Opens `connections` snapshots of one point, at which the original and the shadow hold
-    /// the same rows.
-    async fn consistent_snapshots(&self) -> Result<Vec<Conn>> {
+    /// Compares again, at a new consistent point, the rows replayed since the last one, and
+    /// records those replayed from this point on. A difference fails the run: every row
+    /// matched at the last point, and the replay alone changed these since.
+    pub async fn recheck_changed(&self) -> Result<usize> {
+        let started = Instant::now();
+        let mut attempt = 1;
+        let (mut snapshots, changed) = loop {
+            match self.consistent_snapshots(1, true).await {
+                Ok(point) => break point,
+                Err(e) if e.transient && attempt < self.retries => {
+                    tracing::warn!("rechecking changed rows (attempt {attempt}): {e}; trying again");
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let snapshot = &mut snapshots[0];
+        let differing = differing_keys(Readers::One(snapshot), &self.plan, &changed).await;
+        snapshot.query_drop("COMMIT").await.ok();
+        let differing = match differing {
+            Ok(keys) => keys,
+            // The rows are recorded again, to be compared at the next point.
+            Err(e) => {
+                self.state.changed_keys.record(changed.into_iter());
+                return Err(e);
+            }
+        };
+        if !differing.is_empty() {
+            return Err(mismatch(&differing, "compared at a consistent point before the cut-over"));
+        }
+        tracing::info!("compared {} rows replayed since the last comparison in {:.1}s: they match the original", changed.len(), started.elapsed().as_secs_f64());
+        Ok(changed.len())
+    }
+
+    /// Opens `count` snapshots of one point, at which the original and the shadow hold the
+    /// same rows. With `restart_changed`, the record of changed keys restarts at that point;
+    /// the keys recorded before it are returned.
+    async fn consistent_snapshots(&self, count: usize, restart_changed: bool) -> Result<(Vec<Conn>, Vec<Vec<Value>>)> {
         let names = &self.plan.names;
         let mut lock = self.server.conn().await?;
         let mut snapshots = Vec::new();
-        for _ in 0..self.connections.max(1) {
+        for _ in 0..count.max(1) {
             snapshots.push(self.server.conn().await?);
         }
         let mut marker_conn = self.server.conn().await?;
@@ -224,9 +262,18 @@ impl Verifier {
             Ok(false) => Err(Error::failed("the applier did not catch up while the table was locked for verification")),
             Err(e) => Err(e),
         };
-        lock.query_drop("UNLOCK TABLES").await.context(|| "unlocking the original table".into())?;
+        // The applier is held at the marker: nothing is replayed between the snapshots and this.
+        let changed = match (&opened, restart_changed) {
+            (Ok(()), true) => self.state.changed_keys.restart(),
+            _ => Vec::new(),
+        };
+        let unlocked = lock.query_drop("UNLOCK TABLES").await.context(|| "unlocking the original table".into());
         self.state.hold_at_marker.store(0, Ordering::SeqCst);
-        opened.map(|()| snapshots)
+        if let Err(e) = unlocked {
+            self.state.changed_keys.record(changed.into_iter());
+            return Err(e);
+        }
+        opened.map(|()| (snapshots, changed))
     }
 }
 
@@ -238,37 +285,11 @@ async fn open_snapshots(connections: &mut [Conn]) -> Result<()> {
     Ok(())
 }
 
-/// The per-row checksum expressions over the copied columns, for the original and the shadow,
-/// and the columns left out because their type changes. Text is compared in one character set
-/// so that `CONVERT TO CHARACTER SET` does not count as a difference; NULLs are marked, since
-/// CONCAT_WS skips them.
-///
-/// When binary strings sit beside text, the text is cast to its bytes: CONCAT_WS may otherwise
-/// convert the binary arguments to the text's character set (MariaDB does, when every text
-/// argument has one collation, as after `CONVERT TO ... COLLATE`), turning bytes that are not
-/// valid there into `?`, on one side only.
+/// The range checksum over each side's row text, and the columns left out.
 fn checksum_expressions(columns: &[ColumnMapping]) -> (String, String, Vec<String>) {
-    let (mut source, mut target, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    let has_binary = columns.iter().any(|c| c.source.charset.is_none() && matches!(c.source.data_type.as_str(), "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit"));
-    for c in columns {
-        if !c.source.column_type.eq_ignore_ascii_case(&c.target_type) {
-            skipped.push(c.source.name.clone());
-            continue;
-        }
-        // Text in two character sets is compared in one; NULLs, which CONCAT_WS skips, are
-        // marked where the original allows them. Each costs a function call per row and column.
-        let converted = c.source.charset.is_some() && c.source.charset != c.target_charset;
-        for (out, name) in [(&mut source, &c.source.name), (&mut target, &c.target)] {
-            let q = quote_ident(name);
-            let text = if converted { format!("CONVERT({q} USING utf8mb4)") } else { q.clone() };
-            out.push(if has_binary && c.source.charset.is_some() { format!("CAST({text} AS BINARY)") } else { text });
-            if c.source.nullable {
-                out.push(format!("ISNULL({q})"));
-            }
-        }
-    }
-    let sum = |exprs: &[String]| format!("COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', {}))), 0)", exprs.join(", "));
-    (sum(&source), sum(&target), skipped)
+    let text = row_text(columns);
+    let sum = |row: &str| format!("COUNT(*), COALESCE(BIT_XOR(CRC32({row})), 0)");
+    (sum(&text.source), sum(&text.target), text.skipped)
 }
 
 /// (rows, checksum) of one key range of a table.
@@ -283,48 +304,24 @@ mod tests {
     use super::*;
     use crate::inspect::Column;
 
-    fn mapping(source: &str, target: &str, source_type: &str, target_type: &str, charset: Option<&str>) -> ColumnMapping {
+    #[test]
+    fn ranges_are_summed_over_the_row_text() {
         let column = Column {
-            name: source.into(),
+            name: "id".into(),
             ordinal: 0,
-            data_type: source_type.split('(').next().unwrap().into(),
-            column_type: source_type.into(),
-            nullable: true,
-            charset: charset.map(String::from),
+            data_type: "int".into(),
+            column_type: "int(11)".into(),
+            nullable: false,
+            charset: None,
             collation: None,
             generated: false,
             has_default: false,
             auto_increment: false,
         };
-        ColumnMapping { source: column, target: target.into(), target_type: target_type.into(), target_charset: Some("utf8mb4".into()).filter(|_| charset.is_some()), target_collation: None }
-    }
-
-    #[test]
-    fn checksum_covers_renames_and_charsets_but_not_type_changes() {
-        let (source, target, skipped) = checksum_expressions(&[
-            mapping("id", "id", "int(11)", "int(11)", None),
-            mapping("b", "b2", "varchar(10)", "varchar(10)", Some("latin1")),
-            mapping("n", "n", "int(11)", "bigint(20)", None),
-        ]);
-        assert_eq!(source, "COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', `id`, ISNULL(`id`), CONVERT(`b` USING utf8mb4), ISNULL(`b`)))), 0)");
-        assert!(target.contains("CONVERT(`b2` USING utf8mb4)"));
-        assert_eq!(skipped, vec!["n".to_string()]);
-    }
-
-    #[test]
-    fn checksum_keeps_binary_bytes_beside_text() {
-        let mut blob = mapping("v", "v", "varbinary(8)", "varbinary(8)", None);
-        blob.source.data_type = "varbinary".into();
-        let (source, target, _) = checksum_expressions(&[mapping("b", "b", "varchar(10)", "varchar(10)", Some("latin1")), blob]);
-        assert!(source.contains("CAST(CONVERT(`b` USING utf8mb4) AS BINARY)") && source.contains(", `v`,"), "{source}");
-        assert!(target.contains("CAST(CONVERT(`b` USING utf8mb4) AS BINARY)"), "{target}");
-    }
-
-    #[test]
-    fn checksum_spends_nothing_on_what_cannot_differ() {
-        let mut same_charset = mapping("c", "c", "char(10)", "char(10)", Some("utf8mb4"));
-        same_charset.source.nullable = false;
-        let (source, _, _) = checksum_expressions(&[same_charset]);
-        assert_eq!(source, "COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', `c`))), 0)", "no CONVERT within one character set, no ISNULL for NOT NULL");
+        let mapping = ColumnMapping { source: column, target: "id".into(), target_type: "int(11)".into(), target_charset: None, target_collation: None };
+        let (source, target, skipped) = checksum_expressions(&[mapping]);
+        assert_eq!(source, "COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', `id`))), 0)");
+        assert_eq!(source, target);
+        assert!(skipped.is_empty());
     }
 }

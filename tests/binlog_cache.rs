@@ -13,7 +13,7 @@ async fn chunks_shrink_to_fit_the_binlog_cache() {
     for table in ["t", "t_copy"] {
         conn.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, pad VARCHAR(200)) ENGINE=InnoDB")).await.unwrap();
     }
-    conn.query_drop("INSERT INTO t SELECT seq, REPEAT('p', 200) FROM seq_1_to_20000").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, REPEAT('p', 200) FROM {}", common::seq(1, 20000))).await.unwrap();
     conn.query_drop("INSERT INTO t_copy SELECT * FROM t").await.unwrap();
     // 5,000 rows of about 200 bytes make a 1 MB chunk; the cache allows 256 KB.
     conn.query_drop("SET GLOBAL max_binlog_cache_size = 262144").await.unwrap();

@@ -26,13 +26,17 @@ async fn rename_connection_killed_while_waiting() {
 }
 
 /// A session keeps a transaction open on the table, so the cut-over's lock is never granted.
-/// With --force-kill-blockers the tool finds it (MariaDB's metadata_lock_info), kills it, and
+/// With --force-kill-blockers the tool finds it (MariaDB's metadata_lock_info, MySQL's
+/// performance_schema.metadata_locks), kills it, and
 /// swaps; the blocker's connection is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn force_kill_blockers_ends_the_session_blocking_the_swap() {
     let db = "blockers";
     let mut conn = setup(db).await;
-    conn.query_drop("INSTALL SONAME 'metadata_lock_info'").await.ok();
+    if common::flavor().is_mariadb() {
+        // MySQL has performance_schema.metadata_locks instead.
+        conn.query_drop("INSTALL SONAME 'metadata_lock_info'").await.ok();
+    }
     let running = workload().start(server().opts(Some(db)), 4);
     let postpone = flag("blockers-postpone");
     let child = start_postponed(db, &postpone, &["--force-kill-blockers"]).await;

@@ -15,7 +15,7 @@ async fn running_out_of_space_fails_cleanly() {
     let mut conn = srv.fresh_database("full").await;
     conn.query_drop("CREATE TABLE t (id INT NOT NULL PRIMARY KEY, pad CHAR(200) NOT NULL) ENGINE=InnoDB").await.unwrap();
     for start in (0..120_000).step_by(20_000) {
-        conn.query_drop(format!("INSERT INTO t SELECT seq, REPEAT('x', 200) FROM seq_{}_to_{}", start + 1, start + 20_000)).await.unwrap();
+        conn.query_drop(format!("INSERT INTO t SELECT seq, REPEAT('x', 200) FROM {}", common::seq(start + 1, start + 20_000))).await.unwrap();
     }
     conn.query_drop("ANALYZE TABLE t").await.unwrap();
     let before = rows(&mut conn, "CHECKSUM TABLE t EXTENDED").await;

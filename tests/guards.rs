@@ -15,7 +15,7 @@ async fn start_slow_copy(db: &str) -> (mysql_async::Conn, std::process::Child) {
     let srv = server();
     let mut conn = srv.fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(10)) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop("INSERT INTO t SELECT seq, seq, 'x' FROM seq_1_to_40000").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq, 'x' FROM {}", common::seq(1, 40000))).await.unwrap();
     let mut child = srv
         .alterego_command(&["--database", db, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute", "--chunk-size", "10"])
         .stdout(std::process::Stdio::piped())
@@ -79,7 +79,7 @@ async fn lossy(db: &str, setup: &[&str], alter: &str, key: &str, reason: &str) {
     let srv = server();
     let mut conn = srv.fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT NOT NULL, b VARCHAR(20), e ENUM('a','b','c') NOT NULL DEFAULT 'a') ENGINE=InnoDB").await.unwrap();
-    conn.query_drop("INSERT INTO t (id, a, b) SELECT seq, seq, CONCAT('v', seq % 7) FROM seq_1_to_2000").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t (id, a, b) SELECT seq, seq, CONCAT('v', seq % 7) FROM {}", common::seq(1, 2000))).await.unwrap();
     for sql in setup {
         conn.query_drop(*sql).await.unwrap();
     }

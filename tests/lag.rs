@@ -34,7 +34,7 @@ async fn throttled_by_lag(db: &str, replica: &common::TestServer, replica_flags:
     let srv = server();
     let mut conn = srv.fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{ROWS}")).await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM {}", common::seq(1, ROWS))).await.unwrap();
     let hold = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{db}-hold-{}", std::process::id()));
     std::fs::write(&hold, "").unwrap();
     let mut args: Vec<String> = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "100", "--max-lag-millis", "500", "--status-interval-millis", "200"]
@@ -50,7 +50,7 @@ async fn throttled_by_lag(db: &str, replica: &common::TestServer, replica_flags:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    replica.sql("STOP SLAVE SQL_THREAD");
+    replica.sql(&common::flavor().stop_replica("SQL_THREAD"));
     // Let the lag pass --max-lag-millis before the throttle file stops holding the copy.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     std::fs::remove_file(&hold).unwrap();
@@ -62,7 +62,7 @@ async fn throttled_by_lag(db: &str, replica: &common::TestServer, replica_flags:
         panic!("the migration ended while the replica lagged:\n{}", common::stderr(&output));
     }
     assert_eq!(shadow_rows(&mut conn).await, first, "the copy went on while the replica lagged");
-    replica.sql("START SLAVE SQL_THREAD");
+    replica.sql(&common::flavor().start_replica("SQL_THREAD"));
     let output = child.wait_with_output().unwrap();
     let stderr = common::stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
@@ -79,7 +79,7 @@ async fn replica_lag_throttles_the_copy() {
     assert!(stderr.contains("throttle lifted"), "{stderr}");
     assert!(stderr.contains(", replica lag "), "no lag in the status lines: {stderr}");
 
-    // The same replica found through SHOW SLAVE HOSTS.
+    // The same replica found through SHOW SLAVE HOSTS (SHOW REPLICAS on MySQL).
     let stderr = throttled_by_lag("lag_discovered", replica, &[]).await;
     assert!(stderr.contains(&format!("watching lag on discovered replicas: {address}")), "{stderr}");
     assert!(stderr.contains(&format!("throttled: replica {address} lags")), "{stderr}");
@@ -122,14 +122,14 @@ struct SqlThreadStopped<'a>(&'a TestServer);
 
 impl SqlThreadStopped<'_> {
     fn stop(replica: &TestServer) -> SqlThreadStopped<'_> {
-        replica.sql("STOP SLAVE SQL_THREAD");
+        replica.sql(&common::flavor().stop_replica("SQL_THREAD"));
         SqlThreadStopped(replica)
     }
 }
 
 impl Drop for SqlThreadStopped<'_> {
     fn drop(&mut self) {
-        self.0.sql("START SLAVE SQL_THREAD");
+        self.0.sql(&common::flavor().start_replica("SQL_THREAD"));
     }
 }
 
@@ -145,7 +145,7 @@ async fn max_lag_millis_changes_the_decision_mid_run() {
     let db = "lag_live";
     let mut conn = srv.fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{ROWS}")).await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM {}", common::seq(1, ROWS))).await.unwrap();
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let hold = dir.join(format!("{db}-hold-{}", std::process::id()));
     std::fs::write(&hold, "").unwrap();
@@ -235,7 +235,7 @@ async fn cut_over_waits_for_lagging_replicas() {
     let db = "lag_cutover";
     let mut conn = srv.fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop("INSERT INTO t SELECT seq, seq FROM seq_1_to_2000").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM {}", common::seq(1, 2000))).await.unwrap();
     let postpone = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{db}-postpone-{}", std::process::id()));
     std::fs::write(&postpone, "").unwrap();
     let address = format!("127.0.0.1:{}", replica.port);
@@ -252,13 +252,13 @@ async fn cut_over_waits_for_lagging_replicas() {
         assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy never finished");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    replica.sql("STOP SLAVE SQL_THREAD");
+    replica.sql(&common::flavor().stop_replica("SQL_THREAD"));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     std::fs::remove_file(&postpone).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let still_running = child.try_wait().unwrap().is_none();
     let swapped = tables(&mut conn).await.contains(&"_t_del".to_string());
-    replica.sql("START SLAVE SQL_THREAD");
+    replica.sql(&common::flavor().start_replica("SQL_THREAD"));
     assert!(still_running && !swapped, "the swap did not wait for the lagging replica");
     let output = child.wait_with_output().unwrap();
     let stderr = common::stderr(&output);
@@ -275,7 +275,7 @@ async fn sigterm_while_waiting_for_replicas_cleans_up() {
     let (replica, db) = (replica(), "lag_sigterm");
     let mut conn = server().fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{ROWS}")).await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM {}", common::seq(1, ROWS))).await.unwrap();
     let before: Vec<mysql_async::Row> = conn.query("CHECKSUM TABLE t EXTENDED").await.unwrap();
     let path = |name: &str| std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{db}-{name}-{}", std::process::id()));
     let (postpone, status) = (path("postpone"), path("status"));
@@ -308,7 +308,7 @@ async fn sigterm_while_waiting_for_replicas_cleans_up() {
         }
     };
     wait_for_state(&mut child, "postponed").await;
-    replica.sql("STOP SLAVE SQL_THREAD");
+    replica.sql(&common::flavor().stop_replica("SQL_THREAD"));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     std::fs::remove_file(&postpone).unwrap();
     wait_for_state(&mut child, "waiting for replicas").await;
@@ -318,7 +318,7 @@ async fn sigterm_while_waiting_for_replicas_cleans_up() {
     while child.try_wait().unwrap().is_none() && sent.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    replica.sql("START SLAVE SQL_THREAD");
+    replica.sql(&common::flavor().start_replica("SQL_THREAD"));
     assert!(child.try_wait().unwrap().is_some(), "still running 5 s after the SIGTERM");
     let output = child.wait_with_output().unwrap();
     let stderr = common::stderr(&output);
@@ -351,9 +351,9 @@ async fn migrate_with_an_index(db: &str, rows: u64) -> (String, String) {
     let srv = server();
     let mut conn = srv.fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT, KEY ka (a)) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop(format!("INSERT INTO t SELECT seq, seq % 1000 FROM seq_1_to_{rows}")).await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq % 1000 FROM {}", common::seq(1, rows))).await.unwrap();
     conn.query_drop("ANALYZE TABLE t").await.unwrap();
-    let (file, pos): (String, u64) = conn.query_first("SHOW MASTER STATUS").await.unwrap().map(|row: mysql_async::Row| (row.get(0).unwrap(), row.get(1).unwrap())).unwrap();
+    let (file, pos): (String, u64) = conn.query_first(common::flavor().binlog_status()).await.unwrap().map(|row: mysql_async::Row| (row.get(0).unwrap(), row.get(1).unwrap())).unwrap();
     let args = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--max-lag-millis", "300"];
     let output = srv.alterego_command(&args).output().unwrap();
     let stderr = common::stderr(&output);
@@ -368,7 +368,7 @@ async fn migrate_with_an_index(db: &str, rows: u64) -> (String, String) {
 /// A replica that replays DDL one statement at a time would stand still for the whole deferred
 /// index build, past `--max-lag-millis` on this table: the index is kept during the copy. With
 /// `slave_parallel_threads` the build is logged in two phases, which the replica runs beside
-/// its replication, and it is deferred.
+/// its replication, and it is deferred (MariaDB only: MySQL logs no ALTER in two phases).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_builds_are_deferred_only_where_replicas_keep_replicating() {
     let _turn = TURN.lock().await;
@@ -379,6 +379,9 @@ async fn index_builds_are_deferred_only_where_replicas_keep_replicating() {
     assert!(stderr.contains(&format!("secondary indexes ka are kept during the copy: {address} would replay each build")), "{stderr}");
     assert!(!stderr.contains("building secondary index"), "{stderr}");
     assert!(!events.contains("START ALTER"), "{events}");
+    if !common::mariadb_only("binlog_alter_two_phase and slave_parallel_threads (the deferred half)") {
+        return;
+    }
 
     let _parallel = ParallelReplica::set(replica, 2);
     let (stderr, events) = migrate_with_an_index("index_parallel", 600_000).await;
@@ -386,8 +389,7 @@ async fn index_builds_are_deferred_only_where_replicas_keep_replicating() {
     let start_alter = events.find("START ALTER").unwrap_or_else(|| panic!("no two-phase ALTER in the binlog:\n{events}"));
     assert!(events[start_alter..].contains("ALTER TABLE `index_parallel`.`_t_gho` ADD KEY `ka`"), "{events}");
     // The replica has the built index.
-    let primary_pos = server().sql("SELECT @@gtid_binlog_pos");
-    replica.sql(&format!("SELECT MASTER_GTID_WAIT('{primary_pos}', 60)"));
+    replica.wait_for_primary(server());
     assert!(replica.sql("SHOW CREATE TABLE index_parallel.t").contains("KEY `ka` (`a`)"));
 }
 
@@ -416,9 +418,9 @@ async fn a_slow_replica_holds_the_chunk_size() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(shadow_rows(&mut conn).await.unwrap_or(0) < rows, "the copy ended before the replica was stopped");
-    replica.sql("STOP SLAVE SQL_THREAD");
+    replica.sql(&common::flavor().stop_replica("SQL_THREAD"));
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    replica.sql("START SLAVE SQL_THREAD");
+    replica.sql(&common::flavor().start_replica("SQL_THREAD"));
     let output = child.wait_with_output().unwrap();
     let stderr = common::stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");

@@ -174,7 +174,7 @@ async fn simple_tables(db: &str, rows: u32) -> mysql_async::Conn {
     let mut conn = server().fresh_database(db).await;
     for table in ["t", "t_oracle"] {
         conn.query_drop(format!("CREATE TABLE {table} {SIMPLE}")).await.unwrap();
-        conn.query_drop(format!("INSERT INTO {table} (id, u, a, b) SELECT seq, seq, seq, 'start' FROM seq_1_to_{rows}")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} (id, u, a, b) SELECT seq, seq, seq, 'start' FROM {}", common::seq(1, rows.into()))).await.unwrap();
     }
     conn
 }
@@ -183,7 +183,7 @@ async fn simple_case(db: &str, workload: &Workload, alter: &str, extra: &[&str],
     let mut conn = server().fresh_database(db).await;
     conn.query_drop(format!("CREATE TABLE t {SIMPLE}")).await.unwrap();
     conn.query_drop(format!("CREATE TABLE t_oracle {SIMPLE}")).await.unwrap();
-    conn.query_drop("INSERT INTO t (id, u, a, b, c) SELECT seq, seq, seq % 97, CONCAT('b-é-', seq), seq FROM seq_1_to_5000").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t (id, u, a, b, c) SELECT seq, seq, seq % 97, CONCAT('b-é-', seq), seq FROM {}", common::seq(1, 5000))).await.unwrap();
     conn.query_drop("INSERT INTO t_oracle SELECT * FROM t").await.unwrap();
     let left = format!("SELECT {new_columns} FROM t ORDER BY id");
     let right = format!("SELECT {old_columns} FROM t_oracle ORDER BY id");
@@ -227,7 +227,7 @@ async fn ok_to_drop_table_removes_the_old_table() {
     let srv = server();
     let mut conn = srv.fresh_database("dropold").await;
     conn.query_drop(format!("CREATE TABLE t {SIMPLE}")).await.unwrap();
-    conn.query_drop("INSERT INTO t (id, u, a) SELECT seq, seq, seq FROM seq_1_to_100").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t (id, u, a) SELECT seq, seq, seq FROM {}", common::seq(1, 100))).await.unwrap();
     let out = srv.alterego(&["--database", "dropold", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute", "--ok-to-drop-table"]);
     assert_success(&out);
     assert_eq!(tables(&mut conn).await, vec!["t".to_string()]);
@@ -324,7 +324,7 @@ async fn keys_equal_under_the_collation_keep_their_order_when_the_replay_is_spli
         conn.query_drop(format!("CREATE TABLE {table} (g INT NOT NULL, k VARCHAR(20) NOT NULL, n INT NOT NULL, PRIMARY KEY (g, k)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE utf8mb4_general_ci"))
             .await
             .unwrap();
-        conn.query_drop(format!("INSERT INTO {table} SELECT seq % 8, CONCAT('key', seq), 0 FROM seq_1_to_4000")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} SELECT seq % 8, CONCAT('key', seq), 0 FROM {}", common::seq(1, 4000))).await.unwrap();
     }
     let postpone = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("casefold-postpone-{}", std::process::id()));
     std::fs::write(&postpone, "").unwrap();
@@ -381,7 +381,7 @@ async fn chunk_time_sizes_the_chunks() {
     let srv = server();
     let mut conn = srv.fresh_database("chunktime").await;
     conn.query_drop(format!("CREATE TABLE t {SIMPLE}")).await.unwrap();
-    conn.query_drop("INSERT INTO t (id, u, a, b) SELECT seq, seq, seq % 7, REPEAT('x', 30) FROM seq_1_to_30000").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t (id, u, a, b) SELECT seq, seq, seq % 7, REPEAT('x', 30) FROM {}", common::seq(1, 30000))).await.unwrap();
     conn.query_drop(format!("CREATE TABLE t_oracle {SIMPLE}")).await.unwrap();
     conn.query_drop("INSERT INTO t_oracle SELECT * FROM t").await.unwrap();
     let out = srv.alterego(&["--database", "chunktime", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute", "--chunk-time", "0.2", "--threads", "1", "--debug"]);
@@ -405,7 +405,7 @@ async fn dry_run_and_plan_print_what_the_run_would_do() {
     let srv = server();
     let mut conn = srv.fresh_database("plan").await;
     conn.query_drop(format!("CREATE TABLE t {SIMPLE}")).await.unwrap();
-    conn.query_drop("INSERT INTO t (id, u, a, b) SELECT seq, seq, seq, 'bee' FROM seq_1_to_3000").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t (id, u, a, b) SELECT seq, seq, seq, 'bee' FROM {}", common::seq(1, 3000))).await.unwrap();
     let before = common::snapshot(&mut conn).await;
     let plan = |alter: &str, extra: &[&str]| {
         let mut args = vec!["plan", "--database", "plan", "--table", "t", "--alter", alter];
@@ -497,7 +497,7 @@ async fn binary_default_that_is_not_utf8() {
     let mut conn = srv.fresh_database("bindefault").await;
     for table in ["t", "t_oracle"] {
         conn.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, b BINARY(4) NOT NULL DEFAULT x'FF00FF00', KEY ib (b))")).await.unwrap();
-        conn.query_drop(format!("INSERT INTO {table} (id) SELECT seq FROM seq_1_to_100")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} (id) SELECT seq FROM {}", common::seq(1, 100))).await.unwrap();
     }
     let output = srv.alterego(&["--database", "bindefault", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute"]);
     assert_success(&output);
@@ -515,9 +515,12 @@ async fn binary_and_negative_fractional_time_keys_are_replayed_exactly() {
     let mut conn = srv.fresh_database("oddkeys").await;
     for table in ["t", "t_oracle"] {
         conn.query_drop(format!("CREATE TABLE {table} (k BINARY(10) NOT NULL, tm TIME(2) NOT NULL, v INT NOT NULL, w TIME(1), PRIMARY KEY (k, tm)) ENGINE=InnoDB")).await.unwrap();
-        conn.query_drop(format!("INSERT INTO {table} SELECT CAST(UNHEX(LPAD(HEX(seq), 16, '0')) AS BINARY(10)), SEC_TO_TIME(-seq * 37 - 0.25), seq, SEC_TO_TIME(-seq - 0.5) FROM seq_1_to_1000"))
-            .await
-            .unwrap();
+        conn.query_drop(format!(
+            "INSERT INTO {table} SELECT CAST(UNHEX(LPAD(HEX(seq), 16, '0')) AS BINARY(10)), SEC_TO_TIME(-seq * 37 - 0.25), seq, SEC_TO_TIME(-seq - 0.5) FROM {}",
+            common::seq(1, 1000)
+        ))
+        .await
+        .unwrap();
     }
     let postpone = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("oddkeys-postpone-{}", std::process::id()));
     std::fs::write(&postpone, "").unwrap();
@@ -566,7 +569,7 @@ async fn key_whose_collation_changes_is_verified_as_a_whole() {
     let mut conn = srv.fresh_database(db).await;
     for table in ["t", "t_oracle"] {
         conn.query_drop(format!("CREATE TABLE {table} (k VARCHAR(20) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY, v INT) ENGINE=InnoDB DEFAULT CHARSET=latin1")).await.unwrap();
-        conn.query_drop(format!("INSERT INTO {table} SELECT CONCAT(IF(seq % 2, 'a', 'B'), seq), seq FROM seq_1_to_25000")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} SELECT CONCAT(IF(seq % 2, 'a', 'B'), seq), seq FROM {}", common::seq(1, 25000))).await.unwrap();
     }
     let output = srv.alterego(&["--database", db, "--table", "t", "--alter", "CONVERT TO CHARACTER SET utf8mb4", "--execute"]);
     assert_success(&output);
@@ -586,7 +589,7 @@ async fn binary_bytes_beside_text_whose_collation_changes() {
     let mut conn = srv.fresh_database(db).await;
     for table in ["t", "t_oracle"] {
         conn.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, k VARCHAR(8) CHARACTER SET ascii COLLATE ascii_bin, a VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci, j JSON, b VARBINARY(8), e ENUM('a', 'Z') CHARACTER SET latin1) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")).await.unwrap();
-        conn.query_drop(format!("INSERT INTO {table} SELECT seq, 'k', 'é', '[1]', UNHEX(CONCAT('FF', HEX(seq))), 'Z' FROM seq_1_to_500")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} SELECT seq, 'k', 'é', '[1]', UNHEX(CONCAT('FF', HEX(seq))), 'Z' FROM {}", common::seq(1, 500))).await.unwrap();
     }
     let output = srv.alterego(&["--database", db, "--table", "t", "--alter", "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", "--execute"]);
     assert_success(&output);

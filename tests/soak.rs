@@ -146,7 +146,7 @@ fn start_servers() -> Servers {
     let primary = server();
     primary.sql(&format!("CREATE USER '{REPLICATION_USER}'@'%' IDENTIFIED BY '{REPLICATION_PASSWORD}'; GRANT REPLICATION SLAVE ON *.* TO '{REPLICATION_USER}'@'%';"));
     let replica = primary.start_replica();
-    replica.sql(&format!("STOP SLAVE; CHANGE MASTER TO MASTER_USER='{REPLICATION_USER}', MASTER_PASSWORD='{REPLICATION_PASSWORD}', MASTER_CONNECT_RETRY=1; START SLAVE;"));
+    replica.replicate_as(REPLICATION_USER, REPLICATION_PASSWORD);
     Servers { primary, replica }
 }
 

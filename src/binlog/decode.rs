@@ -101,8 +101,18 @@ pub fn convert(kind: &ValueKind, value: BinlogValue<'_>) -> Result<Value, String
             Ok(year) => Value::Int(year),
             Err(_) => return Err(format!("undecodable YEAR {text:?}")),
         },
+        (_, Value::Time(negative, days, hours, minutes, seconds, micros)) => time_text(negative, days, hours, minutes, seconds, micros),
         (_, other) => other,
     })
+}
+
+/// A TIME as text, `-838:59:59.500000`. Bound as a TIME parameter, MySQL 9.7 rejects values of
+/// 838 hours with a fraction (error 1690) that its columns hold; as text every server takes the
+/// whole range, on both flavors.
+fn time_text(negative: bool, days: u32, hours: u8, minutes: u8, seconds: u8, micros: u32) -> Value {
+    let sign = if negative { "-" } else { "" };
+    let hours = u64::from(days) * 24 + u64::from(hours);
+    Value::Bytes(format!("{sign}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}").into_bytes())
 }
 
 /// A TIME(1) or TIME(2) as the binlog stores it: 3 bytes of whole seconds offset by 0x800000,
@@ -215,7 +225,7 @@ impl RowDecoder {
             }
             if *ty == ColumnType::MYSQL_TYPE_TIME2 && matches!(meta.first(), Some(1 | 2)) {
                 let bytes: &[u8] = buf.parse(4).map_err(|e| format!("undecodable column {i}: {e}"))?;
-                full[i] = time2_in_hundredths(bytes);
+                full[i] = convert(kind, BinlogValue::Value(time2_in_hundredths(bytes))).map_err(|e| format!("column {i}: {e}"))?;
                 continue;
             }
             // A view of the buffer that lives no longer than `meta`, as the parser's context requires.
@@ -272,6 +282,14 @@ mod tests {
         assert_eq!(time2_in_hundredths(&encode(true, hms(0, 0, 37), 25)), Value::Time(true, 0, 0, 0, 37, 250_000));
         assert_eq!(time2_in_hundredths(&encode(true, hms(838, 59, 59), 99)), Value::Time(true, 34, 22, 59, 59, 990_000));
         assert_eq!(time2_in_hundredths(&encode(true, hms(0, 0, 1), 0)), Value::Time(true, 0, 0, 0, 1, 0));
+    }
+
+    #[test]
+    fn times_bind_as_text_across_their_whole_range() {
+        let text = |negative, days, hours, minutes, seconds, micros| convert(&ValueKind::Plain, v(Value::Time(negative, days, hours, minutes, seconds, micros))).unwrap();
+        assert_eq!(text(false, 34, 22, 26, 9, 740_793), Value::Bytes(b"838:26:09.740793".to_vec()));
+        assert_eq!(text(true, 34, 22, 0, 0, 1), Value::Bytes(b"-838:00:00.000001".to_vec()));
+        assert_eq!(text(false, 0, 1, 2, 3, 0), Value::Bytes(b"01:02:03.000000".to_vec()));
     }
 
     fn v(x: Value) -> BinlogValue<'static> {

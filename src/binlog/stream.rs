@@ -155,6 +155,17 @@ enum StreamEnd {
     Stopped,
     /// Connection lost, server restarted or shut down: reconnect and resume.
     Lost(String),
+    /// The file being read ends in an event cut short (see [`is_torn_tail`]).
+    TornTail(String),
+}
+
+/// Whether the server stopped the stream at an event cut short. A server that crashes while
+/// it writes a transaction leaves its binlog file ending mid-event, and starts a new file when
+/// it restarts (MariaDB keeps the torn tail; MySQL trims it when it recovers). The server
+/// refuses to read past the tear, every time: it sends every whole event before it, then
+/// this error.
+fn is_torn_tail(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == crate::error::codes::FATAL_READING_BINLOG && s.message.contains("truncated in the middle of event"))
 }
 
 impl Reader {
@@ -163,9 +174,13 @@ impl Reader {
         let mut backoff = Duration::from_millis(100);
         loop {
             let before = self.committed.clone();
-            match self.stream()? {
+            let end = match self.stream()? {
+                StreamEnd::TornTail(why) => self.skip_torn_tail(why)?,
+                end => end,
+            };
+            match end {
                 StreamEnd::Stopped => return Ok(()),
-                StreamEnd::Lost(why) => {
+                StreamEnd::TornTail(why) | StreamEnd::Lost(why) => {
                     if self.committed != before {
                         lost_since = None;
                         backoff = Duration::from_millis(100);
@@ -185,6 +200,31 @@ impl Reader {
         }
     }
 
+    /// Moves past a torn tail: every whole event before the tear has been read (the server
+    /// sends them before it refuses), so a transaction cut by it never reached its commit
+    /// event, and InnoDB's crash recovery rolled it back. Reading goes on at the start of the
+    /// next file, once the server has one; while it has none (the tear is in the file it is
+    /// writing, which cannot be), the stream counts as lost and is tried again.
+    fn skip_torn_tail(&mut self, why: String) -> Result<StreamEnd> {
+        let runtime = self.runtime.clone();
+        let files = runtime.block_on(async {
+            let mut conn = self.server.conn().await?;
+            self.server.binlog_files(&mut conn).await
+        });
+        let files = match files {
+            Ok(files) => files,
+            Err(e) => return Ok(StreamEnd::Lost(format!("{why}; listing the binlog files: {e}"))),
+        };
+        let Some(next) = files.iter().skip_while(|f| **f != self.committed.file).nth(1) else { return Ok(StreamEnd::TornTail(why)) };
+        tracing::warn!(
+            "{} ends in an event cut short after {} (a crash while the server wrote it: {why}); the transaction it belongs to never committed, reading on from {next}",
+            self.committed.file,
+            self.committed.pos
+        );
+        self.committed = BinlogPosition { file: next.clone(), pos: 4 };
+        Ok(StreamEnd::Lost(format!("the torn tail of the previous file was skipped; reading from {next}")))
+    }
+
     /// Reads one connection's worth of the stream.
     fn stream(&mut self) -> Result<StreamEnd> {
         let runtime = self.runtime.clone();
@@ -198,6 +238,7 @@ impl Reader {
                 return Err(Error::failed(format!("the binlog reader could not start reading at {}: {}", self.committed, describe_mysql_error(&e)))
                     .with_fix("check that the user has REPLICATION SLAVE and that the binlog file is still on the server (SHOW BINARY LOGS)"))
             }
+            Err(e) if is_torn_tail(&e) => return Ok(StreamEnd::TornTail(describe_mysql_error(&e))),
             Err(e) => return Ok(StreamEnd::Lost(describe_mysql_error(&e))),
         };
         self.connected_once = true;
@@ -211,6 +252,7 @@ impl Reader {
             let event = match runtime.block_on(tokio::time::timeout(Duration::from_millis(500), stream.next())) {
                 Err(_) => continue,
                 Ok(None) => return Ok(StreamEnd::Lost("the server ended the stream".into())),
+                Ok(Some(Err(e))) if is_torn_tail(&e) => return Ok(StreamEnd::TornTail(describe_mysql_error(&e))),
                 Ok(Some(Err(e))) => return Ok(StreamEnd::Lost(describe_mysql_error(&e))),
                 Ok(Some(Ok(event))) => event,
             };
@@ -219,6 +261,12 @@ impl Reader {
             if mariadb::is_compressed(raw_type) {
                 return Err(Error::failed(format!("compressed binlog event (type {raw_type}) at {file}:{}; alterego cannot replay it", header.log_pos()))
                     .with_fix("SET GLOBAL log_bin_compress=OFF and run the migration again"));
+            }
+            if raw_type == EventType::TRANSACTION_PAYLOAD_EVENT as u8 {
+                // A session may compress its transactions whatever the global setting (which
+                // preflight refuses): the changes inside are never skipped.
+                return Err(Error::failed(format!("a compressed transaction payload at {file}:{}; alterego cannot replay it", header.log_pos()))
+                    .with_fix("make sure no session sets binlog_transaction_compression=ON during the migration, and run it again"));
             }
             if raw_type == mariadb::GTID_EVENT {
                 if let Some((domain, seq)) = mariadb::gtid(event.data()) {

@@ -1,10 +1,18 @@
-//! Test harness: a real `mariadbd` per test binary, started by the tests themselves in a
-//! temporary data directory on a free port with the binlog on, and killed when the test process
-//! exits. Each test works in its own database. Helpers run the `alterego` binary and compare
-//! tables row for row.
+//! Test harness: a real server per test binary, started by the tests themselves in a temporary
+//! data directory on a free port with the binlog on, and killed when the test process exits.
+//! Each test works in its own database. Helpers run the `alterego` binary and compare tables row
+//! for row.
+//!
+//! The server is chosen by `ALTEREGO_TEST_FLAVOR` (see [`Flavor`]): the host's `mariadbd` by
+//! default, or MySQL 9.7 or MariaDB 11.8 from a Debian root built by `scripts/server-roots.sh`,
+//! run with chroot(2). Tests written once use [`seq`] for row numbers, the replication
+//! statements of [`Flavor`], and [`mariadb_only`] for what only MariaDB has.
 #![allow(dead_code)]
 
+use std::ffi::CString;
 use std::net::TcpListener;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -16,27 +24,218 @@ use mysql_async::{Conn, Opts, OptsBuilder, Row, Value};
 pub const USER: &str = "alterego";
 pub const PASSWORD: &str = "test-secret-Pw9";
 
+/// The server the tests run against, from `ALTEREGO_TEST_FLAVOR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `mariadb` (the default): the host's `mariadbd` (Debian 12: MariaDB 10.11).
+    MariaDb,
+    /// `mariadb-11.8`: MariaDB 11.8 from Debian unstable, in its root.
+    MariaDb118,
+    /// `mysql`: MySQL 9.7 from Debian unstable, in its root.
+    MySql,
+}
+
+/// The flavor of this test process.
+pub fn flavor() -> Flavor {
+    static FLAVOR: OnceLock<Flavor> = OnceLock::new();
+    *FLAVOR.get_or_init(|| match std::env::var("ALTEREGO_TEST_FLAVOR").unwrap_or_default().as_str() {
+        "" | "mariadb" => Flavor::MariaDb,
+        "mariadb-11.8" => Flavor::MariaDb118,
+        "mysql" => Flavor::MySql,
+        other => {
+            panic!("ALTEREGO_TEST_FLAVOR={other}: expected mariadb, mariadb-11.8 or mysql")
+        }
+    })
+}
+
+impl Flavor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::MariaDb => "mariadb",
+            Flavor::MariaDb118 => "mariadb-11.8",
+            Flavor::MySql => "mysql",
+        }
+    }
+
+    pub fn is_mysql(self) -> bool {
+        self == Flavor::MySql
+    }
+
+    pub fn is_mariadb(self) -> bool {
+        !self.is_mysql()
+    }
+
+    /// The Debian root the server runs in (`scripts/server-roots.sh` builds it), or None for
+    /// the host's own server.
+    pub fn root(self) -> Option<PathBuf> {
+        let name = match self {
+            Flavor::MariaDb => return None,
+            Flavor::MariaDb118 => "mariadb-11.8",
+            Flavor::MySql => "mysql-9.7",
+        };
+        let roots = match std::env::var_os("ALTEREGO_ROOTS").filter(|r| !r.is_empty()) {
+            Some(roots) => PathBuf::from(roots),
+            None => PathBuf::from(std::env::var_os("HOME").expect("HOME or ALTEREGO_ROOTS must be set")).join(".cache/alterego/roots"),
+        };
+        Some(roots.join(name))
+    }
+
+    /// The statement that shows the current binlog file and position.
+    pub fn binlog_status(self) -> &'static str {
+        if self.is_mysql() {
+            "SHOW BINARY LOG STATUS"
+        } else {
+            "SHOW MASTER STATUS"
+        }
+    }
+
+    /// The statement that lists the replicas of a primary.
+    pub fn replica_hosts(self) -> &'static str {
+        if self.is_mysql() {
+            "SHOW REPLICAS"
+        } else {
+            "SHOW SLAVE HOSTS"
+        }
+    }
+
+    /// The privilege that lets a user read the binlog position (`SHOW MASTER STATUS`).
+    pub fn binlog_monitor_privilege(self) -> &'static str {
+        if self.is_mysql() {
+            "REPLICATION CLIENT"
+        } else {
+            "BINLOG MONITOR"
+        }
+    }
+
+    /// `START SLAVE` or `START REPLICA`, followed by `threads` (`SQL_THREAD`, or "" for both).
+    pub fn start_replica(self, threads: &str) -> String {
+        format!("START {} {threads}", if self.is_mysql() { "REPLICA" } else { "SLAVE" }).trim_end().to_string()
+    }
+
+    /// `STOP SLAVE` or `STOP REPLICA`, followed by `threads` (`SQL_THREAD`, or "" for both).
+    pub fn stop_replica(self, threads: &str) -> String {
+        format!("STOP {} {threads}", if self.is_mysql() { "REPLICA" } else { "SLAVE" }).trim_end().to_string()
+    }
+
+    /// The server and client programs, as paths in the root (or on the host).
+    fn programs(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Flavor::MySql => (&["mysqld"], &["mysql"]),
+            _ => (&["mariadbd", "mysqld"], &["mariadb", "mysql"]),
+        }
+    }
+}
+
+/// Whether something only MariaDB has (`what`) can be tested on this flavor; if not, prints
+/// that the test, or the part of it that needs it, is skipped and why.
+pub fn mariadb_only(what: &str) -> bool {
+    if flavor().is_mariadb() {
+        return true;
+    }
+    let thread = std::thread::current();
+    eprintln!("SKIPPED on {}: {} needs {what}, which only MariaDB has", flavor().name(), thread.name().unwrap_or("this test"));
+    false
+}
+
+/// A table of the integers `low..=high` in a column `seq`, to use as `FROM {seq(1, 100)}`:
+/// MariaDB's Sequence engine table `seq_<low>_to_<high>`, elsewhere a recursive CTE (the
+/// servers run with a `cte_max_recursion_depth` that allows any test's table).
+pub fn seq(low: u64, high: u64) -> String {
+    if flavor().is_mariadb() {
+        format!("seq_{low}_to_{high}")
+    } else {
+        format!("(WITH RECURSIVE s (seq) AS (SELECT CAST({low} AS SIGNED) UNION ALL SELECT seq + 1 FROM s WHERE seq < {high}) SELECT seq FROM s) AS seq_{low}_to_{high}")
+    }
+}
+
 pub struct TestServer {
     pub port: u16,
+    /// The server's directory as the tests see it (inside the flavor's root, if it has one).
     pub datadir: PathBuf,
+    /// The Unix socket, as the tests see it.
     pub socket: PathBuf,
     extra: Vec<String>,
     child: Mutex<Option<Child>>,
-    /// The harness's own connections go through the Unix socket (which MariaDB counts as
+    /// The harness's own connections go through the Unix socket (which MariaDB and MySQL count as
     /// secure transport) instead of plain TCP: for servers that accept only TLS over TCP.
     harness_on_socket: bool,
 }
 
-fn find_binary(names: &[&str]) -> PathBuf {
+/// The path of the first of `names` found in the usual directories under `root` ("/" for the host).
+fn find_binary(root: &Path, names: &[&str]) -> PathBuf {
     for name in names {
-        for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/libexec", "/usr/local/mysql/bin"] {
-            let p = Path::new(dir).join(name);
-            if p.exists() {
+        for dir in ["usr/sbin", "usr/bin", "usr/local/bin", "usr/libexec", "usr/local/mysql/bin"] {
+            let p = Path::new("/").join(dir).join(name);
+            if root.join(dir).join(name).exists() {
                 return p;
             }
         }
     }
-    panic!("none of {names:?} found: run scripts/test.sh, which installs mariadb-server")
+    match flavor().root() {
+        Some(root) => panic!("none of {names:?} found in {}: run scripts/server-roots.sh, which builds the {} root", root.display(), flavor().name()),
+        None => {
+            panic!("none of {names:?} found: run scripts/test.sh, which installs mariadb-server")
+        }
+    }
+}
+
+/// A command running `program` (a path as the flavor's root sees it) in that root, with
+/// chroot(2) right before the exec, or on the host for a flavor without one.
+fn command_in_root(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    if let Some(root) = flavor().root() {
+        assert!(unsafe { libc::geteuid() } == 0, "the {} flavor runs its servers with chroot, which needs root: run the tests as root", flavor().name());
+        let root = CString::new(root.as_os_str().as_bytes()).unwrap();
+        unsafe {
+            command.pre_exec(move || {
+                if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+}
+
+/// Client options for a connection without TLS: the MariaDB 11.8 client requires TLS unless
+/// told otherwise, even over the Unix socket.
+fn client_tls_off() -> &'static [&'static str] {
+    match flavor() {
+        Flavor::MariaDb118 => &["--skip-ssl"],
+        _ => &[],
+    }
+}
+
+/// A path as the server sees it: without the flavor's root.
+fn server_path(path: &Path) -> PathBuf {
+    match flavor().root() {
+        Some(root) => Path::new("/").join(path.strip_prefix(&root).unwrap_or_else(|_| panic!("{} is outside the root {}", path.display(), root.display()))),
+        None => path.to_path_buf(),
+    }
+}
+
+/// `arg` with every path inside the flavor's root written as the server sees it.
+fn server_arg(arg: &str) -> String {
+    match flavor().root() {
+        Some(root) => arg.replace(&format!("{}/", root.display()), "/"),
+        None => arg.to_string(),
+    }
+}
+
+/// Where this flavor's test servers keep their directories: under `target/` for the host's
+/// server, under `/srv/alterego-tests` in the root otherwise.
+fn servers_base() -> PathBuf {
+    let base = match flavor().root() {
+        Some(root) => {
+            assert!(root.join("usr").is_dir(), "no {} root at {}: run scripts/server-roots.sh", flavor().name(), root.display());
+            root.join("srv/alterego-tests")
+        }
+        None => PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("servers"),
+    };
+    std::fs::create_dir_all(&base).unwrap();
+    prepare_servers_dir(&base);
+    base
 }
 
 fn free_port() -> u16 {
@@ -50,11 +249,9 @@ pub fn server() -> &'static TestServer {
 }
 
 /// A directory for this test process's files (certificates, option files), removed when the
-/// process exits like the servers' data directories.
+/// process exits like the servers' data directories; the test servers can read it.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("servers");
-    prepare_servers_dir(&base);
-    let dir = base.join(format!("{}-{name}", std::process::id()));
+    let dir = servers_base().join(format!("{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     DATADIRS.lock().unwrap().push(dir.clone());
     dir
@@ -88,11 +285,11 @@ fn prepare_servers_dir(base: &Path) {
 }
 
 impl TestServer {
-    /// Starts a server with extra `mariadbd` options.
+    /// Starts a server with extra server options. In them, `{port}` stands for the server's
+    /// port, and paths inside the flavor's root (from [`scratch_dir`]) are given to the server
+    /// as it sees them.
     pub fn start(extra: &[&str]) -> TestServer {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("servers");
-        std::fs::create_dir_all(&base).unwrap();
-        prepare_servers_dir(&base);
+        let base = servers_base();
         let port = free_port();
         let datadir = base.join(format!("{}-{port}", std::process::id()));
         DATADIRS.lock().unwrap().push(datadir.clone());
@@ -100,51 +297,88 @@ impl TestServer {
         // A temporary directory of its own: servers bootstrapped at once in the shared /tmp
         // were seen to trip over each other's temporary tables.
         std::fs::create_dir_all(datadir.join("tmp")).unwrap();
-        let install = Command::new(find_binary(&["mariadb-install-db", "mysql_install_db"]))
-            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
-            .arg(format!("--datadir={}", datadir.join("data").display()))
-            .arg(format!("--tmpdir={}", datadir.join("tmp").display()))
-            .output()
-            .expect("running mariadb-install-db");
-        assert!(install.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&install.stderr));
+        let root = flavor().root().unwrap_or_else(|| PathBuf::from("/"));
+        let (data, tmp) = (server_path(&datadir.join("data")), server_path(&datadir.join("tmp")));
+        let install = if flavor().is_mysql() {
+            command_in_root(&find_binary(&root, &["mysqld"]))
+                .args(["--no-defaults", "--initialize-insecure", "--user=root"])
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--log-error={}", server_path(&datadir.join("initialize.log")).display()))
+                .output()
+                .expect("running mysqld --initialize-insecure")
+        } else {
+            let mut command = command_in_root(&find_binary(&root, &["mariadb-install-db", "mysql_install_db"]));
+            command.args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"]).arg(format!("--datadir={}", data.display())).arg(format!("--tmpdir={}", tmp.display()));
+            if flavor().root().is_some() {
+                command.arg("--user=root");
+            }
+            command.output().expect("running mariadb-install-db")
+        };
+        let initialize_log = std::fs::read_to_string(datadir.join("initialize.log")).unwrap_or_default();
+        assert!(install.status.success(), "initializing the {} data directory failed: {}{initialize_log}", flavor().name(), String::from_utf8_lossy(&install.stderr));
         let server = TestServer { port, socket: datadir.join("mysqld.sock"), datadir, extra: extra.iter().map(|s| s.to_string()).collect(), child: Mutex::new(None), harness_on_socket: false };
         server.launch();
         server.bootstrap_user();
         server
     }
 
-    /// Starts `mariadbd` on the existing data directory. The process is spawned from a thread
+    /// Starts the server on the existing data directory. The process is spawned from a thread
     /// that lives as long as the test process, with PDEATHSIG, so it dies with the tests.
     pub fn launch(&self) {
+        let at = |name: &str| server_path(&self.datadir.join(name)).display().to_string();
         let mut args = vec![
             "--no-defaults".to_string(),
-            format!("--datadir={}", self.datadir.join("data").display()),
-            format!("--socket={}", self.socket.display()),
+            format!("--datadir={}", at("data")),
+            format!("--socket={}", at("mysqld.sock")),
             format!("--port={}", self.port),
             "--bind-address=127.0.0.1".into(),
-            format!("--pid-file={}", self.datadir.join("mysqld.pid").display()),
-            format!("--tmpdir={}", self.datadir.join("tmp").display()),
-            format!("--log-error={}", self.datadir.join("error.log").display()),
+            format!("--pid-file={}", at("mysqld.pid")),
+            format!("--tmpdir={}", at("tmp")),
+            format!("--log-error={}", at("error.log")),
             "--log-bin=binlog".into(),
             "--binlog-format=ROW".into(),
             "--server-id=1".into(),
             "--innodb-buffer-pool-size=128M".into(),
-            "--innodb-log-file-size=48M".into(),
             "--innodb-flush-log-at-trx-commit=2".into(),
             "--sync-binlog=0".into(),
             "--max-connections=500".into(),
             "--skip-name-resolve".into(),
             "--character-set-server=utf8mb4".into(),
         ];
+        // TLS only where a test asks for it (MariaDB 10.11 has none unless configured; MariaDB
+        // 11.4+ and MySQL make up a certificate otherwise).
+        let tls_asked = self.extra.iter().any(|a| a.starts_with("--ssl") || a.starts_with("--tls"));
+        match flavor() {
+            Flavor::MariaDb => args.push("--innodb-log-file-size=48M".into()),
+            Flavor::MariaDb118 => {
+                args.push("--innodb-log-file-size=48M".into());
+                if !tls_asked {
+                    args.push("--skip-ssl".into());
+                }
+            }
+            Flavor::MySql => {
+                args.extend([
+                    // Else every server listens on the X protocol's port 33060.
+                    "--mysqlx=OFF".to_string(),
+                    "--gtid-mode=ON".into(),
+                    "--enforce-gtid-consistency=ON".into(),
+                    // `seq` counts with a recursive CTE.
+                    "--cte-max-recursion-depth=100000000".into(),
+                ]);
+                if !tls_asked {
+                    args.push("--tls-version=".into());
+                }
+            }
+        }
         if unsafe { libc::geteuid() } == 0 {
             args.push("--user=root".into());
         }
-        args.extend(self.extra.iter().map(|a| a.replace("{port}", &self.port.to_string())));
-        let binary = find_binary(&["mariadbd", "mysqld"]);
+        args.extend(self.extra.iter().map(|a| server_arg(&a.replace("{port}", &self.port.to_string()))));
+        let root = flavor().root().unwrap_or_else(|| PathBuf::from("/"));
+        let binary = find_binary(&root, flavor().programs().0);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            use std::os::unix::process::CommandExt;
-            let mut command = Command::new(binary);
+            let mut command = command_in_root(&binary);
             command.args(&args).stdout(Stdio::null()).stderr(Stdio::null());
             unsafe {
                 command.pre_exec(|| {
@@ -152,7 +386,7 @@ impl TestServer {
                     Ok(())
                 });
             }
-            tx.send(command.spawn().expect("starting mariadbd")).unwrap();
+            tx.send(command.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()))).unwrap();
             loop {
                 std::thread::park();
             }
@@ -168,11 +402,11 @@ impl TestServer {
                 return;
             }
             if let Some(status) = self.child.lock().unwrap().as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("mariadbd exited with {status}: {}", self.error_log_tail());
+                panic!("the {} server exited with {status}: {}", flavor().name(), self.error_log_tail());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("mariadbd did not start within 60s: {}", self.error_log_tail());
+        panic!("the {} server did not start within 60s: {}", flavor().name(), self.error_log_tail());
     }
 
     pub fn error_log_tail(&self) -> String {
@@ -182,10 +416,17 @@ impl TestServer {
 
     /// Kills the server hard (as a crash would) and starts it again on the same data.
     pub fn restart(&self) {
+        self.crash_and_restart_with(|_| ());
+    }
+
+    /// Kills the server hard, lets `damage` change its files while it is down (given its
+    /// directory as the tests see it, the data in `data/`), and starts it again.
+    pub fn crash_and_restart_with(&self, damage: impl FnOnce(&Path)) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             child.kill().ok();
             child.wait().ok();
         }
+        damage(&self.datadir);
         self.launch();
     }
 
@@ -193,11 +434,14 @@ impl TestServer {
         self.sql(&format!("CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%' WITH GRANT OPTION;"));
     }
 
-    /// Runs SQL as root through the socket with the command-line client; returns its output.
+    /// Runs SQL as root through the socket with the flavor's command-line client; returns its
+    /// output.
     pub fn sql(&self, statements: &str) -> String {
-        let output = Command::new(find_binary(&["mariadb", "mysql"]))
+        let root = flavor().root().unwrap_or_else(|| PathBuf::from("/"));
+        let output = command_in_root(&find_binary(&root, flavor().programs().1))
             .args(["--no-defaults", "-uroot", "-N", "-B"])
-            .arg(format!("--socket={}", self.socket.display()))
+            .args(client_tls_off())
+            .arg(format!("--socket={}", server_path(&self.socket).display()))
             .arg("-e")
             .arg(statements)
             .output()
@@ -206,18 +450,52 @@ impl TestServer {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
-    /// Starts a replica of this server, replicating from its current position, and reporting
-    /// its address so that SHOW SLAVE HOSTS lists it.
+    /// Starts a replica of this server, replicating from its current position (MariaDB: GTID
+    /// `slave_pos`; MySQL: GTID auto-position from the primary's `gtid_executed`), and
+    /// reporting its address so that the primary lists it among its replicas.
     pub fn start_replica(&self) -> TestServer {
         let replica = TestServer::start(&["--server-id=2", "--report-host=127.0.0.1", "--report-port={port}"]);
-        let position = self.sql("SELECT @@gtid_binlog_pos");
-        replica.sql(&format!(
-            "SET GLOBAL gtid_slave_pos = '{position}'; \
-             CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='{USER}', MASTER_PASSWORD='{PASSWORD}', MASTER_USE_GTID=slave_pos; \
-             START SLAVE;",
-            self.port
-        ));
+        if flavor().is_mysql() {
+            let executed = self.sql("SELECT REPLACE(@@GLOBAL.gtid_executed, '\\n', '')");
+            replica.sql(&format!(
+                "RESET BINARY LOGS AND GTIDS; SET GLOBAL gtid_purged = '{executed}'; \
+                 CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT={}, SOURCE_USER='{USER}', SOURCE_PASSWORD='{PASSWORD}', \
+                 SOURCE_AUTO_POSITION=1, SOURCE_SSL=0, GET_SOURCE_PUBLIC_KEY=1; \
+                 START REPLICA;",
+                self.port
+            ));
+        } else {
+            let position = self.sql("SELECT @@gtid_binlog_pos");
+            replica.sql(&format!(
+                "SET GLOBAL gtid_slave_pos = '{position}'; \
+                 CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='{USER}', MASTER_PASSWORD='{PASSWORD}', MASTER_USE_GTID=slave_pos; \
+                 START SLAVE;",
+                self.port
+            ));
+        }
         replica
+    }
+
+    /// On a replica: connect to the primary as `user` from now on, retrying every second.
+    pub fn replicate_as(&self, user: &str, password: &str) {
+        let change = if flavor().is_mysql() {
+            format!("CHANGE REPLICATION SOURCE TO SOURCE_USER='{user}', SOURCE_PASSWORD='{password}', SOURCE_CONNECT_RETRY=1")
+        } else {
+            format!("CHANGE MASTER TO MASTER_USER='{user}', MASTER_PASSWORD='{password}', MASTER_CONNECT_RETRY=1")
+        };
+        self.sql(&format!("{}; {change}; {};", flavor().stop_replica(""), flavor().start_replica("")));
+    }
+
+    /// On a replica: waits up to 60 s until it has applied everything `primary` has committed.
+    pub fn wait_for_primary(&self, primary: &TestServer) {
+        let waited = if flavor().is_mysql() {
+            let executed = primary.sql("SELECT REPLACE(@@GLOBAL.gtid_executed, '\\n', '')");
+            self.sql(&format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{executed}', 60)"))
+        } else {
+            let position = primary.sql("SELECT @@gtid_binlog_pos");
+            self.sql(&format!("SELECT MASTER_GTID_WAIT('{position}', 60)"))
+        };
+        assert_eq!(waited, "0", "the replica did not catch up with its primary within 60 s");
     }
 
     /// The harness connects through the socket from now on (see `harness_on_socket`).
@@ -287,7 +565,7 @@ pub async fn small_table(db: &str, rows: u32) -> Conn {
 pub async fn small_table_on(srv: &TestServer, db: &str, rows: u32) -> Conn {
     let mut conn = srv.fresh_database(db).await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
-    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM seq_1_to_{rows}")).await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM {}", seq(1, rows.into()))).await.unwrap();
     conn
 }
 

@@ -104,12 +104,12 @@ impl Workload {
         for (i, row) in self.values.iter().enumerate() {
             let key_exprs = key_exprs_for_seq(self.key_values);
             let sql = format!(
-                "INSERT INTO {} ({}) SELECT {}, {} FROM seq_1_to_{} WHERE seq % {} = {}",
+                "INSERT INTO {} ({}) SELECT {}, {} FROM {} WHERE seq % {} = {}",
                 self.table,
                 cols.join(", "),
                 key_exprs.join(", "),
                 row.join(", "),
-                self.initial_rows,
+                super::seq(1, self.initial_rows as u64),
                 self.values.len(),
                 i
             );

@@ -211,9 +211,9 @@ impl Runner {
                 Ok(format!("down {:.1}s", started.elapsed().as_secs_f64()))
             }
             Kind::StopReplica => {
-                self.replica.sql("STOP SLAVE");
+                self.replica.sql(&crate::common::flavor().stop_replica(""));
                 tokio::time::sleep(hold).await;
-                self.replica.sql("START SLAVE");
+                self.replica.sql(&crate::common::flavor().start_replica(""));
                 Ok(format!("for {}ms", fault.hold_ms))
             }
             Kind::Throttle => {

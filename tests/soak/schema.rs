@@ -551,11 +551,17 @@ pub struct Column {
 }
 
 impl Column {
-    /// `name TYPE NULL|NOT NULL [DEFAULT x]`.
+    /// `name TYPE NULL|NOT NULL [DEFAULT x]`. MySQL takes a TEXT, BLOB or JSON column's
+    /// default only as an expression, in parentheses.
     pub fn definition(&self) -> String {
         let mut sql = format!("{} {} {}", quote(&self.name), self.ty.sql(), if self.nullable { "NULL" } else { "NOT NULL" });
         if let Some(default) = &self.default {
-            sql += &format!(" DEFAULT {default}");
+            let expression_only = matches!(self.ty, Ty::Str { kind: StrKind::Text, .. } | Ty::Bytes(BytesKind::Blob) | Ty::Json);
+            if expression_only && crate::common::flavor().is_mysql() {
+                sql += &format!(" DEFAULT ({default})");
+            } else {
+                sql += &format!(" DEFAULT {default}");
+            }
         }
         sql
     }
