@@ -30,6 +30,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 use tokio::runtime::Handle;
 
+use crate::binlog::decode::Cell;
 use crate::binlog::stream::{Batch, Change};
 use crate::copy::{KeyState, Pending};
 use crate::error::{codes, Error, Result};
@@ -42,6 +43,8 @@ use crate::state::{spawn_stage, RunState};
 const MAX_GROUP_CHANGES: usize = 2000;
 /// Most rows in one statement.
 const MAX_STATEMENT_ROWS: usize = 200;
+/// Parameters per replayed statement, under the protocol's limit of 65,535.
+const MAX_STATEMENT_PARAMS: usize = 60_000;
 /// How often the applied position is recorded when nothing is replayed.
 const POSITION_RECORD_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a group waits for more transactions while it is small and no marker is awaited.
@@ -363,13 +366,14 @@ async fn clear_stale_holders(conn: &mut Conn, plan: &Plan, change: &Change) -> s
     let mut deleted = 0;
     for index in &plan.unique_in_both {
         let Some(positions) = index.iter().map(|c| names.iter().position(|n| n.eq_ignore_ascii_case(c))).collect::<Option<Vec<usize>>>() else { continue };
-        if positions.iter().any(|&p| row[p] == Value::NULL) {
+        // A unique index's columns are never JSON: their cells are values.
+        if positions.iter().any(|&p| *row[p].value() == Value::NULL) {
             continue;
         }
         let exprs: Vec<String> = positions.iter().map(|&p| placeholders[p].expr()).collect();
         let key_exprs: Vec<String> = key_placeholders.iter().map(Placeholder::expr).collect();
         let sql = format!("DELETE FROM {shadow} WHERE {} AND NOT ({})", crate::sql::key_equals(index, &exprs), crate::sql::key_equals(&plan.key_target, &key_exprs));
-        let params: Vec<Value> = positions.iter().map(|&p| placeholders[p].bind(&row[p])).chain(key_placeholders.iter().zip(&key).map(|(p, v)| p.bind(v))).collect();
+        let params: Vec<Value> = positions.iter().map(|&p| placeholders[p].bind(row[p].value())).chain(key_placeholders.iter().zip(&key).map(|(p, v)| p.bind(v))).collect();
         conn.exec_drop(sql, params).await?;
         deleted += conn.affected_rows();
     }
@@ -459,7 +463,7 @@ async fn apply_changes(
     }
     in_session(conn, session, record, async |c| {
         for run in changes.chunk_by(|a, b| std::mem::discriminant(*a) == std::mem::discriminant(*b)) {
-            for part in run.chunks(MAX_STATEMENT_ROWS) {
+            for part in statement_parts(run) {
                 let (sql, params) = statement(plan, part);
                 if let Err(e) = c.exec_drop(sql, params).await {
                     *failing_keys = keys_of(plan, part);
@@ -493,30 +497,75 @@ async fn in_session(
     }
 }
 
+/// A run of changes cut into statements of at most `MAX_STATEMENT_ROWS` rows and
+/// `MAX_STATEMENT_PARAMS` parameters (a JSON value rebuilt by an expression can carry hundreds).
+fn statement_parts<'a, 'c>(run: &'a [&'c Change]) -> Vec<&'a [&'c Change]> {
+    let params = |c: &Change| match c {
+        Change::Upsert(row) => row.iter().map(|cell| if let Cell::Expr { params, .. } = cell { params.len() } else { 1 }).sum(),
+        Change::Delete(key) => key.len(),
+    };
+    let mut parts = Vec::new();
+    let (mut start, mut counted) = (0, 0);
+    for (i, change) in run.iter().enumerate() {
+        let n = params(change);
+        if i > start && (i - start == MAX_STATEMENT_ROWS || counted + n > MAX_STATEMENT_PARAMS) {
+            parts.push(&run[start..i]);
+            (start, counted) = (i, 0);
+        }
+        counted += n;
+    }
+    if start < run.len() {
+        parts.push(&run[start..]);
+    }
+    parts
+}
+
 /// The statement and parameters for a run of changes of one kind.
 fn statement(plan: &Plan, run: &[&Change]) -> (String, Vec<Value>) {
     let shadow = plan.names.q(&plan.names.shadow);
-    let bind = |placeholders: &[Placeholder], values: &[Value]| placeholders.iter().zip(values).map(|(p, v)| p.bind(v)).collect::<Vec<_>>();
     match run[0] {
         Change::Upsert(_) => {
             let placeholders = plan.placeholders();
-            let sql = crate::sql::upsert_rows(&shadow, &plan.target_names(), &placeholders, &plan.key_target, run.len());
-            let params = run.iter().flat_map(|c| match c {
-                Change::Upsert(row) => bind(&placeholders, row),
-                Change::Delete(_) => unreachable!("runs hold one kind of change"),
-            });
-            (sql, params.collect())
+            let mut params = Vec::new();
+            let tuples: Vec<String> = run
+                .iter()
+                .map(|c| match c {
+                    Change::Upsert(row) => row_tuple(&placeholders, row, &mut params),
+                    Change::Delete(_) => unreachable!("runs hold one kind of change"),
+                })
+                .collect();
+            (crate::sql::upsert_tuples(&shadow, &plan.target_names(), &tuples, &plan.key_target), params)
         }
         Change::Delete(_) => {
             let placeholders = plan.key_placeholders();
             let sql = crate::sql::delete_rows(&shadow, &plan.key_target, &placeholders, run.len());
             let params = run.iter().flat_map(|c| match c {
-                Change::Delete(key) => bind(&placeholders, key),
+                Change::Delete(key) => placeholders.iter().zip(key).map(|(p, v)| p.bind(v)).collect::<Vec<_>>(),
                 Change::Upsert(_) => unreachable!("runs hold one kind of change"),
             });
             (sql, params.collect())
         }
     }
+}
+
+/// One row's `(...)` of an upsert: each value through its column's placeholder, each
+/// expression as it is; their parameters are appended to `params` in order.
+fn row_tuple(placeholders: &[Placeholder], row: &[Cell], params: &mut Vec<Value>) -> String {
+    let exprs: Vec<String> = placeholders
+        .iter()
+        .zip(row)
+        .map(|(placeholder, cell)| match cell {
+            Cell::Value(v) => {
+                params.push(placeholder.bind(v));
+                placeholder.expr()
+            }
+            Cell::Expr { sql, params: own } => {
+                params.extend(own.iter().cloned());
+                sql.clone()
+            }
+        })
+        .collect();
+    format!("({})", exprs.join(", "))
 }
 
 /// The keys of some changes, for an error message.
@@ -530,11 +579,23 @@ mod tests {
     use super::*;
 
     fn upsert(id: i64, v: &str) -> Change {
-        Change::Upsert(vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())])
+        Change::Upsert(vec![Cell::Value(Value::Int(id)), Cell::Value(Value::Bytes(v.as_bytes().to_vec()))])
     }
 
     fn delete(id: i64) -> Change {
         Change::Delete(vec![Value::Int(id)])
+    }
+
+    #[test]
+    fn statements_hold_a_bounded_number_of_rows_and_parameters() {
+        let plain: Vec<Change> = (0..450).map(|i| upsert(i, "v")).collect();
+        let all: Vec<&Change> = plain.iter().collect();
+        assert_eq!(statement_parts(&all).iter().map(|p| p.len()).collect::<Vec<_>>(), vec![200, 200, 50]);
+        let heavy = |id: i64| Change::Upsert(vec![Cell::Value(Value::Int(id)), Cell::Expr { sql: "JSON_ARRAY(?)".into(), params: vec![Value::Int(1); 25_000] }]);
+        let heavy: Vec<Change> = (0..5).map(heavy).collect();
+        let all: Vec<&Change> = heavy.iter().collect();
+        assert_eq!(statement_parts(&all).iter().map(|p| p.len()).collect::<Vec<_>>(), vec![2, 2, 1], "at most 60,000 parameters a statement");
+        assert!(statement_parts(&[]).is_empty());
     }
 
     #[test]
@@ -556,7 +617,7 @@ mod tests {
     #[test]
     fn splits_rows_apart_but_keeps_each_rows_changes_together_in_order() {
         // Row images are (text, id) with the key (id, text): deletes carry the key only.
-        let row = |id: i64, v: &str| Change::Upsert(vec![Value::Bytes(v.as_bytes().to_vec()), Value::Int(id)]);
+        let row = |id: i64, v: &str| Change::Upsert(vec![Cell::Value(Value::Bytes(v.as_bytes().to_vec())), Cell::Value(Value::Int(id))]);
         let gone = |id: i64| Change::Delete(vec![Value::Int(id), Value::Bytes(b"k".to_vec())]);
         let changes: Vec<Change> = (0..200).map(|i| if i % 3 == 0 { gone(i % 50) } else { row(i % 50, "k") }).collect();
         let all: Vec<&Change> = changes.iter().collect();

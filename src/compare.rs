@@ -42,7 +42,8 @@ pub struct RowText {
 /// valid there into `?`, on one side only.
 pub fn row_text(columns: &[ColumnMapping]) -> RowText {
     let (mut source, mut target, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    let has_binary = columns.iter().any(|c| c.source.charset.is_none() && matches!(c.source.data_type.as_str(), "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit"));
+    let has_binary =
+        columns.iter().any(|c| c.source.charset.is_none() && matches!(c.source.data_type.as_str(), "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit" | "vector"));
     for c in columns {
         if !c.source.column_type.eq_ignore_ascii_case(&c.target_type) {
             skipped.push(c.source.name.clone());
@@ -53,7 +54,12 @@ pub fn row_text(columns: &[ColumnMapping]) -> RowText {
         let converted = c.source.charset.is_some() && c.source.charset != c.target_charset;
         for (out, name) in [(&mut source, &c.source.name), (&mut target, &c.target)] {
             let q = quote_ident(name);
-            let text = if converted { format!("CONVERT({q} USING utf8mb4)") } else { q.clone() };
+            let text = match (converted, c.source.data_type.as_str()) {
+                (true, _) => format!("CONVERT({q} USING utf8mb4)"),
+                // MySQL's CONCAT_WS takes no VECTOR (error 1210); its bytes are the value.
+                (false, "vector") => format!("CAST({q} AS BINARY)"),
+                (false, _) => q.clone(),
+            };
             out.push(if has_binary && c.source.charset.is_some() { format!("CAST({text} AS BINARY)") } else { text });
             if c.source.nullable {
                 out.push(format!("ISNULL({q})"));
@@ -212,6 +218,13 @@ mod tests {
         let text = row_text(&[mapping("b", "b", "varchar(10)", "varchar(10)", Some("latin1")), blob]);
         assert!(text.source.contains("CAST(CONVERT(`b` USING utf8mb4) AS BINARY)") && text.source.contains(", `v`,"), "{}", text.source);
         assert!(text.target.contains("CAST(CONVERT(`b` USING utf8mb4) AS BINARY)"), "{}", text.target);
+    }
+
+    #[test]
+    fn row_text_takes_a_vector_as_its_bytes() {
+        let mut vector = mapping("v", "v", "vector(3)", "vector(3)", None);
+        vector.source.data_type = "vector".into();
+        assert_eq!(row_text(&[vector]).source, "CONCAT_WS('#', CAST(`v` AS BINARY), ISNULL(`v`))");
     }
 
     #[test]

@@ -744,7 +744,7 @@ impl Copier {
             .zip(&placeholders)
             .map(|(name, placeholder)| match placeholder {
                 Placeholder::Hex(_) => format!("CAST({} AS BINARY)", quote_ident(name)),
-                Placeholder::Plain => quote_ident(name),
+                Placeholder::Plain | Placeholder::Binary => quote_ident(name),
             })
             .collect();
         let select = format!("SELECT {} FROM {} WHERE {range}", columns.join(", "), self.walk.source());

@@ -304,6 +304,7 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
     if original.usable_unique_keys().is_empty() {
         return Err(Error::refused(format!("{} has no PRIMARY or NOT NULL UNIQUE key; rows cannot be matched between the tables", names.q(&names.original)), "add a primary key first"));
     }
+    server::check_replayable(&server.facts, &original.columns, config.copy_through_client).map_err(|(why, fix)| Error::refused(format!("{}: {why}", names.q(&names.original)), fix))?;
     let leftover = leftover_run(conn, config, names).await?;
     let ghost_allowed = config.initially_drop_ghost_table || leftover != Leftover::None;
     for (table, flag, allowed) in [

@@ -66,6 +66,7 @@ impl ColumnMapping {
         let text = matches!(self.source.data_type.as_str(), "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "json");
         match &self.source.charset {
             Some(cs) if text && !cs.starts_with("utf8") => Placeholder::Hex(cs.clone()),
+            _ if self.source.data_type == "vector" => Placeholder::Binary,
             _ => Placeholder::Plain,
         }
     }

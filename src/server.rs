@@ -59,6 +59,26 @@ pub fn check_supported(flavor: Flavor, version: Version) -> std::result::Result<
     }
 }
 
+/// Whether every column of the table can be copied and replayed exactly, and if not, why and
+/// what to do. MySQL's JSON values are rebuilt from their binary form (see `binlog::json`):
+/// MySQL before 8.0.22 does not type a bound parameter from its context, which a DECIMAL inside
+/// a document needs to keep its precision; and a copy through the client reads them as text.
+pub fn check_replayable(facts: &ServerFacts, columns: &[crate::inspect::Column], through_client: bool) -> std::result::Result<(), (String, &'static str)> {
+    let Some(json) = columns.iter().find(|c| c.data_type.eq_ignore_ascii_case("json")) else { return Ok(()) };
+    if facts.flavor != Flavor::MySql {
+        return Ok(());
+    }
+    if facts.version < Version(8, 0, 22) {
+        let why = format!("MySQL {} cannot replay the JSON column `{}` exactly: it types bound parameters from their context only from 8.0.22", facts.version, json.name);
+        return Err((why, "upgrade the server to MySQL 8.0.22 or later, or use a native ALTER"));
+    }
+    if through_client {
+        let why = format!("--copy-through-client would read the JSON column `{}` as text, which loses its values' types (a DECIMAL, an unsigned integer, a date)", json.name);
+        return Err((why, "leave out --copy-through-client"));
+    }
+    Ok(())
+}
+
 /// The statement that reports the current binlog file and position.
 pub fn binlog_status_statement(flavor: Flavor, version: Version) -> &'static str {
     match flavor {
@@ -422,6 +442,29 @@ mod tests {
         assert!(check_supported(Flavor::MySql, Version(8, 4, 0)).is_ok());
         assert!(check_supported(Flavor::MySql, Version(9, 7, 4)).is_ok());
         assert!(check_supported(Flavor::MariaDb, Version(11, 8, 9)).is_ok());
+    }
+
+    #[test]
+    fn mysql_json_needs_8_0_22_and_the_server_side_copy() {
+        let facts = |flavor, version| ServerFacts { flavor, version, version_text: String::new() };
+        let json = crate::inspect::Column {
+            name: "doc".into(),
+            ordinal: 0,
+            data_type: "json".into(),
+            column_type: "json".into(),
+            nullable: true,
+            charset: None,
+            collation: None,
+            generated: false,
+            has_default: false,
+            auto_increment: false,
+        };
+        let json = std::slice::from_ref(&json);
+        assert!(check_replayable(&facts(Flavor::MySql, Version(8, 0, 21)), json, false).unwrap_err().0.contains("`doc`"));
+        assert!(check_replayable(&facts(Flavor::MySql, Version(8, 0, 22)), json, false).is_ok());
+        assert!(check_replayable(&facts(Flavor::MySql, Version(9, 7, 4)), json, true).unwrap_err().0.contains("--copy-through-client"));
+        assert!(check_replayable(&facts(Flavor::MariaDb, Version(10, 6, 0)), json, true).is_ok());
+        assert!(check_replayable(&facts(Flavor::MySql, Version(8, 0, 13)), &[], true).is_ok());
     }
 
     #[test]

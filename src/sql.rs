@@ -28,6 +28,9 @@ pub fn column_list<S: AsRef<str>>(names: &[S]) -> String {
 pub enum Placeholder {
     Plain,
     Hex(String),
+    /// Bytes the column takes only as a binary string: MySQL's VECTOR refuses a text parameter
+    /// (error 6136).
+    Binary,
 }
 
 impl Placeholder {
@@ -35,6 +38,7 @@ impl Placeholder {
         match self {
             Placeholder::Plain => "?".to_string(),
             Placeholder::Hex(cs) => format!("CONVERT(UNHEX(?) USING {cs})"),
+            Placeholder::Binary => "CAST(? AS BINARY)".to_string(),
         }
     }
 
@@ -103,8 +107,12 @@ pub fn upsert_clause(table: &str, key: &[String], columns: &[String]) -> String 
 /// Multi-row upsert of row images: `INSERT INTO t (cols) VALUES (...), (...) ON DUPLICATE ...`.
 pub fn upsert_rows(table: &str, columns: &[String], placeholders: &[Placeholder], key: &[String], rows: usize) -> String {
     let one = format!("({})", placeholders.iter().map(Placeholder::expr).collect::<Vec<_>>().join(", "));
-    let values = vec![one; rows].join(", ");
-    format!("INSERT INTO {table} ({}) VALUES {values} {}", column_list(columns), upsert_clause(table, key, columns))
+    upsert_tuples(table, columns, &vec![one; rows], key)
+}
+
+/// Multi-row upsert of the given row tuples, each `(expr, ...)` over `columns`.
+pub fn upsert_tuples(table: &str, columns: &[String], tuples: &[String], key: &[String]) -> String {
+    format!("INSERT INTO {table} ({}) VALUES {} {}", column_list(columns), tuples.join(", "), upsert_clause(table, key, columns))
 }
 
 /// Deletes rows by key: `DELETE FROM t WHERE (k = ?) OR (k = ?)`.

@@ -143,9 +143,9 @@ async fn a_throttle_after_the_last_chunk_started_does_not_hold_the_run() {
     let held: u64 = holder.query_first("SELECT COUNT(*) FROM _t_gho FOR UPDATE").await.unwrap().unwrap();
     assert_eq!(held, 0);
     release_hook(&hooked);
-    let chunk_waiting = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO `throttle\\_last`.`\\_t\\_gho`%'";
+    let chunk_waiting = format!("SELECT COUNT(*) FROM {} WHERE INFO LIKE 'INSERT INTO `throttle\\_last`.`\\_t\\_gho`%'", common::processlist());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while conn.query_first::<u64, _>(chunk_waiting).await.unwrap() != Some(1) {
+    while conn.query_first::<u64, _>(&chunk_waiting).await.unwrap() != Some(1) {
         if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
             holder.query_drop("ROLLBACK").await.unwrap();
             panic!("the chunk never started:\n{}", finish(child).1);

@@ -73,6 +73,8 @@ fn all_type_values() -> Vec<Vec<String>> {
         "-1, 128, -1, 32768, -1, 8388608, -1, 2147483648, -1, 9223372036854775808, 0.0000000001, 1.5, -0.1, \
          'a b', 'plain ascii', 'multi\nline\ttext', 'caf\u{e9}', '', x'0100000000000000', x'', x'00', '{\"k\": {\"n\": -1e-7}}', '2020-02-29', '-00:00:00.001', '2020-02-29 12:34:56.500000', '2020-02-29 12:34:56.500000', 0, 'c d', 'y', b'101'",
     ];
+    // MySQL's TIME ends at 838:59:59 exactly; MariaDB's TIME(3) holds 838:59:59.999.
+    let rows = rows.map(|r| if common::flavor().is_mysql() { r.replace("'838:59:59.999'", "'838:59:59.000'") } else { r.to_string() });
     rows.iter().map(|r| split_literals(r)).collect()
 }
 
@@ -485,8 +487,10 @@ async fn identifiers_that_need_quoting() {
     assert!(n > 0);
     let names = tables(&mut conn).await;
     assert!(names.contains(&format!("_{table}_del")) && names.contains(&table.to_string()), "{names:?}");
-    let indexes: Vec<String> = conn.exec("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME", (db, table)).await.unwrap();
-    assert_eq!(indexes, vec!["from", "ïx `q` 2", "PRIMARY", "select"]);
+    let mut indexes: Vec<String> = conn.exec("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (db, table)).await.unwrap();
+    // Sorted here: the servers order these names by different collations.
+    indexes.sort();
+    assert_eq!(indexes, vec!["PRIMARY", "from", "select", "ïx `q` 2"]);
 }
 
 /// `SHOW CREATE TABLE` prints a binary column's DEFAULT as raw bytes, which need not be UTF-8

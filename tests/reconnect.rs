@@ -11,7 +11,7 @@ use mysql_async::prelude::*;
 async fn killed_binlog_connection_is_resumed() {
     let stderr = migrate_with_interruption("reconnect", || async {
         let mut admin = server().conn(None).await;
-        let dumps: Vec<u64> = admin.query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'").await.unwrap();
+        let dumps: Vec<u64> = admin.query(format!("SELECT ID FROM {} WHERE COMMAND LIKE 'Binlog Dump%'", common::processlist())).await.unwrap();
         assert!(!dumps.is_empty(), "no binlog dump thread to kill");
         for id in dumps {
             admin.query_drop(format!("KILL {id}")).await.unwrap();

@@ -46,7 +46,7 @@ async fn server_restart_during_verification() {
     let mut admin = server().conn(None).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let waiting: Option<u64> = admin.query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOCK TABLES%' AND STATE LIKE '%metadata lock%'").await.unwrap();
+        let waiting: Option<u64> = admin.query_first(format!("SELECT COUNT(*) FROM {} WHERE INFO LIKE 'LOCK TABLES%' AND STATE LIKE '%metadata lock%'", common::processlist())).await.unwrap();
         if waiting == Some(1) && std::fs::read_to_string(&status).unwrap_or_default().contains("\"state\":\"verifying\"") {
             break;
         }

@@ -157,8 +157,10 @@ async fn resume_refuses_a_changed_alter_and_purged_binlogs() {
 
 /// Sessions running the deferred build of `ia` on the shadow and waiting on a metadata lock.
 async fn waiting_index_builds(conn: &mut Conn) -> usize {
-    let n: Option<u64> =
-        conn.query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%ALTER TABLE `resume_build`.`_t_gho` ADD KEY `ia`%' AND STATE LIKE '%metadata lock%'").await.unwrap();
+    let n: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM {} WHERE INFO LIKE '%ALTER TABLE `resume_build`.`_t_gho` ADD KEY `ia`%' AND STATE LIKE '%metadata lock%'", common::processlist()))
+        .await
+        .unwrap();
     n.unwrap_or(0) as usize
 }
 
@@ -167,7 +169,7 @@ async fn wait_for_waiting_builds(conn: &mut Conn, child: &mut Child, builds: usi
     while waiting_index_builds(conn).await < builds {
         assert!(child.try_wait().unwrap().is_none(), "the run ended before {builds} index builds waited");
         if Instant::now() > deadline {
-            let sessions: Vec<(Option<String>, Option<String>)> = conn.query("SELECT STATE, INFO FROM information_schema.PROCESSLIST WHERE INFO IS NOT NULL").await.unwrap();
+            let sessions: Vec<(Option<String>, Option<String>)> = conn.query(format!("SELECT STATE, INFO FROM {} WHERE INFO IS NOT NULL", common::processlist())).await.unwrap();
             panic!("{builds} index builds never waited on the shadow's metadata lock; sessions: {sessions:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -58,7 +58,7 @@ async fn the_password_appears_nowhere() {
         assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the run never reached its cut-over");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let processes: Vec<(u64, Option<String>)> = conn.query("SELECT ID, INFO FROM information_schema.PROCESSLIST").await.unwrap();
+    let processes: Vec<(u64, Option<String>)> = conn.query(format!("SELECT ID, INFO FROM {}", common::processlist())).await.unwrap();
     let mut answers = String::new();
     for command in ["status", "status-json", "help"] {
         let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();

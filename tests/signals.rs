@@ -124,7 +124,7 @@ async fn hold_table_open(db: &str, table: &str) -> Conn {
 
 /// Whether a session runs a statement starting with `prefix` and waits on a metadata lock.
 async fn waits_on_lock(conn: &mut Conn, prefix: &str) -> bool {
-    let n: Option<u64> = conn.exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%metadata lock%'", (format!("{prefix}%"),)).await.unwrap();
+    let n: Option<u64> = conn.exec_first(format!("SELECT COUNT(*) FROM {} WHERE INFO LIKE ? AND STATE LIKE '%metadata lock%'", common::processlist()), (format!("{prefix}%"),)).await.unwrap();
     n.unwrap_or(0) > 0
 }
 
@@ -248,11 +248,13 @@ async fn sigterm_while_the_cut_over_lock_waits_cleans_up() {
 
 /// The cut-over's RENAME waits: another session's open transaction holds the shadow table, so
 /// the RENAME queues on it. The RENAME must not run after the run has stopped: once that
-/// session lets go, the tables are not swapped and nothing is left behind.
+/// session lets go, the tables are not swapped and nothing is left behind. On MySQL the RENAME
+/// runs in the session that locks both tables, so what waits is its `LOCK TABLES`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_while_the_rename_waits_does_not_swap() {
     let (mut run, before, mut holder) = cut_over_behind("sigint_rename", "_t_gho").await;
-    run.wait_for("the RENAME's wait", async |conn, _| waits_on_lock(conn, "RENAME TABLE").await).await;
+    let waiting = if common::flavor().is_mysql() { "LOCK TABLES `sigint_rename`.`t` WRITE, `sigint_rename`.`_t_gho` WRITE" } else { "RENAME TABLE" };
+    run.wait_for("the RENAME's wait", async |conn, _| waits_on_lock(conn, waiting).await).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = run.signal(libc::SIGINT);
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -13,6 +13,7 @@ use mysql_async::Value;
 use mysql_common::constants::ColumnType;
 use mysql_common::io::ParseBuf;
 
+use super::json::ExactJson;
 use crate::inspect::Column;
 
 /// How a source column's binlog value is turned into a value to bind.
@@ -70,10 +71,7 @@ impl ValueKind {
 pub fn convert(kind: &ValueKind, value: BinlogValue<'_>) -> Result<Value, String> {
     let value = match value {
         BinlogValue::Value(v) => v,
-        BinlogValue::Jsonb(j) => {
-            let dom = j.parse().map_err(|e| format!("undecodable JSON: {e}"))?;
-            return Ok(Value::Bytes(mysql_common::serde_json::Value::from(dom).to_string().into_bytes()));
-        }
+        BinlogValue::Jsonb(_) => return Err("binary JSON is decoded by `json::exact`, not here".into()),
         BinlogValue::JsonDiff(_) => return Err("a partial JSON update (binlog_row_value_options=PARTIAL_JSON) cannot be replayed".into()),
     };
     if value == Value::NULL {
@@ -169,8 +167,30 @@ pub struct RowDecoder {
     picks: Vec<usize>,
 }
 
-/// A row image: the picked columns' values, in pick order.
-pub type RowImage = Vec<Value>;
+/// One cell of a row image.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// A value, bound through its column's placeholder.
+    Value(Value),
+    /// An SQL expression that rebuilds the value, written in place of the column's placeholder,
+    /// with its own parameters: a MySQL JSON value that no text rebuilds exactly (see `json`).
+    Expr { sql: String, params: Vec<Value> },
+}
+
+impl Cell {
+    /// The cell's value. Key columns and the changelog's columns are never JSON, so their
+    /// cells are always values; an expression reads as NULL here.
+    pub fn value(&self) -> &Value {
+        static NULL: Value = Value::NULL;
+        match self {
+            Cell::Value(v) => v,
+            Cell::Expr { .. } => &NULL,
+        }
+    }
+}
+
+/// A row image: the picked columns' cells, in pick order.
+pub type RowImage = Vec<Cell>;
 /// A row change's images: before (updates, deletes) and after (inserts, updates).
 pub type ImagePair = (Option<RowImage>, Option<RowImage>);
 
@@ -212,7 +232,7 @@ impl RowDecoder {
         let present = &present[..self.cells.len().min(present.len())];
         let count = present.iter().filter(|p| **p).count();
         let nulls: &[u8] = buf.parse(count.div_ceil(8)).map_err(|e| format!("truncated row image: {e}"))?;
-        let mut full = vec![Value::NULL; self.cells.len()];
+        let mut full = vec![Cell::Value(Value::NULL); self.cells.len()];
         let mut image_index = 0;
         for (i, (ty, meta, kind)) in self.cells.iter().enumerate() {
             if !present[i] {
@@ -225,16 +245,22 @@ impl RowDecoder {
             }
             if *ty == ColumnType::MYSQL_TYPE_TIME2 && matches!(meta.first(), Some(1 | 2)) {
                 let bytes: &[u8] = buf.parse(4).map_err(|e| format!("undecodable column {i}: {e}"))?;
-                full[i] = convert(kind, BinlogValue::Value(time2_in_hundredths(bytes))).map_err(|e| format!("column {i}: {e}"))?;
+                full[i] = Cell::Value(convert(kind, BinlogValue::Value(time2_in_hundredths(bytes))).map_err(|e| format!("column {i}: {e}"))?);
                 continue;
             }
             // A view of the buffer that lives no longer than `meta`, as the parser's context requires.
             let mut cell = ParseBuf(buf.0);
             let raw: BinlogValue<'_> = cell.parse((*ty, meta.as_slice(), false, false)).map_err(|e| format!("undecodable column {i}: {e}"))?;
             buf.0 = &buf.0[buf.0.len() - cell.0.len()..];
-            full[i] = convert(kind, raw).map_err(|e| format!("column {i}: {e}"))?;
+            full[i] = match raw {
+                BinlogValue::Jsonb(json) => match super::json::exact(&json).map_err(|e| format!("column {i}: a JSON value that cannot be replayed exactly: {e}"))? {
+                    ExactJson::Text(text) => Cell::Value(Value::Bytes(text.into_bytes())),
+                    ExactJson::Expr { sql, params } => Cell::Expr { sql, params },
+                },
+                raw => Cell::Value(convert(kind, raw).map_err(|e| format!("column {i}: {e}"))?),
+            };
         }
-        Ok(self.picks.iter().map(|&p| std::mem::replace(&mut full[p], Value::NULL)).collect())
+        Ok(self.picks.iter().map(|&p| std::mem::replace(&mut full[p], Cell::Value(Value::NULL))).collect())
     }
 }
 

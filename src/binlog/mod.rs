@@ -6,5 +6,6 @@
 //! through a bounded channel, so a slow applier slows the reader instead of growing memory.
 
 pub mod decode;
+pub mod json;
 pub mod mariadb;
 pub mod stream;

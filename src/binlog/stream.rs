@@ -27,7 +27,7 @@ use mysql_async::prelude::*;
 use mysql_async::{BinlogStreamRequest, Conn, Value};
 use tokio::runtime::Handle;
 
-use super::decode::{RowDecoder, RowImage};
+use super::decode::{Cell, RowDecoder, RowImage};
 use super::mariadb;
 use crate::alter::ddl_changes_table;
 use crate::error::{describe_mysql_error, Error, Result};
@@ -48,7 +48,7 @@ impl Change {
     /// The chosen key of the row this change is about.
     pub fn key(&self, key_positions: &[usize]) -> Vec<Value> {
         match self {
-            Change::Upsert(row) => key_positions.iter().map(|&i| row[i].clone()).collect(),
+            Change::Upsert(row) => key_positions.iter().map(|&i| row[i].value().clone()).collect(),
             Change::Delete(key) => key.clone(),
         }
     }
@@ -98,11 +98,18 @@ impl Drop for MemoryTicket {
 
 /// About how much memory changes take: their values' bytes plus a fixed cost per value.
 fn approximate_bytes(changes: &[Change]) -> u64 {
-    let values = changes.iter().flat_map(|c| match c {
-        Change::Upsert(row) => row.iter(),
-        Change::Delete(key) => key.iter(),
-    });
-    values.map(|v| 32 + if let Value::Bytes(b) = v { b.len() as u64 } else { 0 }).sum()
+    let value_bytes = |v: &Value| 32 + if let Value::Bytes(b) = v { b.len() as u64 } else { 0 };
+    let cell_bytes = |c: &Cell| match c {
+        Cell::Value(v) => value_bytes(v),
+        Cell::Expr { sql, params } => sql.len() as u64 + params.iter().map(value_bytes).sum::<u64>(),
+    };
+    changes
+        .iter()
+        .map(|c| match c {
+            Change::Upsert(row) => row.iter().map(cell_bytes).sum::<u64>(),
+            Change::Delete(key) => key.iter().map(value_bytes).sum(),
+        })
+        .sum()
 }
 
 /// What the reader must know about the tables it follows.
@@ -439,9 +446,9 @@ fn push_change(changes: &mut Vec<Change>, key: &[usize], before: Option<RowImage
 }
 
 /// A changelog row image (hint, value) that is a cut-over marker gives its number.
-fn marker_of(image: &[Value]) -> Option<u64> {
+fn marker_of(image: &[Cell]) -> Option<u64> {
     match image {
-        [Value::Bytes(hint), Value::Bytes(value)] if hint == crate::changelog::MARKER_HINT.as_bytes() => std::str::from_utf8(value).ok()?.parse().ok(),
+        [Cell::Value(Value::Bytes(hint)), Cell::Value(Value::Bytes(value))] if hint == crate::changelog::MARKER_HINT.as_bytes() => std::str::from_utf8(value).ok()?.parse().ok(),
         _ => None,
     }
 }
@@ -453,7 +460,7 @@ mod tests {
     #[test]
     fn key_changing_update_deletes_the_old_key() {
         let mut changes = Vec::new();
-        let row = |id: i64, v: &str| vec![Value::Int(id), Value::Bytes(v.into())];
+        let row = |id: i64, v: &str| vec![Cell::Value(Value::Int(id)), Cell::Value(Value::Bytes(v.into()))];
         push_change(&mut changes, &[0], Some(row(1, "a")), Some(row(2, "a")));
         push_change(&mut changes, &[0], Some(row(3, "a")), Some(row(3, "b")));
         assert_eq!(changes, vec![Change::Delete(vec![Value::Int(1)]), Change::Upsert(row(2, "a")), Change::Upsert(row(3, "b"))]);
@@ -461,7 +468,7 @@ mod tests {
 
     #[test]
     fn memory_is_counted_by_value_bytes() {
-        let changes = vec![Change::Upsert(vec![Value::Int(1), Value::Bytes(vec![0; 100])]), Change::Delete(vec![Value::Int(2)])];
+        let changes = vec![Change::Upsert(vec![Cell::Value(Value::Int(1)), Cell::Value(Value::Bytes(vec![0; 100]))]), Change::Delete(vec![Value::Int(2)])];
         assert_eq!(approximate_bytes(&changes), 32 + 132 + 32);
         let counter = Arc::new(AtomicU64::new(196));
         drop(MemoryTicket { bytes: 196, counter: counter.clone() });
@@ -470,7 +477,7 @@ mod tests {
 
     #[test]
     fn markers_are_read_from_changelog_images() {
-        assert_eq!(marker_of(&[Value::Bytes(b"cut-over-marker".to_vec()), Value::Bytes(b"17".to_vec())]), Some(17));
-        assert_eq!(marker_of(&[Value::Bytes(b"heartbeat".to_vec()), Value::Bytes(b"17".to_vec())]), None);
+        assert_eq!(marker_of(&[Cell::Value(Value::Bytes(b"cut-over-marker".to_vec())), Cell::Value(Value::Bytes(b"17".to_vec()))]), Some(17));
+        assert_eq!(marker_of(&[Cell::Value(Value::Bytes(b"heartbeat".to_vec())), Cell::Value(Value::Bytes(b"17".to_vec()))]), None);
     }
 }

@@ -61,11 +61,14 @@ pub async fn swap_held_on_the_shadow(db: &str, seed: u64) -> (Conn, super::workl
 }
 
 /// Waits for the RENAME of database `db`'s swap to wait on a lock; its session id. Tests run
-/// in parallel, each with its own database, and more than one RENAME may wait at a time.
+/// in parallel, each with its own database, and more than one RENAME may wait at a time. On
+/// MySQL the RENAME runs in the session that holds both tables locked, so what waits is that
+/// session's `LOCK TABLES t WRITE, _t_gho WRITE` (see docs/cutover.md).
 pub async fn waiting_rename(admin: &mut Conn, db: &str, child: &mut Child) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let statement = if super::flavor().is_mysql() { "LOCK TABLES" } else { "RENAME TABLE" };
     loop {
-        let id: Option<u64> = admin.exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND STATE LIKE '%lock%'", (format!("RENAME TABLE `{db}`.%"),)).await.unwrap();
+        let id: Option<u64> = admin.exec_first(format!("SELECT ID FROM {} WHERE INFO LIKE ? AND STATE LIKE '%lock%'", super::processlist()), (format!("{statement} `{db}`.%"),)).await.unwrap();
         if let Some(id) = id {
             return id;
         }

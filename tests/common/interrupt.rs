@@ -86,7 +86,7 @@ async fn wait_for_copy(child: &mut std::process::Child) {
             std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).ok();
             panic!("the migration ended before it could be interrupted:\n{err}");
         }
-        let dumps: Vec<u64> = admin.query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'").await.unwrap();
+        let dumps: Vec<u64> = admin.query(format!("SELECT ID FROM {} WHERE COMMAND LIKE 'Binlog Dump%'", super::processlist())).await.unwrap();
         if !dumps.is_empty() {
             break;
         }

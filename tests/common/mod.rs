@@ -137,6 +137,17 @@ pub fn mariadb_only(what: &str) -> bool {
     false
 }
 
+/// The process list as a table: on MySQL `performance_schema.processlist`, since reading
+/// `information_schema.PROCESSLIST` (utf8mb3) fails with error 3854 while any session runs a
+/// statement with a 4-byte UTF-8 character.
+pub fn processlist() -> &'static str {
+    if flavor().is_mysql() {
+        "performance_schema.processlist"
+    } else {
+        "information_schema.PROCESSLIST"
+    }
+}
+
 /// A table of the integers `low..=high` in a column `seq`, to use as `FROM {seq(1, 100)}`:
 /// MariaDB's Sequence engine table `seq_<low>_to_<high>`, elsewhere a recursive CTE (the
 /// servers run with a `cte_max_recursion_depth` that allows any test's table).

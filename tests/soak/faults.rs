@@ -238,7 +238,7 @@ impl Runner {
     /// Kills the connections the processlist condition finds; returns how many.
     async fn kill_connections(&self, condition: &str) -> usize {
         let mut admin = self.server.conn(None).await;
-        let ids: Vec<u64> = admin.query(format!("SELECT ID FROM information_schema.PROCESSLIST WHERE {condition}")).await.unwrap();
+        let ids: Vec<u64> = admin.query(format!("SELECT ID FROM {} WHERE {condition}", crate::common::processlist())).await.unwrap();
         for id in &ids {
             admin.query_drop(format!("KILL {id}")).await.ok();
         }

@@ -360,7 +360,10 @@ impl Ty {
             Ty::Time { fsp } => {
                 let frac = fraction(rng, *fsp);
                 if edge {
-                    string_literal(&format!("{}{frac}", rng.pick(&["-838:59:59", "838:59:59", "00:00:00", "-00:00:01"])))
+                    let time = *rng.pick(&["-838:59:59", "838:59:59", "00:00:00", "-00:00:01"]);
+                    // MySQL's TIME ends at 838:59:59 exactly, MariaDB's at 838:59:59.999999.
+                    let frac = if time.contains("838") && crate::common::flavor().is_mysql() { frac.replace(|c: char| c.is_ascii_digit(), "0") } else { frac };
+                    string_literal(&format!("{time}{frac}"))
                 } else {
                     string_literal(&format!("{}{frac}", time_of(rng.below(3_020_399) as i64, rng.chance(30))))
                 }
