@@ -45,8 +45,9 @@ pub struct Index {
     pub name: String,
     pub unique: bool,
     pub columns: Vec<String>,
-    /// Some column is indexed by a prefix only (`KEY (c(10))`).
-    pub has_prefix: bool,
+    /// Some part is not a whole column: a column's prefix (`KEY (c(10))`) or an expression
+    /// (MySQL's functional key parts, `KEY ((a + 1))`, which list no column).
+    pub has_partial_parts: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ impl TableInfo {
         let mut keys: Vec<&Index> = self
             .indexes
             .iter()
-            .filter(|i| i.unique && !i.has_prefix)
+            .filter(|i| i.unique && !i.has_partial_parts)
             .filter(|i| i.columns.iter().all(|c| self.column(c).is_some_and(|c| !c.nullable && !c.generated && !matches!(c.data_type.as_str(), "float" | "double" | "json" | "real"))))
             .collect();
         keys.sort_by_key(|i| i.name != "PRIMARY");
@@ -171,7 +172,7 @@ async fn load_columns(conn: &mut Conn, database: &str, table: &str) -> Result<Ve
 }
 
 async fn load_indexes(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<Index>> {
-    let rows: Vec<(String, u64, String, Option<u64>)> = conn
+    let rows: Vec<(String, u64, Option<String>, Option<u64>)> = conn
         .exec(
             "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX",
@@ -182,11 +183,11 @@ async fn load_indexes(conn: &mut Conn, database: &str, table: &str) -> Result<Ve
     let mut indexes: Vec<Index> = Vec::new();
     for (name, non_unique, column, sub_part) in rows {
         if indexes.last().is_none_or(|i| i.name != name) {
-            indexes.push(Index { name: name.clone(), unique: non_unique == 0, columns: Vec::new(), has_prefix: false });
+            indexes.push(Index { name: name.clone(), unique: non_unique == 0, columns: Vec::new(), has_partial_parts: false });
         }
         let index = indexes.last_mut().expect("pushed above");
-        index.columns.push(column);
-        index.has_prefix |= sub_part.is_some();
+        index.has_partial_parts |= sub_part.is_some() || column.is_none();
+        index.columns.extend(column);
     }
     Ok(indexes)
 }
@@ -269,11 +270,11 @@ mod tests {
             name: "t".into(),
             columns: vec![col("id", "int", false), col("f", "float", false), col("n", "int", true), col("s", "varchar", false)],
             indexes: vec![
-                Index { name: "uf".into(), unique: true, columns: vec!["f".into()], has_prefix: false },
-                Index { name: "un".into(), unique: true, columns: vec!["n".into()], has_prefix: false },
-                Index { name: "us".into(), unique: true, columns: vec!["s".into()], has_prefix: true },
-                Index { name: "PRIMARY".into(), unique: true, columns: vec!["id".into()], has_prefix: false },
-                Index { name: "ids".into(), unique: true, columns: vec!["id".into(), "s".into()], has_prefix: false },
+                Index { name: "uf".into(), unique: true, columns: vec!["f".into()], has_partial_parts: false },
+                Index { name: "un".into(), unique: true, columns: vec!["n".into()], has_partial_parts: false },
+                Index { name: "us".into(), unique: true, columns: vec!["s".into()], has_partial_parts: true },
+                Index { name: "PRIMARY".into(), unique: true, columns: vec!["id".into()], has_partial_parts: false },
+                Index { name: "ids".into(), unique: true, columns: vec!["id".into(), "s".into()], has_partial_parts: false },
             ],
             estimated_rows: 0,
             data_bytes: 0,

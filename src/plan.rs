@@ -145,12 +145,12 @@ fn unique_in_both(original: &TableInfo, shadow: &TableInfo, columns: &[ColumnMap
     shadow
         .indexes
         .iter()
-        .filter(|i| i.unique && !i.has_prefix && i.name != shadow_key_name)
+        .filter(|i| i.unique && !i.has_partial_parts && i.name != shadow_key_name)
         .filter_map(|index| {
             let mapped: Vec<&ColumnMapping> = index.columns.iter().map(|t| columns.iter().find(|m| m.target.eq_ignore_ascii_case(t))).collect::<Option<_>>()?;
             let sources: Vec<&str> = mapped.iter().map(|m| m.source.name.as_str()).collect();
             let in_original =
-                original.indexes.iter().any(|o| o.unique && !o.has_prefix && o.columns.len() == sources.len() && o.columns.iter().all(|c| sources.iter().any(|s| s.eq_ignore_ascii_case(c))));
+                original.indexes.iter().any(|o| o.unique && !o.has_partial_parts && o.columns.len() == sources.len() && o.columns.iter().all(|c| sources.iter().any(|s| s.eq_ignore_ascii_case(c))));
             (in_original && mapped.iter().all(|m| same_definition(m))).then(|| index.columns.clone())
         })
         .collect()
@@ -284,7 +284,7 @@ mod tests {
     }
 
     fn key(name: &str, cols: &[&str]) -> Index {
-        Index { name: name.into(), unique: true, columns: cols.iter().map(|c| c.to_string()).collect(), has_prefix: false }
+        Index { name: name.into(), unique: true, columns: cols.iter().map(|c| c.to_string()).collect(), has_partial_parts: false }
     }
 
     fn summary(renamed: &[(&str, &str)], dropped: &[&str]) -> AlterSummary {

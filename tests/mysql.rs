@@ -158,3 +158,82 @@ async fn every_mysql_type_replays_exactly_before_during_and_after_the_verificati
     assert!(rows > 300, "{rows} rows");
     assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()]);
 }
+
+/// A table whose primary key MySQL generated (`sql_generate_invisible_primary_key`), with an
+/// invisible column and functional indexes, migrated under inserts, updates, key changes and
+/// deletes (the invisible key named explicitly), adding a functional unique index: equal to
+/// the oracle, invisible columns and functional indexes kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_invisible_keys_invisible_columns_and_functional_indexes() {
+    if !mysql_only("generated_invisible_keys_invisible_columns_and_functional_indexes") {
+        return;
+    }
+    let db = "mysql_invisible";
+    let srv = server();
+    let mut conn = srv.fresh_database(db).await;
+    conn.query_drop("SET SESSION sql_generate_invisible_primary_key = ON").await.unwrap();
+    for table in ["t", "t_oracle"] {
+        conn.query_drop(format!("CREATE TABLE {table} (a INT, b VARCHAR(20), j JSON, hidden INT INVISIBLE, INDEX fa ((a + 1)), INDEX fj ((CAST(j->'$.k' AS UNSIGNED)))) ENGINE=InnoDB")).await.unwrap();
+    }
+    conn.query_drop("SET SESSION sql_generate_invisible_primary_key = OFF").await.unwrap();
+    let load: Vec<String> = (1..=2000).map(|i| format!("INSERT INTO {{t}} (a, b, j, hidden) VALUES ({i}, 'b{i}', JSON_OBJECT('k', {i}, 'd', {i}.5), {})", i * 2)).collect();
+    for part in load.chunks(500) {
+        on_both(&mut conn, part).await;
+    }
+    let mut child = srv
+        .alterego_command(&["--database", db, "--table", "t", "--alter", "ADD COLUMN c INT, ADD UNIQUE INDEX u2 ((a * 2))", "--execute", "--chunk-size", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for k in 0..40i64 {
+        let i = 1 + k * 40;
+        on_both(
+            &mut conn,
+            &[
+                format!("INSERT INTO {{t}} (a, b, j, hidden) VALUES ({}, 'new', JSON_ARRAY({k}.25), {k})", 10_000 + k),
+                format!("UPDATE {{t}} SET b = 'upd', hidden = hidden + 1, j = JSON_SET(j, '$.k', {k}) WHERE my_row_id = {i}"),
+                format!("UPDATE {{t}} SET my_row_id = my_row_id + 100000 WHERE my_row_id = {}", i + 1),
+                format!("DELETE FROM {{t}} WHERE my_row_id = {}", i + 2),
+            ],
+        )
+        .await;
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    common::assert_success(&output);
+    let compared = |table: &str| format!("SELECT my_row_id, a, b, CAST(j AS CHAR), JSON_STORAGE_SIZE(j), hidden FROM {table} ORDER BY my_row_id");
+    assert_same_rows(&mut conn, &compared("t"), &compared("t_oracle")).await;
+    let ddl: (String, String) = conn.query_first("SHOW CREATE TABLE t").await.unwrap().unwrap();
+    for part in [
+        "`my_row_id` bigint unsigned NOT NULL AUTO_INCREMENT /*!80023 INVISIBLE */",
+        "`hidden` int DEFAULT NULL /*!80023 INVISIBLE */",
+        "KEY `fa` (((`a` + 1)))",
+        "UNIQUE KEY `u2` (((`a` * 2)))",
+        "`c` int",
+    ] {
+        assert!(ddl.1.contains(part), "{part} missing from:\n{}", ddl.1);
+    }
+}
+
+/// `--attempt-instant-ddl` takes MySQL's INSTANT ADD and DROP COLUMN, copying nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_instant_ddl_adds_and_drops_columns_instantly() {
+    if !mysql_only("attempt_instant_ddl_adds_and_drops_columns_instantly") {
+        return;
+    }
+    let srv = server();
+    let mut conn = common::small_table_on(srv, "mysql_instant", 1000).await;
+    for alter in ["ADD COLUMN b INT DEFAULT 7", "DROP COLUMN a"] {
+        let output = srv.alterego(&["--database", "mysql_instant", "--table", "t", "--alter", alter, "--execute", "--attempt-instant-ddl"]);
+        common::assert_success(&output);
+        assert!(String::from_utf8_lossy(&output.stdout).contains("ALGORITHM=INSTANT: no copy was needed"), "{alter}: {}", common::stderr(&output));
+        assert_eq!(tables(&mut conn).await, vec!["t".to_string()], "{alter}: no shadow, changelog or old table");
+    }
+    let sevens: Option<u64> = conn.query_first("SELECT COUNT(*) FROM t WHERE b = 7").await.unwrap();
+    assert_eq!(sevens, Some(1000));
+    let columns: Vec<String> = conn.query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql_instant' AND TABLE_NAME = 't' ORDER BY ORDINAL_POSITION").await.unwrap();
+    assert_eq!(columns, vec!["id".to_string(), "b".into()]);
+}
