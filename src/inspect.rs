@@ -118,6 +118,15 @@ pub fn parse_members(column_type: &str) -> Vec<String> {
     members
 }
 
+/// Whether `information_schema.COLUMNS.EXTRA` says the server computes the column. MySQL also
+/// writes `DEFAULT_GENERATED` there for a column with an expression default (`DEFAULT
+/// (x'00')`, `DEFAULT CURRENT_TIMESTAMP`): such a column holds data like any other, and taking
+/// it for a generated one left it out of the copy, the replay and the verification.
+fn is_generated(extra: &str) -> bool {
+    let extra = extra.to_ascii_uppercase();
+    ["VIRTUAL GENERATED", "STORED GENERATED", "PERSISTENT GENERATED"].iter().any(|kind| extra.contains(kind))
+}
+
 /// Loads a table's facts; `None` when it does not exist.
 pub async fn load(conn: &mut Conn, database: &str, table: &str) -> Result<Option<TableInfo>> {
     let doing = || format!("inspecting {}", qualified(database, table));
@@ -164,7 +173,7 @@ async fn load_columns(conn: &mut Conn, database: &str, table: &str) -> Result<Ve
             nullable: nullable == "YES",
             charset,
             collation,
-            generated: generation.is_some_and(|g| !g.is_empty()) || extra.to_ascii_uppercase().contains("GENERATED"),
+            generated: generation.is_some_and(|g| !g.is_empty()) || is_generated(&extra),
             has_default: default.is_some(),
             auto_increment: extra.to_ascii_lowercase().contains("auto_increment"),
         })
@@ -240,6 +249,16 @@ pub async fn database_exists(conn: &mut Conn, database: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expression_defaults_are_not_generated_columns() {
+        for extra in ["VIRTUAL GENERATED", "STORED GENERATED", "PERSISTENT GENERATED", "virtual generated"] {
+            assert!(is_generated(extra), "{extra}");
+        }
+        for extra in ["DEFAULT_GENERATED", "DEFAULT_GENERATED on update CURRENT_TIMESTAMP", "auto_increment INVISIBLE", ""] {
+            assert!(!is_generated(extra), "{extra}");
+        }
+    }
 
     #[test]
     fn parses_enum_and_set_members() {

@@ -237,3 +237,74 @@ async fn attempt_instant_ddl_adds_and_drops_columns_instantly() {
     let columns: Vec<String> = conn.query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql_instant' AND TABLE_NAME = 't' ORDER BY ORDINAL_POSITION").await.unwrap();
     assert_eq!(columns, vec!["id".to_string(), "b".into()]);
 }
+
+/// A `caching_sha2_password` account whose password the server has not cached (FLUSH
+/// PRIVILEGES empties the cache) logs in without TLS through the RSA key exchange, and the
+/// migration runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caching_sha2_password_without_tls_uses_the_rsa_exchange() {
+    if !mysql_only("caching_sha2_password_without_tls_uses_the_rsa_exchange") {
+        return;
+    }
+    let srv = server();
+    let mut conn = common::small_table_on(srv, "mysql_sha2", 500).await;
+    for sql in
+        ["DROP USER IF EXISTS 'sha2user'@'%'", "CREATE USER 'sha2user'@'%' IDENTIFIED WITH caching_sha2_password BY 'sha2-Secret'", "GRANT ALL PRIVILEGES ON *.* TO 'sha2user'@'%'", "FLUSH PRIVILEGES"]
+    {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let output = srv
+        .alterego_command(&["--database", "mysql_sha2", "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--user", "sha2user", "--ssl-mode", "DISABLED"])
+        .env("ALTEREGO_PASSWORD", "sha2-Secret")
+        .output()
+        .unwrap();
+    common::assert_success(&output);
+    let plugin: Option<String> = conn.query_first("SELECT plugin FROM mysql.user WHERE user = 'sha2user'").await.unwrap();
+    assert_eq!(plugin.as_deref(), Some("caching_sha2_password"));
+    assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into()]);
+}
+
+/// Columns with expression defaults, which MySQL marks `DEFAULT_GENERATED` (a BLOB's
+/// `DEFAULT (x'...')`, `DEFAULT CURRENT_TIMESTAMP`, `ON UPDATE CURRENT_TIMESTAMP`), are copied
+/// and replayed like any other: taken for generated columns, they were left out of the copy,
+/// the replay and the verification, and the new table held their defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_with_expression_defaults_are_copied_and_replayed() {
+    if !mysql_only("columns_with_expression_defaults_are_copied_and_replayed") {
+        return;
+    }
+    let db = "mysql_defaults";
+    let srv = server();
+    let mut conn = srv.fresh_database(db).await;
+    for table in ["t", "t_oracle"] {
+        conn.query_drop(format!(
+            "CREATE TABLE {table} (id INT PRIMARY KEY, b BLOB NULL DEFAULT (x'00000000'), \
+             created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), \
+             d DATETIME DEFAULT CURRENT_TIMESTAMP, n INT DEFAULT (id * 2), KEY kb (b(3))) ENGINE=InnoDB"
+        ))
+        .await
+        .unwrap();
+    }
+    let load: Vec<String> = (1..=1000).map(|i| format!("INSERT INTO {{t}} (id, b, created, d) VALUES ({i}, x'0102{i:04}', '2001-02-03 04:05:06.{i:06}', '1999-01-01 00:00:{:02}')", i % 60)).collect();
+    on_both(&mut conn, &load).await;
+    let mut child =
+        srv.alterego_command(&["--database", db, "--table", "t", "--alter", "ADD COLUMN c INT", "--execute", "--chunk-size", "50"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    for k in 0..40i64 {
+        let i = 1 + k * 25;
+        on_both(
+            &mut conn,
+            &[
+                format!("UPDATE {{t}} SET b = x'0A0B{k:02}', created = '2011-01-01 00:00:00.{k:06}', d = '2012-02-02', n = {k} WHERE id = {i}"),
+                format!("INSERT INTO {{t}} (id, b, created, d, n) VALUES ({}, x'ABCD', '2020-01-01 00:00:{:02}', '2021-01-01', 7)", 5000 + k, k % 60),
+            ],
+        )
+        .await;
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    common::assert_success(&output);
+    let compared = |table: &str| format!("SELECT id, HEX(b), CAST(created AS CHAR), CAST(d AS CHAR), n FROM {table} ORDER BY id");
+    assert_same_rows(&mut conn, &compared("t"), &compared("t_oracle")).await;
+}

@@ -193,7 +193,22 @@ pub async fn compare_tables(conn: &mut Conn, order_by: &str, consistent: bool) -
         let (a, b) = (ours.get(i).map(|r| r.clone().unwrap()), oracle.get(i).map(|r| r.clone().unwrap()));
         if a != b {
             let show = |row: Option<Vec<Value>>| row.map_or("(none)".to_string(), |r| names.iter().zip(&r).map(|(n, v)| format!("{n}={}", shorten(v))).collect::<Vec<_>>().join(", "));
-            return Err(format!("{} rows in t, {} in the oracle; first difference at row {i} in key order:\n  t:      {}\n  oracle: {}", ours.len(), oracle.len(), show(a), show(b)));
+            let differing = match (&a, &b) {
+                (Some(x), Some(y)) => names
+                    .iter()
+                    .zip(x.iter().zip(y))
+                    .filter(|(_, (p, q))| p != q)
+                    .map(|(n, (p, q))| match (p, q) {
+                        (Value::Bytes(p), Value::Bytes(q)) => {
+                            let at = p.iter().zip(q.iter()).position(|(x, y)| x != y).unwrap_or(p.len().min(q.len()));
+                            format!("\n  {n}: {} vs {} bytes, first differing at byte {at}: {:02x?} vs {:02x?}", p.len(), q.len(), &p[at..p.len().min(at + 8)], &q[at..q.len().min(at + 8)])
+                        }
+                        _ => format!("\n  {n}: {p:?} vs {q:?}"),
+                    })
+                    .collect::<String>(),
+                _ => String::new(),
+            };
+            return Err(format!("{} rows in t, {} in the oracle; first difference at row {i} in key order:\n  t:      {}\n  oracle: {}{differing}", ours.len(), oracle.len(), show(a), show(b)));
         }
     }
     Ok(ours.len())

@@ -343,7 +343,8 @@ impl Reader {
         if self.server.facts.flavor == Flavor::MariaDb {
             conn.query_drop("SET @mariadb_slave_capability = 4").await?;
         }
-        conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
+        // MySQL 8.0.26 and later read `source_heartbeat_period`; MariaDB and older MySQL the other.
+        conn.query_drop("SET @master_heartbeat_period = 1000000000, @source_heartbeat_period = 1000000000").await?;
         let request = BinlogStreamRequest::new(self.server_id).with_filename(self.committed.file.as_bytes()).with_pos(self.committed.pos);
         conn.get_binlog_stream(request).await
     }
