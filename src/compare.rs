@@ -36,14 +36,19 @@ pub struct RowText {
 /// `CONVERT TO CHARACTER SET` does not count as a difference; NULLs are marked, since CONCAT_WS
 /// skips them.
 ///
-/// When binary strings sit beside text, the text is cast to its bytes: CONCAT_WS may otherwise
-/// convert the binary arguments to the text's character set (MariaDB does, when every text
-/// argument has one collation, as after `CONVERT TO ... COLLATE`), turning bytes that are not
-/// valid there into `?`, on one side only.
+/// When binary strings sit beside text, or text of several character sets or collations, the
+/// text is cast to its bytes, so that CONCAT_WS has no character set to choose: MariaDB may
+/// convert the binary arguments to the text's character set (when every text argument has one
+/// collation, as after `CONVERT TO ... COLLATE`), turning bytes that are not valid there into
+/// `?`, on one side only; MySQL may pick the narrower character set of two (an `ascii_bin`
+/// column beside a `utf8mb4_unicode_ci` one) and fail on the other's text (error 3854).
 pub fn row_text(columns: &[ColumnMapping]) -> RowText {
     let (mut source, mut target, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     let has_binary =
         columns.iter().any(|c| c.source.charset.is_none() && matches!(c.source.data_type.as_str(), "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit" | "vector"));
+    let text_kinds = |side: fn(&ColumnMapping) -> (&Option<String>, &Option<String>)| columns.iter().filter(|c| c.source.charset.is_some()).map(side).collect::<std::collections::HashSet<_>>().len();
+    let mixed_text = text_kinds(|c| (&c.source.charset, &c.source.collation)) > 1 || text_kinds(|c| (&c.target_charset, &c.target_collation)) > 1;
+    let as_bytes = has_binary || mixed_text;
     for c in columns {
         if !c.source.column_type.eq_ignore_ascii_case(&c.target_type) {
             skipped.push(c.source.name.clone());
@@ -60,7 +65,7 @@ pub fn row_text(columns: &[ColumnMapping]) -> RowText {
                 (false, "vector") => format!("CAST({q} AS BINARY)"),
                 (false, _) => q.clone(),
             };
-            out.push(if has_binary && c.source.charset.is_some() { format!("CAST({text} AS BINARY)") } else { text });
+            out.push(if as_bytes && c.source.charset.is_some() { format!("CAST({text} AS BINARY)") } else { text });
             if c.source.nullable {
                 out.push(format!("ISNULL({q})"));
             }
@@ -218,6 +223,16 @@ mod tests {
         let text = row_text(&[mapping("b", "b", "varchar(10)", "varchar(10)", Some("latin1")), blob]);
         assert!(text.source.contains("CAST(CONVERT(`b` USING utf8mb4) AS BINARY)") && text.source.contains(", `v`,"), "{}", text.source);
         assert!(text.target.contains("CAST(CONVERT(`b` USING utf8mb4) AS BINARY)"), "{}", text.target);
+    }
+
+    #[test]
+    fn row_text_takes_text_of_several_character_sets_as_bytes() {
+        let mut ascii = mapping("a", "a", "varchar(10)", "varchar(10)", Some("ascii"));
+        ascii.target_charset = Some("ascii".into());
+        let text = row_text(&[ascii, mapping("u", "u", "varchar(10)", "varchar(10)", Some("utf8mb4"))]);
+        assert_eq!(text.source, "CONCAT_WS('#', CAST(`a` AS BINARY), ISNULL(`a`), CAST(`u` AS BINARY), ISNULL(`u`))");
+        let one = row_text(&[mapping("u", "u", "varchar(10)", "varchar(10)", Some("utf8mb4")), mapping("v", "v", "text", "text", Some("utf8mb4"))]);
+        assert_eq!(one.source, "CONCAT_WS('#', `u`, ISNULL(`u`), `v`, ISNULL(`v`))", "one character set and collation: no casts");
     }
 
     #[test]

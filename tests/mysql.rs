@@ -8,7 +8,8 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_same_rows, server, tables};
@@ -21,6 +22,50 @@ fn mysql_only(test: &str) -> bool {
     }
     eprintln!("{test}: skipped, MySQL only (ALTEREGO_TEST_FLAVOR=mysql)");
     false
+}
+
+/// A migration of `db`.`t` whose swap is postponed (until `postpone` is removed); a hook
+/// touches `reached` once it is, which is after the verification.
+struct Postponed {
+    child: Child,
+    postpone: PathBuf,
+    reached: PathBuf,
+}
+
+impl Postponed {
+    fn start(db: &str, alter: &str, extra: &[&str]) -> Postponed {
+        let dir = common::scratch_dir(db);
+        let postpone = dir.join("postpone");
+        std::fs::write(&postpone, "").unwrap();
+        let reached = dir.join("postponed");
+        let hook = dir.join("gh-ost-on-begin-postponed");
+        std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", reached.display())).unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut args = vec!["--database", db, "--table", "t", "--alter", alter, "--execute", "--postpone-cut-over-flag-file", postpone.to_str().unwrap(), "--hooks-path", dir.to_str().unwrap()];
+        args.extend(extra);
+        let child = server().alterego_command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        Postponed { child, postpone, reached }
+    }
+
+    /// Waits until the swap is postponed; a run that ended instead fails the test with its log.
+    async fn wait(self) -> Postponed {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut run = self;
+        while !run.reached.exists() {
+            if run.child.try_wait().unwrap().is_some() {
+                panic!("the run ended before its swap was postponed:\n{}", common::stderr(&run.child.wait_with_output().unwrap()));
+            }
+            assert!(Instant::now() < deadline, "the swap was never postponed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        run
+    }
+
+    /// Waits for the run's end (the swap goes once `postpone` is removed).
+    async fn output(self) -> std::process::Output {
+        let child = self.child;
+        tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap()
+    }
 }
 
 /// JSON documents, as SQL expressions, whose binary form text would not rebuild.
@@ -105,33 +150,7 @@ async fn every_mysql_type_replays_exactly_before_during_and_after_the_verificati
         .collect();
     on_both(&mut conn, &initial).await;
 
-    let dir = common::scratch_dir(db);
-    let postpone = dir.join("postpone");
-    std::fs::write(&postpone, "").unwrap();
-    let reached = dir.join("postponed");
-    let hook = dir.join("gh-ost-on-begin-postponed");
-    std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", reached.display())).unwrap();
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut child = srv
-        .alterego_command(&[
-            "--database",
-            db,
-            "--table",
-            "t",
-            "--alter",
-            "ADD COLUMN c INT, ADD INDEX idx_n (n)",
-            "--execute",
-            "--chunk-size",
-            "20",
-            "--postpone-cut-over-flag-file",
-            postpone.to_str().unwrap(),
-            "--hooks-path",
-            dir.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = Postponed::start(db, "ADD COLUMN c INT, ADD INDEX idx_n (n)", &["--chunk-size", "20"]);
     // During the copy (20-row chunks), and after the verification, while the swap waits.
     for (k, batch) in (0..20).map(|k| (k, writes(1 + k * 10, 11 + k * 10, 1))).collect::<Vec<_>>() {
         on_both(&mut conn, &batch).await;
@@ -139,20 +158,13 @@ async fn every_mysql_type_replays_exactly_before_during_and_after_the_verificati
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !reached.exists() {
-        if child.try_wait().unwrap().is_some() {
-            panic!("the run ended before its swap was postponed:\n{}", common::stderr(&child.wait_with_output().unwrap()));
-        }
-        assert!(Instant::now() < deadline, "the swap was never postponed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let run = run.wait().await;
     on_both(&mut conn, &writes(200, 300, 2)).await;
     on_both(&mut conn, &writes(300, 320, 3)).await;
-    std::fs::remove_file(&postpone).unwrap();
+    std::fs::remove_file(&run.postpone).unwrap();
     // And while the cut-over runs.
     on_both(&mut conn, &writes(320, 400, 4)).await;
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let output = run.output().await;
     common::assert_success(&output);
     let rows = assert_same_rows(&mut conn, &compared("t"), &compared("t_oracle")).await;
     assert!(rows > 300, "{rows} rows");
@@ -307,4 +319,29 @@ async fn columns_with_expression_defaults_are_copied_and_replayed() {
     common::assert_success(&output);
     let compared = |table: &str| format!("SELECT id, HEX(b), CAST(created AS CHAR), CAST(d AS CHAR), n FROM {table} ORDER BY id");
     assert_same_rows(&mut conn, &compared("t"), &compared("t_oracle")).await;
+}
+
+/// A session that compresses its own transactions (`binlog_transaction_compression` is a
+/// session variable too) during a migration: the reader meets a TRANSACTION_PAYLOAD event and
+/// fails the run rather than skip the changes inside it; nothing is swapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_transaction_fails_the_run_instead_of_being_skipped() {
+    if !mysql_only("a_compressed_transaction_fails_the_run_instead_of_being_skipped") {
+        return;
+    }
+    let db = "mysql_compressed";
+    let srv = server();
+    let mut conn = common::small_table_on(srv, db, 2000).await;
+    let run = Postponed::start(db, "ADD COLUMN c INT", &[]).wait().await;
+    let mut writer = srv.conn(Some(db)).await;
+    writer.query_drop("SET SESSION binlog_transaction_compression = ON").await.unwrap();
+    writer.query_drop("UPDATE t SET a = -a WHERE id <= 10").await.unwrap();
+    let output = run.output().await;
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a compressed transaction payload at") && stderr.contains("binlog_transaction_compression"), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()], "{stderr}");
+    let rows: Vec<(i64, i64)> = conn.query("SELECT id, a FROM t ORDER BY id").await.unwrap();
+    let expected: Vec<(i64, i64)> = (1..=2000).map(|id| (id, if id <= 10 { -id } else { id })).collect();
+    assert!(rows == expected, "the original table changed");
 }
