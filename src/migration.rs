@@ -124,7 +124,7 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
         state.live.threads.store(server::default_copy_threads(&mut conn).await?, Ordering::Relaxed);
     }
     let _run_lock = take_run_lock(&server, &names).await?;
-    drop_leftovers(&mut conn, config, &names, leftover).await.map_err(preflight)?;
+    drop_leftovers(&server, &mut conn, config, &names, leftover).await.map_err(preflight)?;
     let resumed = match leftover {
         Leftover::Resumable => Some(resume_point(&server, &mut conn, config, &names).await.map_err(preflight)?),
         _ if config.resume == Resume::Required => {
@@ -241,9 +241,9 @@ impl Created {
     }
 
     async fn drop_all(&self, conn: &mut Conn) -> Result<()> {
-        let Some((_, names, tables)) = self.snapshot() else { return Ok(()) };
+        let Some((server, names, tables)) = self.snapshot() else { return Ok(()) };
         for table in &tables {
-            drop_tables(conn, &names, &[table]).await?;
+            drop_tables(&server, conn, &names, &[table]).await?;
             self.forget(table);
         }
         Ok(())
@@ -401,12 +401,12 @@ async fn take_run_lock(server: &Server, names: &TableNames) -> Result<Conn> {
     Ok(conn)
 }
 
-async fn drop_leftovers(conn: &mut Conn, config: &Config, names: &TableNames, leftover: Leftover) -> Result<()> {
+async fn drop_leftovers(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames, leftover: Leftover) -> Result<()> {
     if config.initially_drop_ghost_table || leftover == Leftover::Dropped {
-        drop_tables(conn, names, &[&names.shadow, &names.changelog, &names.checkpoint]).await?;
+        drop_tables(server, conn, names, &[&names.shadow, &names.changelog, &names.checkpoint]).await?;
     }
     if config.initially_drop_old_table {
-        drop_tables(conn, names, &[&names.old]).await?;
+        drop_tables(server, conn, names, &[&names.old]).await?;
     }
     Ok(())
 }
@@ -423,9 +423,14 @@ async fn stop_waiting_statement(conn: &mut Conn, id: u32, what: &str) {
     }
 }
 
-async fn drop_tables(conn: &mut Conn, names: &TableNames, tables: &[&String]) -> Result<()> {
+/// Attempts at dropping a table: a lost connection (a server restarting) is tried again on a
+/// new one, so that a run whose swap is done does not fail over its cleanup.
+const DROP_ATTEMPTS: u32 = 10;
+
+async fn drop_tables(server: &Server, conn: &mut Conn, names: &TableNames, tables: &[&String]) -> Result<()> {
     for table in tables {
-        conn.query_drop(format!("DROP TABLE IF EXISTS {}", names.q(table))).await.context(|| format!("dropping {}", names.q(table)))?;
+        let sql = format!("DROP TABLE IF EXISTS {}", names.q(table));
+        server.retrying(conn, DROP_ATTEMPTS, &format!("dropping {}", names.q(table)), async |c| c.query_drop(sql.as_str()).await).await?;
     }
     Ok(())
 }
@@ -844,7 +849,7 @@ impl Migration {
         created.forget(&names.shadow);
         created.drop_all(conn).await?;
         if self.config.drop_old_table {
-            drop_tables(conn, names, &[&names.old]).await?;
+            drop_tables(&self.server, conn, names, &[&names.old]).await?;
         }
         Ok(())
     }
