@@ -739,12 +739,15 @@ impl Copier {
         let placeholders = self.plan.placeholders();
         let columns: Vec<String> = self
             .plan
-            .source_names()
+            .columns
             .iter()
             .zip(&placeholders)
-            .map(|(name, placeholder)| match placeholder {
-                Placeholder::Hex(_) => format!("CAST({} AS BINARY)", quote_ident(name)),
-                Placeholder::Plain | Placeholder::Binary => quote_ident(name),
+            .map(|(column, placeholder)| match placeholder {
+                Placeholder::Hex(_) => format!("CAST({} AS BINARY)", quote_ident(&column.source.name)),
+                // MySQL assigns a BIT the bytes it reads as a string wrongly (b'1111111111111'
+                // came back 0x001F): read as a number, bound as one.
+                Placeholder::Plain if column.source.data_type == "bit" => format!("{} + 0", quote_ident(&column.source.name)),
+                Placeholder::Plain | Placeholder::Binary => quote_ident(&column.source.name),
             })
             .collect();
         let select = format!("SELECT {} FROM {} WHERE {range}", columns.join(", "), self.walk.source());

@@ -251,6 +251,13 @@ impl CutOver {
     /// sessions holding the table while the lock waits.
     async fn lock(&self, a: &mut Conn, flavor: Flavor) -> std::result::Result<(), mysql_async::Error> {
         let own = a.id();
+        self.state.pending_lock.store(own, Ordering::SeqCst);
+        let locked = self.lock_killing_blockers(a, flavor, own).await;
+        self.state.pending_lock.store(0, Ordering::SeqCst);
+        locked
+    }
+
+    async fn lock_killing_blockers(&self, a: &mut Conn, flavor: Flavor, own: u32) -> std::result::Result<(), mysql_async::Error> {
         let lock = a.query_drop(lock_sql(flavor, &self.plan.names));
         if !self.kill_blockers {
             return lock.await;

@@ -167,9 +167,13 @@ pub mod codes {
     /// ER_MASTER_FATAL_ERROR_READING_BINLOG: the server cannot send the binlog from there.
     pub const FATAL_READING_BINLOG: u16 = 1236;
 
+    /// ER_CHECKREAD: a row changed since the transaction's snapshot was read for a write
+    /// (MariaDB 11.6+'s `innodb_snapshot_isolation`, on by default).
+    pub const RECORD_CHANGED: u16 = 1020;
+
     /// Conflicts that go away when retried after other sessions finish.
     pub fn is_transient(code: u16) -> bool {
-        matches!(code, LOCK_WAIT_TIMEOUT | DEADLOCK)
+        matches!(code, LOCK_WAIT_TIMEOUT | DEADLOCK | RECORD_CHANGED)
     }
 }
 

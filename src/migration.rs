@@ -79,7 +79,10 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let result = result.map_err(|e| if e.kind == ExitKind::Aborted { e } else { state.take_failure().unwrap_or(e) });
     let result = result.map_err(|e| if e.is_out_of_space() { out_of_space(e, config, state.new_table_bytes.load(Ordering::Relaxed)) } else { e });
     let result = match result {
-        Err(e) => Err(created.remove(state.pending_rename.load(Ordering::SeqCst), e).await),
+        Err(e) => {
+            let waiting = [(state.pending_rename.load(Ordering::SeqCst), "the cut-over's RENAME"), (state.pending_lock.load(Ordering::SeqCst), "the cut-over's LOCK TABLES")];
+            Err(created.remove(&waiting, e).await)
+        }
         ok => ok,
     };
     if let Some(hooks) = &hooks {
@@ -249,11 +252,12 @@ impl Created {
         Ok(())
     }
 
-    /// Cleanup after `error`. A cut-over RENAME still waiting (`pending_rename`, a connection
-    /// id, 0 for none) is killed first, so the tables cannot be swapped after the run gave up.
+    /// Cleanup after `error`. The cut-over's statements still waiting (`waiting`: connection
+    /// ids, 0 for none, and what they run) are killed first: a RENAME, so that the tables cannot
+    /// be swapped after the run gave up, and a LOCK TABLES, which may hold the shadow.
     /// If the swap already happened (the shadow is gone and the old table exists), the shadow
     /// is the live table now: only the changelog is dropped, and the error says so.
-    async fn remove(&self, pending_rename: u32, error: Error) -> Error {
+    async fn remove(&self, waiting: &[(u32, &str)], error: Error) -> Error {
         let Some((server, names, _)) = self.snapshot() else { return error };
         let mut conn = match server.conn().await {
             Ok(c) => c,
@@ -262,7 +266,9 @@ impl Created {
                 return error;
             }
         };
-        stop_waiting_statement(&mut conn, pending_rename, "the cut-over's RENAME").await;
+        for &(id, what) in waiting {
+            stop_waiting_statement(&mut conn, id, what).await;
+        }
         stop_waiting_statement(&mut conn, self.creating.load(Ordering::SeqCst), "a CREATE TABLE").await;
         let shadow_exists = inspect::exists(&mut conn, &names.database, &names.shadow).await.unwrap_or(true);
         let swapped = !shadow_exists && inspect::exists(&mut conn, &names.database, &names.old).await.unwrap_or(false);

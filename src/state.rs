@@ -78,6 +78,10 @@ pub struct RunState {
     /// The connection id of a cut-over RENAME that was sent and has not returned (0: none). A
     /// run that stops kills it first, so the swap cannot happen after the run has given up.
     pub pending_rename: AtomicU32,
+    /// The connection id of a cut-over `LOCK TABLES` that was sent and has not returned (0:
+    /// none). On MySQL it may hold the shadow while it waits for the original, and the cleanup's
+    /// `DROP` of the shadow would wait behind it: a run that stops kills it first.
+    pub pending_lock: AtomicU32,
     pub reader_position: Mutex<BinlogPosition>,
     pub applied_position: Mutex<BinlogPosition>,
     phase: Mutex<&'static str>,

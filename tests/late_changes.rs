@@ -54,6 +54,16 @@ async fn corrupted_after_the_verification(db: &str, writes: u32) -> (String, Vec
     }
     conn.query_drop(format!("UPDATE t SET a = a + 1 WHERE id <= {writes}")).await.unwrap();
     let expected = rows(&mut conn, "SELECT id, a FROM t ORDER BY id").await;
+    // The swap goes once the replay has written them all (and recorded their keys).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let corrupted: Option<u64> = conn.query_first("SELECT COUNT(*) FROM _t_gho WHERE a = -1").await.unwrap();
+        if corrupted == Some(u64::from(writes)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replay never wrote the {writes} rows: {corrupted:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     std::fs::remove_file(&postpone).unwrap();
     let output = child.wait_with_output().unwrap();
     let stderr = common::stderr(&output);

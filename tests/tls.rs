@@ -184,11 +184,11 @@ async fn verify_ca_accepts_a_certificate_for_another_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabled_against_require_secure_transport_is_refused() {
-    // MariaDB answers "Access denied"; MySQL says what it refuses (ERROR 3159).
-    let needles = if common::flavor().is_mysql() {
-        ["Connections using insecure transport are prohibited", "the server accepts only TLS connections (require_secure_transport)", "--ssl-mode=VERIFY_CA"]
-    } else {
+    // MariaDB 10.11 answers "Access denied"; MySQL and MariaDB 11.8 say what they refuse (ERROR 3159).
+    let needles = if common::flavor() == common::Flavor::MariaDb {
         ["Access denied", "accepts only TLS connections (require_secure_transport=ON", "--ssl-mode=VERIFY_CA"]
+    } else {
+        ["Connections using insecure transport are prohibited", "the server accepts only TLS connections (require_secure_transport)", "--ssl-mode=VERIFY_CA"]
     };
     expect_refused(tls_server(), "tls_disabled", &["--ssl-mode=DISABLED"], &needles).await;
 }

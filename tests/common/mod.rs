@@ -479,9 +479,11 @@ impl TestServer {
             let position = self.sql("SELECT @@gtid_binlog_pos");
             replica.sql(&format!(
                 "SET GLOBAL gtid_slave_pos = '{position}'; \
-                 CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='{USER}', MASTER_PASSWORD='{PASSWORD}', MASTER_USE_GTID=slave_pos; \
+                 CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='{USER}', MASTER_PASSWORD='{PASSWORD}', MASTER_USE_GTID=slave_pos{}; \
                  START SLAVE;",
-                self.port
+                self.port,
+                // MariaDB 11.4+ replicates over TLS by default; the test servers have none.
+                if flavor() == Flavor::MariaDb118 { ", MASTER_SSL=0" } else { "" }
             ));
         }
         replica
@@ -614,16 +616,41 @@ pub async fn snapshot(conn: &mut Conn) -> Vec<(String, String, Vec<Vec<Value>>)>
     out
 }
 
-/// Compares two queries row for row and panics naming the rows found on one side only.
+/// Compares two queries row for row and panics naming the rows found on one side only, and
+/// the columns that differ in the first pair of rows that differ.
 pub async fn assert_same_rows(conn: &mut Conn, left: &str, right: &str) -> usize {
+    let names: Vec<String> = match conn.query_first::<Row, _>(left).await {
+        Ok(Some(row)) => row.columns_ref().iter().map(|c| c.name_str().into_owned()).collect(),
+        _ => Vec::new(),
+    };
     let a = rows(conn, left).await;
     let b = rows(conn, right).await;
     if a != b {
         let only_left: Vec<_> = a.iter().filter(|r| !b.contains(r)).take(5).collect();
         let only_right: Vec<_> = b.iter().filter(|r| !a.contains(r)).take(5).collect();
-        panic!("tables differ: {} vs {} rows\n  only in `{left}`: {only_left:?}\n  only in `{right}`: {only_right:?}", a.len(), b.len());
+        let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+        let columns: Vec<String> = match (a.get(first), b.get(first)) {
+            (Some(x), Some(y)) => {
+                (0..x.len().min(y.len())).filter(|&i| x[i] != y[i]).map(|i| format!("{}: {} vs {}", names.get(i).map_or("?", String::as_str), full_value(&x[i]), full_value(&y[i]))).collect()
+            }
+            _ => Vec::new(),
+        };
+        panic!(
+            "tables differ: {} vs {} rows\n  only in `{left}`: {only_left:?}\n  only in `{right}`: {only_right:?}\n  the first rows that differ, #{first} in order, differ in {}",
+            a.len(),
+            b.len(),
+            columns.join("; ")
+        );
     }
     a.len()
+}
+
+/// A value in full (bytes as lossy UTF-8), for a failure message.
+fn full_value(value: &Value) -> String {
+    match value {
+        Value::Bytes(bytes) => format!("{:?} (hex {})", String::from_utf8_lossy(bytes), hex::encode(bytes)),
+        other => format!("{other:?}"),
+    }
 }
 pub mod cutover;
 pub mod interrupt;
