@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 flavors="${ALTEREGO_TEST_FLAVORS:-mariadb mysql mariadb-11.8}"
 # The core of the suite, for the flavor run in addition to the two main ones.
-core=(--test migrate --test resume --test cutover --test restart --test lag --test signals --test guards --test tls --test soak)
+core=(--test migrate --test resume --test cutover --test restart --test lag --test signals --test guards --test tls --test soak --test mysql --test late_changes)
 
 rooted=()
 for flavor in $flavors; do

@@ -1,9 +1,11 @@
-//! MySQL's own ground, on the MySQL flavor (elsewhere each test says it is skipped): JSON values
-//! of every kind MySQL's binary JSON holds (decimals, unsigned and big integers, doubles,
-//! nested documents, Unicode, dates, times, binary strings) replayed exactly, TIME at ±838
-//! hours with fractions, and VECTOR, with writes landing during the copy, after the
-//! verification while the swap is postponed, and under the cut-over; the result equals an
-//! oracle row for row, compared by a text that shows each JSON value's types and storage.
+//! MySQL's own ground, on the MySQL flavor (elsewhere each test says it is skipped), and first
+//! the typed columns on every flavor: JSON values of every kind the server's JSON holds (on
+//! MySQL, its binary JSON: decimals, unsigned and big integers, doubles, nested documents,
+//! Unicode, dates, times, binary strings) replayed exactly, TIME at ±838 hours with fractions,
+//! and VECTOR (MariaDB 10.11, which has none, gets bytes), with writes landing during the copy,
+//! after the verification while the swap is postponed, and under the cut-over; the result
+//! equals an oracle row for row, compared (on MySQL) by a text that shows each JSON value's
+//! types and storage.
 
 mod common;
 
@@ -87,11 +89,61 @@ const TIMES: &[&str] = &["838:59:59.000000", "-838:59:59.000000", "838:26:09.740
 
 const VECTORS: &[&str] = &["STRING_TO_VECTOR('[1.5,-2,3.25]')", "STRING_TO_VECTOR('[0,0,0]')", "NULL"];
 
+/// The typed columns of the flavor: JSON documents, VECTOR values (as SQL expressions), the
+/// VECTOR's column type, and how a row is compared.
+struct Types {
+    documents: &'static [&'static str],
+    vectors: &'static [&'static str],
+    vector_type: &'static str,
+    compared: fn(&str) -> String,
+}
+
+/// MariaDB's JSON is text (a LONGTEXT that must be valid JSON); VECTOR exists from 11.7, so
+/// 10.11 gets bytes in its place.
+const MARIADB_DOCUMENTS: &[&str] = &[
+    "JSON_ARRAY(1, 2.5, 2.50, -0.000001)",
+    "JSON_OBJECT('big', 18446744073709551615, 'min', -9223372036854775808, 'past 2^53', 9007199254740993)",
+    "'[0.1, 1e300, -0.0, 5e-324, 3.0]'",
+    "JSON_OBJECT('ünïcödé 😀', 'value \"quoted\" \\\\ back\\tslash', 'nested', JSON_OBJECT('deep', JSON_ARRAY(JSON_ARRAY(1.25, NULL, TRUE))))",
+    "'[1, \"two\", {\"three\": [3]}]'",
+    "NULL",
+];
+
+fn types() -> Types {
+    match common::flavor() {
+        common::Flavor::MySql => Types {
+            documents: DOCUMENTS,
+            vectors: VECTORS,
+            vector_type: "VECTOR(3)",
+            compared: |table| {
+                format!(
+                    "SELECT id, CAST(j AS CHAR), JSON_TYPE(j), JSON_STORAGE_SIZE(j), \
+                     (SELECT GROUP_CONCAT(JSON_TYPE(x) ORDER BY o) FROM JSON_TABLE(IF(JSON_TYPE(j) = 'ARRAY', j, JSON_ARRAY()), '$[*]' COLUMNS (o FOR ORDINALITY, x JSON PATH '$')) AS jt), \
+                     CAST(tm AS CHAR), VECTOR_TO_STRING(v), n FROM {table} ORDER BY id"
+                )
+            },
+        },
+        common::Flavor::MariaDb118 => Types {
+            documents: MARIADB_DOCUMENTS,
+            vectors: &["VEC_FromText('[1.5,-2,3.25]')", "VEC_FromText('[0,0,0]')", "NULL"],
+            vector_type: "VECTOR(3)",
+            compared: |table| format!("SELECT id, j, JSON_TYPE(j), CAST(tm AS CHAR), VEC_ToText(v), n FROM {table} ORDER BY id"),
+        },
+        common::Flavor::MariaDb => Types {
+            documents: MARIADB_DOCUMENTS,
+            vectors: &["x'0000C03F000000C000005040'", "x'000000000000000000000000'", "NULL"],
+            vector_type: "VARBINARY(12)",
+            compared: |table| format!("SELECT id, j, JSON_TYPE(j), CAST(tm AS CHAR), HEX(v), n FROM {table} ORDER BY id"),
+        },
+    }
+}
+
 /// Column values of row `i`'s `version`th write, as SQL expressions.
 fn row_values(i: i64, version: i64) -> (String, String, String) {
+    let types = types();
     let at = |list: &[&str], k: i64| list[(k.rem_euclid(list.len() as i64)) as usize].to_string();
     let time = at(TIMES, i + version);
-    (at(DOCUMENTS, i * 3 + version), format!("'{time}'"), at(VECTORS, i + version))
+    (at(types.documents, i * 3 + version), format!("'{time}'"), at(types.vectors, i + version))
 }
 
 /// Runs each statement on `t` and on `t_oracle` in one transaction.
@@ -121,26 +173,14 @@ fn writes(from: i64, to: i64, version: i64) -> Vec<String> {
     out
 }
 
-/// What is compared: per row, the key, each JSON document's text, type and storage size, the
-/// types of an array's elements in order, the TIME, the VECTOR and `n`.
-fn compared(table: &str) -> String {
-    format!(
-        "SELECT id, CAST(j AS CHAR), JSON_TYPE(j), JSON_STORAGE_SIZE(j), \
-         (SELECT GROUP_CONCAT(JSON_TYPE(x) ORDER BY o) FROM JSON_TABLE(IF(JSON_TYPE(j) = 'ARRAY', j, JSON_ARRAY()), '$[*]' COLUMNS (o FOR ORDINALITY, x JSON PATH '$')) AS jt), \
-         CAST(tm AS CHAR), VECTOR_TO_STRING(v), n FROM {table} ORDER BY id"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_mysql_type_replays_exactly_before_during_and_after_the_verification() {
-    if !mysql_only("every_mysql_type_replays_exactly") {
-        return;
-    }
-    let db = "mysql_types";
+async fn every_type_replays_exactly_before_during_and_after_the_verification() {
+    let db = "typed";
     let srv = server();
+    let types = types();
     let mut conn = srv.fresh_database(db).await;
     for table in ["t", "t_oracle"] {
-        conn.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, j JSON, tm TIME(6), v VECTOR(3), n INT) ENGINE=InnoDB")).await.unwrap();
+        conn.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, j JSON, tm TIME(6), v {}, n INT) ENGINE=InnoDB", types.vector_type)).await.unwrap();
     }
     let initial: Vec<String> = (1..=400)
         .map(|i| {
@@ -166,7 +206,7 @@ async fn every_mysql_type_replays_exactly_before_during_and_after_the_verificati
     on_both(&mut conn, &writes(320, 400, 4)).await;
     let output = run.output().await;
     common::assert_success(&output);
-    let rows = assert_same_rows(&mut conn, &compared("t"), &compared("t_oracle")).await;
+    let rows = assert_same_rows(&mut conn, &(types.compared)("t"), &(types.compared)("t_oracle")).await;
     assert!(rows > 300, "{rows} rows");
     assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()]);
 }
