@@ -806,7 +806,7 @@ impl Copier {
     /// Waits until the applier has replayed everything committed up to now.
     async fn wait_for_applier(&self) -> Result<()> {
         let mut conn = self.server.conn().await?;
-        let target = self.server.binlog_position(&mut conn).await?;
+        let target = self.server.binlog_position_retrying(&mut conn, self.retries).await?;
         self.state.wait_applied(&target).await;
         Ok(())
     }

@@ -662,7 +662,7 @@ impl Migration {
 
         self.state.set_phase("catching up");
         let mut conn = self.server.conn().await?;
-        let now = self.server.binlog_position(&mut conn).await?;
+        let now = self.server.binlog_position_retrying(&mut conn, self.config.retries).await?;
         self.state.wait_applied(&now).await;
         self.check_failure()?;
 

@@ -251,10 +251,22 @@ impl Server {
     /// The current end of the binlog.
     pub async fn binlog_position(&self, conn: &mut Conn) -> Result<BinlogPosition> {
         let statement = binlog_status_statement(self.facts.flavor, self.facts.version);
-        let row: Option<Row> = conn.query_first(statement).await.context(|| format!("running {statement}"))?;
-        let row = row.ok_or_else(|| Error::refused("the binary log is off (SHOW MASTER STATUS is empty)", "start the server with log_bin enabled"))?;
-        Ok(BinlogPosition { file: row.get::<String, _>(0).unwrap_or_default(), pos: row.get::<u64, _>(1).unwrap_or_default() })
+        position_of(conn.query_first(statement).await.context(|| format!("running {statement}"))?)
     }
+
+    /// [`Server::binlog_position`], with a lost connection (a server restarting) tried again on
+    /// a new one, up to `attempts` times: for the waits that only need to know where the
+    /// binlog ends now.
+    pub async fn binlog_position_retrying(&self, conn: &mut Conn, attempts: u32) -> Result<BinlogPosition> {
+        let statement = binlog_status_statement(self.facts.flavor, self.facts.version);
+        position_of(self.retrying(conn, attempts, &format!("running {statement}"), async |c| c.query_first(statement).await).await?)
+    }
+}
+
+/// The binlog status statement's row as a position; none means the binary log is off.
+fn position_of(row: Option<Row>) -> Result<BinlogPosition> {
+    let row = row.ok_or_else(|| Error::refused("the binary log is off (SHOW MASTER STATUS is empty)", "start the server with log_bin enabled"))?;
+    Ok(BinlogPosition { file: row.get::<String, _>(0).unwrap_or_default(), pos: row.get::<u64, _>(1).unwrap_or_default() })
 }
 
 /// Runs `body` in a transaction, committed when it succeeds and rolled back when it fails.
