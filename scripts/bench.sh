@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
-# bench.sh: alterego against native ALTER TABLE and pt-online-schema-change, on the sandbox.
+# bench.sh: alterego against native ALTER TABLE and pt-online-schema-change, on a local primary
+# and replica of one server flavor.
 #
 #   scripts/bench.sh                      1,000,000 rows, every method, idle and under load
 #   scripts/bench.sh --large              5,000,000 rows
 #   scripts/bench.sh --rows 100000 --only alterego,copy --no-load
+#   scripts/bench.sh --flavor mysql       the same on MySQL 9.7
+#   scripts/bench.sh --flavor all         mariadb, mysql and mariadb-11.8 in turn, then side by side
+#
+# Flavors (--flavor, default mariadb):
+#   mariadb       the sandbox (scripts/sandbox.sh up): the host's MariaDB (Debian 12: 10.11)
+#   mysql         MySQL 9.7 from the mysql-9.7 root of scripts/server-roots.sh, run with chroot
+#   mariadb-11.8  MariaDB 11.8 from the mariadb-11.8 root, likewise
+# The roots live under ${ALTEREGO_ROOTS:-$HOME/.cache/alterego/roots} (scripts/server-roots.sh
+# builds a missing one). In a root the bench keeps its two servers in /srv/alterego-bench,
+# starts them for the run and shuts them down at its end (--keep-servers leaves them running);
+# their data stays, so the next run reuses the loaded table.
 #
 # One run does, in this order (docs/benchmark.md says what is measured and how to read it):
-#  1. Installs sysbench and percona-toolkit with apt-get when missing, builds
-#     target/release/alterego (cargo build --release) and starts the sandbox
-#     (scripts/sandbox.sh up: a MariaDB primary and replica; SANDBOX_DIR, SANDBOX_PORT and
-#     SANDBOX_REPLICA_PORT choose another one).
+#  1. Installs sysbench, GNU time, the mariadb client and (mariadb) percona-toolkit with
+#     apt-get when missing, builds the roots it needs (the flavor's, and mariadb-11.8, whose
+#     pt-online-schema-change 3.7.1 the mysql flavor uses too), builds
+#     target/release/alterego (cargo build --release) and starts the flavor's primary and
+#     replica.
 #  2. Loads bench.sbtest1_pristine with sysbench (oltp_write_only prepare), once: a later run
 #     with the same row count reuses it. Starts a 100 ms heartbeat, written on the primary
 #     and read on the replica, for the replica lag.
-#  3. For each ALTER, each condition (idle, then load) and each method (copy, inplace,
-#     bare_copy (idle only), ptosc, alterego, alterego_client): recreates bench.sbtest1
+#  3. For each ALTER, each condition (idle, then load) and each method (copy, copy_online,
+#     inplace, instant, bare_copy (idle only), ptosc, alterego, alterego_client; one the
+#     flavor or the ALTER does not have is skipped, with the reason): recreates bench.sbtest1
 #     from the pristine copy on both servers and flushes their dirty pages; under load
 #     starts the writer (scripts/bench_writer.lua: oltp_write_only's transaction at a fixed
 #     rate) and waits out the baseline; runs the method; stops the writer a second later;
@@ -24,12 +38,14 @@
 #  5. Prints the results table, the ratios and PASS/FAIL per target. The targets are
 #     information: the exit status is 1 only when a tool failed, a data check failed or
 #     the bench itself broke (2 for a usage error).
+# With several flavors (--flavor all, or a list) it runs itself once per flavor, then prints
+# the flavors side by side.
 #
-# Passwords: the tools connect as the sandbox's dba user over TCP, alterego with
-# ALTEREGO_PASSWORD in its environment, the mariadb client and pt-online-schema-change
-# with an option file (mode 0600) in the work directory; nothing puts the password in
-# argv. The harness (resets, checks, heartbeat, sysbench) uses root over the Unix socket,
-# which has no password in the sandbox.
+# Passwords: the tools connect as the dba user over TCP, alterego with ALTEREGO_PASSWORD in
+# its environment, the mariadb client and pt-online-schema-change with an option file (mode
+# 0600; for pt-osc from the mariadb-11.8 root, one in that root's /tmp); nothing puts the
+# password in argv. The harness (resets, checks, heartbeat, sysbench) uses root over the Unix
+# socket, which has no password on these servers.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,8 +53,9 @@ cd "$REPO_ROOT"
 
 # ------------------------------------------------------------------- knobs ---
 
+FLAVOR=mariadb
 ROWS=1000000
-METHODS="copy,inplace,bare_copy,ptosc,alterego,alterego_client"
+METHODS="copy,copy_online,inplace,instant,bare_copy,ptosc,alterego,alterego_client"
 ALTERS="add_column,add_column_index"
 CONDITIONS="idle,load"
 RATE="${BENCH_RATE:-200}"                  # writer transactions/s, all threads together
@@ -52,17 +69,20 @@ CEILING=1
 BUILD=1
 RELOAD=0
 REPLICA_STOPPED=0
+KEEP_SERVERS=0
 JSON_OUT=""
+CHILD_ARGS=()                              # every argument but --flavor and --json
 
 # The two ALTERs; every method runs the same text (INPLACE adds FORCE, see run_tool).
 declare -A ALTER_SQL=(
     [add_column]="ADD COLUMN bench_flag INT NOT NULL DEFAULT 0"
     [add_column_index]="ADD COLUMN bench_flag INT NOT NULL DEFAULT 0, ADD INDEX idx_bench_pad (pad)"
 )
-ALL_METHODS="copy inplace bare_copy ptosc alterego alterego_client"
+ALL_METHODS="copy copy_online inplace instant bare_copy ptosc alterego alterego_client"
+ALL_FLAVORS="mariadb mysql mariadb-11.8"
 
-SB="${SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
-WORK="$SB/bench"                            # logs of the last run, one directory per measurement
+ROOTS="${ALTEREGO_ROOTS:-$HOME/.cache/alterego/roots}"
+PT_ROOT="$ROOTS/mariadb-11.8"               # pt-online-schema-change 3.7.1 runs from this root
 ALTEREGO="$REPO_ROOT/target/release/alterego"
 WRITER_LUA="$REPO_ROOT/scripts/bench_writer.lua"
 # The checked columns: the original ones, which every method keeps.
@@ -73,11 +93,17 @@ usage() {
     cat <<EOF
 usage: scripts/bench.sh [options]
 
+  --flavor F          the servers: mariadb (the sandbox: the host's MariaDB; default), mysql
+                      (MySQL 9.7) or mariadb-11.8 (MariaDB 11.8), both from the roots of
+                      scripts/server-roots.sh; or several, comma-separated, or all: one run
+                      each, then the flavors side by side
   --rows N            rows in sbtest1 (default 1000000)
   --large             5000000 rows
-  --only LIST         methods to run, comma-separated: copy,inplace,bare_copy,ptosc,alterego,
-                      alterego_client (default all; bare_copy is the copy's work alone, idle
-                      only; alterego_client is alterego with --copy-through-client)
+  --only LIST         methods to run, comma-separated: copy,copy_online,inplace,instant,
+                      bare_copy,ptosc,alterego,alterego_client (default all; copy_online is
+                      MariaDB 11.2+'s ALGORITHM=COPY, LOCK=NONE; instant applies to add_column
+                      only; bare_copy is the copy's work alone, idle only; alterego_client is
+                      alterego with --copy-through-client)
   --alters LIST       ALTERs to run: add_column,add_column_index (default both)
   --no-load           idle runs only          --no-idle   runs under load only
   --rate N            writer transactions/s (default 200; env BENCH_RATE)
@@ -85,14 +111,18 @@ usage: scripts/bench.sh [options]
   --baseline SECS     writer time before each method (default 5)
   --ceiling-secs SECS unthrottled load in the ceiling measurement (default 10)
   --no-ceiling        skip the applier's ceiling and the server's rates
-  --json FILE         JSON lines output (default $WORK/bench-results.jsonl)
+  --json FILE         JSON lines output (default <work directory>/bench-results.jsonl)
   --no-build          use target/release/alterego as it is
   --reload            reload sbtest1_pristine even if one with --rows rows exists
   --replica-stopped   stop the replica's replication during each method and let it catch up
                       after: the primary alone, as if the replica ran on its own machine
                       (no replica CPU on these cores, no lag throttle, no lag measured)
+  --keep-servers      mysql, mariadb-11.8: leave their servers running at the end (the
+                      mariadb sandbox is always left running)
 Environment: ALTEREGO_ARGS, PTOSC_ARGS (extra flags), SANDBOX_DIR, SANDBOX_PORT,
-SANDBOX_REPLICA_PORT (which sandbox), BENCH_METHOD_TIMEOUT (seconds per method, 1800).
+SANDBOX_REPLICA_PORT (which sandbox, for mariadb), BENCH_PORT, BENCH_REPLICA_PORT (the
+mysql and mariadb-11.8 servers' ports; defaults 23316/23317 and 23326/23327), ALTEREGO_ROOTS
+(where the roots are), BENCH_METHOD_TIMEOUT (seconds per method, 1800).
 EOF
 }
 
@@ -112,10 +142,19 @@ positive() { is_int "$1" && (($1 > 0)); }
 parse_args() {
     while (($#)); do
         case $1 in
-            --rows|--only|--alters|--rate|--threads|--baseline|--ceiling-secs|--json)
+            --rows|--only|--alters|--rate|--threads|--baseline|--ceiling-secs|--json|--flavor)
                 (($# >= 2)) || usage_error "$1 needs a value" ;;
         esac
+        # What one flavor's run gets when several are asked for.
         case $1 in
+            --flavor|--json) ;;
+            --flavor=*|--json=*) ;;
+            --rows|--only|--alters|--rate|--threads|--baseline|--ceiling-secs) CHILD_ARGS+=("$1" "$2") ;;
+            *) CHILD_ARGS+=("$1") ;;
+        esac
+        case $1 in
+            --flavor) FLAVOR=${2:-}; shift ;;
+            --flavor=*) FLAVOR=${1#*=} ;;
             --rows) ROWS=${2:-}; shift ;;
             --rows=*) ROWS=${1#*=} ;;
             --large) ROWS=5000000 ;;
@@ -139,11 +178,20 @@ parse_args() {
             --no-build) BUILD=0 ;;
             --reload) RELOAD=1 ;;
             --replica-stopped) REPLICA_STOPPED=1 ;;
+            --keep-servers) KEEP_SERVERS=1 ;;
             -h|--help) usage; exit 0 ;;
             *) usage_error "unknown argument: $1" ;;
         esac
         shift
     done
+    [[ $FLAVOR == all ]] && FLAVOR=${ALL_FLAVORS// /,}
+    local f
+    IFS=', ' read -r -a FLAVOR_LIST <<<"$FLAVOR"
+    ((${#FLAVOR_LIST[@]})) || usage_error "--flavor needs a flavor"
+    for f in "${FLAVOR_LIST[@]}"; do
+        [[ " $ALL_FLAVORS " == *" $f "* ]] || usage_error "unknown flavor '$f' (flavors: ${ALL_FLAVORS// /, }, or all)"
+    done
+    FLAVOR=${FLAVOR_LIST[0]}
     local n
     for n in "$ROWS" "$RATE" "$WRITER_THREADS" "$BASELINE_SECS" "$CEILING_SECS" "$METHOD_TIMEOUT"; do
         positive "$n" || usage_error "rows, rates, threads and seconds must be positive integers (got '$n')"
@@ -181,22 +229,43 @@ parse_args() {
 
 # ------------------------------------------------------------------- setup ---
 
-# sysbench, pt-online-schema-change and GNU time (for the peak RSS), from Debian's packages
-# when missing, as sandbox.sh installs mariadb.
+wants() { [[ " ${METHOD_LIST[*]} " == *" $1 "* ]]; }
+
+# sysbench, GNU time (for the peak RSS) and the mariadb client, from Debian's packages when
+# missing, as sandbox.sh installs mariadb; and, with scripts/server-roots.sh, the roots this
+# run needs. pt-online-schema-change: on mariadb the host's (percona-toolkit; Debian 12's is
+# 3.2.1), as before; on mysql and mariadb-11.8 3.7.1 from the mariadb-11.8 root, which knows
+# MySQL 8.4+'s statements. (3.7.1 does not work on Debian's MariaDB 10.11: it takes a server for
+# MariaDB only when version_comment says so, which Debian's does not ("Debian 12"), and then
+# sends it MySQL's SHOW REPLICAS and SHOW BINARY LOG STATUS.) The roots' servers and their
+# pt-osc run with chroot, which needs root.
 ensure_tools() {
-    local pkgs=() sudo=()
+    local pkgs=() sudo=() roots=()
     command -v sysbench >/dev/null 2>&1 || pkgs+=(sysbench)
-    command -v pt-online-schema-change >/dev/null 2>&1 || pkgs+=(percona-toolkit)
     [[ -x /usr/bin/time ]] || pkgs+=(time)
-    if ((${#pkgs[@]} == 0)); then return 0; fi
-    command -v apt-get >/dev/null 2>&1 || die "missing ${pkgs[*]} and apt-get is unavailable; install them yourself"
-    if [[ "$(id -u)" -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || die "missing ${pkgs[*]}; run as root or install sudo"
-        sudo=(sudo)
+    if [[ $FLAVOR == mariadb ]]; then
+        PTOSC_CMD=(pt-online-schema-change)
+        if wants ptosc; then command -v pt-online-schema-change >/dev/null 2>&1 || pkgs+=(percona-toolkit); fi
+    else
+        ((EUID == 0)) || die "the $FLAVOR flavor runs its servers from a Debian root with chroot, which needs root: run as root"
+        command -v mariadb >/dev/null 2>&1 || pkgs+=(mariadb-client)
+        roots+=("$FLAVOR")
+        if wants ptosc && [[ $FLAVOR != mariadb-11.8 ]]; then roots+=(mariadb-11.8); fi
+        PTOSC_CMD=(chroot "$PT_ROOT" pt-online-schema-change)
     fi
-    log "installing ${pkgs[*]} with apt-get"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}"
+    if ((${#pkgs[@]})); then
+        command -v apt-get >/dev/null 2>&1 || die "missing ${pkgs[*]} and apt-get is unavailable; install them yourself"
+        if ((EUID != 0)); then
+            command -v sudo >/dev/null 2>&1 || die "missing ${pkgs[*]}; run as root or install sudo"
+            sudo=(sudo)
+        fi
+        log "installing ${pkgs[*]} with apt-get"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}"
+    fi
+    if ((${#roots[@]})); then
+        ALTEREGO_ROOTS="$ROOTS" scripts/server-roots.sh "${roots[@]}" || die "scripts/server-roots.sh ${roots[*]} failed"
+    fi
 }
 
 build_alterego() {
@@ -208,7 +277,77 @@ build_alterego() {
     [[ -x $ALTEREGO ]] || die "$ALTEREGO was not built"
 }
 
-start_sandbox() {
+# The primary and the replica of the flavor, then what every flavor shares. Each start_servers_*
+# sets SB (the servers' directory as this script sees it: pid files, error logs, the work
+# directory), the SANDBOX_* connection variables, CLIENT and IS_MYSQL.
+start_servers() {
+    case $FLAVOR in
+        mariadb) start_servers_mariadb ;;
+        mysql) start_servers_mysql ;;
+        mariadb-11.8) start_servers_mariadb_11_8 ;;
+    esac
+    WORK="$SB/bench"                            # logs of the last run, one directory per measurement
+    rm -rf "$WORK"
+    mkdir -p "$WORK"
+    JSON_OUT="${JSON_OUT:-$WORK/bench-results.jsonl}"
+    : >"$JSON_OUT"
+    # The dba credentials for the mariadb client and pt-online-schema-change (F=).
+    CNF="$WORK/dba.cnf"
+    write_cnf "$CNF"
+    if ((IS_MYSQL)); then warm_logins; fi
+    SERVER_VERSION="$(sql_primary -e 'SELECT VERSION()')"
+    # MariaDB 11.2+ runs ALGORITHM=COPY online unless told otherwise (MDEV-16329).
+    ONLINE_COPY=0
+    if ((!IS_MYSQL)) && [[ $SERVER_VERSION =~ ^([0-9]+)\.([0-9]+) ]] &&
+        ((BASH_REMATCH[1] > 11 || (BASH_REMATCH[1] == 11 && BASH_REMATCH[2] >= 2))); then
+        ONLINE_COPY=1
+    fi
+    COPY_LOCK=""
+    ((ONLINE_COPY)) && COPY_LOCK=", LOCK=SHARED"
+    PTOSC_VERSION=none
+    if wants ptosc; then
+        if [[ ${PTOSC_CMD[0]} == chroot ]]; then
+            # Its option file must be inside the root it runs in.
+            mkdir -p "$PT_ROOT/tmp"
+            PT_TMP="$(mktemp -d "$PT_ROOT/tmp/alterego-bench.XXXXXX")"
+            write_cnf "$PT_TMP/dba.cnf"
+            PT_CNF="/tmp/${PT_TMP##*/}/dba.cnf"
+        else
+            PT_CNF="$CNF"
+        fi
+        PTOSC_VERSION="$("${PTOSC_CMD[@]}" --version 2>/dev/null | awk 'NR == 1 { print $NF }')"
+        if [[ ${PTOSC_CMD[0]} == chroot ]]; then PTOSC_VERSION+=" (mariadb-11.8 root)"; else PTOSC_VERSION+=" (the host's)"; fi
+    fi
+    CLK_TCK="$(getconf CLK_TCK)"
+    # Every deadlock into the primary's error log, for the per-measurement count; restored
+    # at the end.
+    PRINT_DEADLOCKS="$(sql_primary -e 'SELECT @@GLOBAL.innodb_print_all_deadlocks')"
+    sql_primary -e "SET GLOBAL innodb_print_all_deadlocks = ON"
+}
+
+write_cnf() {  # FILE: the dba user's [client] option file, mode 0600
+    (umask 077 && printf '[client]\nuser=%s\npassword=%s\nhost=%s\nport=%s\n' \
+        "$SANDBOX_USER" "$SANDBOX_PASSWORD" "$SANDBOX_HOST" "$SANDBOX_PORT" >"$1")
+}
+
+# MySQL's caching_sha2_password: without TLS (these servers run without it, as the tests do)
+# the host's mariadb client cannot do the full authentication over TCP; one login over the
+# socket puts the dba user in the server's cache, after which TCP logins work. (alterego and
+# pt-online-schema-change 3.7.1 do the full authentication themselves.) After each start.
+warm_logins() {
+    local sock cnf="$WORK/dba-socket.cnf"
+    # Without host and port: the client takes a host other than localhost over --socket.
+    (umask 077 && printf '[client]\nuser=%s\npassword=%s\n' "$SANDBOX_USER" "$SANDBOX_PASSWORD" >"$cnf")
+    for sock in "$SANDBOX_SOCKET" "$SANDBOX_REPLICA_SOCKET"; do
+        "$CLIENT" --defaults-file="$cnf" --socket="$sock" -e 'SELECT 1' >/dev/null ||
+            { rm -f "$cnf"; die "the dba user cannot log in over $sock"; }
+    done
+    rm -f "$cnf"
+}
+
+# mariadb: the sandbox of scripts/sandbox.sh, the host's server (MariaDB 10.11 on Debian 12).
+start_servers_mariadb() {
+    SB="${SANDBOX_DIR:-$REPO_ROOT/.sandbox}"
     log "starting the sandbox (scripts/sandbox.sh up, $SB)"
     mkdir -p "$SB"
     scripts/sandbox.sh up >"$SB/bench-sandbox-up.log" 2>&1 ||
@@ -218,22 +357,171 @@ start_sandbox() {
     . "$SB/env"
     set +a
     CLIENT="${SANDBOX_CLIENT:-mariadb}"
-    [[ ${SANDBOX_FLAVOR:-mariadb} == mariadb ]] ||
-        warn "bench.sh was written for MariaDB; on ${SANDBOX_FLAVOR} expect to fix things"
-    rm -rf "$WORK"
-    mkdir -p "$WORK"
-    JSON_OUT="${JSON_OUT:-$WORK/bench-results.jsonl}"
-    : >"$JSON_OUT"
-    # The dba credentials for the mariadb client and pt-online-schema-change (F=).
-    CNF="$WORK/dba.cnf"
-    (umask 077 && printf '[client]\nuser=%s\npassword=%s\nhost=%s\nport=%s\n' \
-        "$SANDBOX_USER" "$SANDBOX_PASSWORD" "$SANDBOX_HOST" "$SANDBOX_PORT" >"$CNF")
-    SERVER_VERSION="$(sql_primary -e 'SELECT VERSION()')"
-    CLK_TCK="$(getconf CLK_TCK)"
-    # Every deadlock into the primary's error log, for the per-measurement count; restored
-    # at the end.
-    PRINT_DEADLOCKS="$(sql_primary -e 'SELECT @@GLOBAL.innodb_print_all_deadlocks')"
-    sql_primary -e "SET GLOBAL innodb_print_all_deadlocks = ON"
+    IS_MYSQL=0
+    [[ ${SANDBOX_FLAVOR:-mariadb} == mariadb ]] || IS_MYSQL=1   # a host with MySQL's mysqld
+    SERVER_SOURCE="the host's server, scripts/sandbox.sh"
+}
+
+# mysql: MySQL 9.7 from the mysql-9.7 root. No TLS and no X protocol, as the tests run it;
+# GTIDs on; a redo log of 512 MB like the sandbox's (innodb_redo_log_capacity replaces
+# innodb_log_file_size). Otherwise MySQL's defaults: sync_binlog=1, a replica applying with 4
+# workers (replica_parallel_workers), utf8mb4_0900_ai_ci.
+start_servers_mysql() {
+    ROOT="$ROOTS/mysql-9.7"
+    SERVER_BIN=/usr/sbin/mysqld
+    IS_MYSQL=1
+    SERVER_ARGS=(--mysqlx=OFF --tls-version= --gtid-mode=ON --enforce-gtid-consistency=ON
+        --log-replica-updates=ON --innodb-redo-log-capacity=512M)
+    start_rooted_pair "${BENCH_PORT:-23316}" "${BENCH_REPLICA_PORT:-23317}"
+}
+
+# mariadb-11.8: MariaDB 11.8 from the mariadb-11.8 root, with the sandbox's settings
+# (utf8mb4_general_ci rather than 11.8's utf8mb4_uca1400_ai_ci, a 512 MB redo log) and no TLS
+# (11.4+ would make up a certificate), as the tests run it.
+start_servers_mariadb_11_8() {
+    ROOT="$ROOTS/mariadb-11.8"
+    SERVER_BIN=/usr/sbin/mariadbd
+    IS_MYSQL=0
+    SERVER_ARGS=(--skip-ssl --log-slave-updates --collation-server=utf8mb4_general_ci
+        --innodb-log-file-size=512M)
+    start_rooted_pair "${BENCH_PORT:-23326}" "${BENCH_REPLICA_PORT:-23327}"
+}
+
+# A primary and a replica run with chroot in ROOT, their files in the root's RSRV: the data
+# directories primary/ and replica/, and <who>.sock, .pid, .err and .tmp/. The same options as
+# the sandbox's (scripts/sandbox.sh) plus SERVER_ARGS; dba/sandbox with all privileges and
+# repl/sandbox; GTID replication. Servers already running there are used as they are.
+RSRV=/srv/alterego-bench      # as the servers see it
+ROOTED_PIDS=()
+start_rooted_pair() {  # PRIMARY_PORT REPLICA_PORT
+    [[ -x $ROOT$SERVER_BIN ]] || die "no $SERVER_BIN in $ROOT: scripts/server-roots.sh builds the root"
+    SB="$ROOT$RSRV"
+    CLIENT="$(command -v mariadb)" || die "no mariadb client on this machine (apt-get install mariadb-client)"
+    SANDBOX_HOST=127.0.0.1 SANDBOX_PORT=$1 SANDBOX_REPLICA_PORT=$2
+    SANDBOX_SOCKET="$SB/primary.sock" SANDBOX_REPLICA_SOCKET="$SB/replica.sock"
+    SANDBOX_USER=dba SANDBOX_PASSWORD=sandbox
+    SERVER_SOURCE="$({ grep -E '^(mysql|mariadb)-server' "$ROOT/alterego-root.txt" 2>/dev/null || echo "$SERVER_BIN"; } | head -n1 | tr '\t' ' ') in ${ROOT/#$HOME/\~}"
+    mkdir -p "$SB"
+    log "starting $FLAVOR's primary and replica in $ROOT (chroot; files in $SB)"
+    start_rooted_server primary "$SANDBOX_PORT" 1
+    # dba@localhost on MariaDB, whose anonymous ''@localhost would otherwise take socket logins;
+    # not on MySQL, which has none, so that warm_logins' socket login is dba@'%''s.
+    local local_dba="DROP USER IF EXISTS '$SANDBOX_USER'@'localhost';"
+    ((IS_MYSQL)) || local_dba="DROP USER IF EXISTS ''@'localhost'; DROP USER IF EXISTS ''@'$(hostname)';
+CREATE USER IF NOT EXISTS '$SANDBOX_USER'@'localhost' IDENTIFIED BY '$SANDBOX_PASSWORD';
+GRANT ALL PRIVILEGES ON *.* TO '$SANDBOX_USER'@'localhost' WITH GRANT OPTION;"
+    sql_primary <<EOF
+CREATE USER IF NOT EXISTS '$SANDBOX_USER'@'%' IDENTIFIED BY '$SANDBOX_PASSWORD';
+GRANT ALL PRIVILEGES ON *.* TO '$SANDBOX_USER'@'%' WITH GRANT OPTION;
+$local_dba
+CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'sandbox';
+GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
+EOF
+    start_rooted_server replica "$SANDBOX_REPLICA_PORT" 2
+    # The replica starts from the primary's first binlog (its users included), once; a restarted
+    # replica resumes where it was.
+    if [[ -z "$(replica_status_field '(Slave|Replica)_IO_Running')" ]]; then
+        if ((IS_MYSQL)); then
+            sql_replica -e "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=$SANDBOX_PORT,
+                SOURCE_USER='repl', SOURCE_PASSWORD='sandbox', SOURCE_AUTO_POSITION=1, SOURCE_SSL=0,
+                GET_SOURCE_PUBLIC_KEY=1; START REPLICA"
+        else
+            sql_replica -e "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$SANDBOX_PORT,
+                MASTER_USER='repl', MASTER_PASSWORD='sandbox', MASTER_USE_GTID=slave_pos, MASTER_SSL=0;
+                START REPLICA"
+        fi
+    else
+        sql_replica -e "START REPLICA" 2>/dev/null || true
+    fi
+    local i io=""
+    for ((i = 0; i < 120; i++)); do
+        io="$(replica_status_field '(Slave|Replica)_IO_Running')"
+        [[ $io == Yes ]] && break
+        sleep 0.5
+    done
+    [[ $io == Yes ]] || { sql_replica --column-names -e 'SHOW REPLICA STATUS\G' >&2 || true; die "the replica's IO thread is not running after 60 s"; }
+    wait_replica
+    log "  $FLAVOR: primary 127.0.0.1:$SANDBOX_PORT, replica 127.0.0.1:$SANDBOX_REPLICA_PORT, replicating ($SERVER_SOURCE)"
+}
+
+replica_status_field() {  # REGEX: that field of SHOW REPLICA STATUS ('' when not configured)
+    sql_replica --column-names -e 'SHOW REPLICA STATUS\G' 2>/dev/null | sed -n -E "s/^ *$1: //p" | head -n1
+}
+
+rooted_pid() {  # WHO: the pid of its server, if it runs
+    local pid
+    pid="$(tr -dc '0-9' 2>/dev/null <"$SB/$1.pid" || true)"
+    if [[ -n $pid && -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -Eq 'mariadbd|mysqld'; then
+        echo "$pid"
+    fi
+}
+
+start_rooted_server() {  # WHO PORT SERVER_ID
+    local who=$1 port=$2 id=$3 sql=(sql_primary) i
+    [[ $who == replica ]] && sql=(sql_replica)
+    if [[ -n "$(rooted_pid "$who")" ]] && "${sql[@]}" -e 'SELECT 1' >/dev/null 2>&1; then
+        log "  $who: already running (pid $(rooted_pid "$who"))"
+        ROOTED_PIDS+=("$(rooted_pid "$who")")
+        return 0
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        die "port $port (for the $who) is in use; BENCH_PORT and BENCH_REPLICA_PORT choose others"
+    fi
+    if [[ ! -d $SB/$who/mysql ]]; then
+        log "  initializing the $who's data directory"
+        rm -rf "${SB:?}/$who"
+        if ((IS_MYSQL)); then
+            chroot "$ROOT" "$SERVER_BIN" --no-defaults --initialize-insecure --user=root \
+                --datadir="$RSRV/$who" --log-error="$RSRV/$who-install.log" >/dev/null 2>&1 ||
+                { tail -n 20 "$SB/$who-install.log" >&2; die "mysqld --initialize-insecure failed for the $who"; }
+        else
+            chroot "$ROOT" mariadb-install-db --no-defaults --auth-root-authentication-method=normal \
+                --skip-test-db --user=root --datadir="$RSRV/$who" >"$SB/$who-install.log" 2>&1 ||
+                { tail -n 20 "$SB/$who-install.log" >&2; die "mariadb-install-db failed for the $who"; }
+        fi
+    fi
+    rm -f "$SB/$who.sock" "$SB/$who.pid"
+    mkdir -p "$SB/$who.tmp"
+    local args=(
+        --no-defaults --user=root
+        --datadir="$RSRV/$who" --socket="$RSRV/$who.sock" --pid-file="$RSRV/$who.pid"
+        --log-error="$RSRV/$who.err" --tmpdir="$RSRV/$who.tmp"
+        --port="$port" --bind-address=127.0.0.1 --server-id="$id"
+        --log-bin=mysql-bin --relay-log=relay-bin --binlog-format=ROW --binlog-row-image=FULL
+        --innodb-buffer-pool-size=1G --max-connections=500 --skip-name-resolve
+        --character-set-server=utf8mb4 --report-host=127.0.0.1 --report-port="$port"
+        "${SERVER_ARGS[@]}"
+    )
+    # setsid: out of this script's process group, so that a Ctrl-C reaches the bench only; the
+    # bench shuts the servers down itself at its end.
+    setsid chroot "$ROOT" "$SERVER_BIN" "${args[@]}" </dev/null >>"$SB/$who.err" 2>&1 &
+    for ((i = 0; i < 240; i++)); do
+        if [[ -n "$(rooted_pid "$who")" ]] && "${sql[@]}" -e 'SELECT 1' >/dev/null 2>&1; then
+            ROOTED_PIDS+=("$(rooted_pid "$who")")
+            log "  $who: up on port $port (pid $(rooted_pid "$who"))"
+            return 0
+        fi
+        sleep 0.5
+    done
+    tail -n 30 "$SB/$who.err" >&2 || true
+    die "the $who did not answer within 120 s (log: $SB/$who.err)"
+}
+
+# At the end of a run (unless --keep-servers): SHUTDOWN, then TERM and KILL if one outlives it.
+stop_rooted_servers() {
+    ((${#ROOTED_PIDS[@]})) || return 0
+    sql_replica -e 'SHUTDOWN' >/dev/null 2>&1 || true
+    sql_primary -e 'SHUTDOWN' >/dev/null 2>&1 || true
+    local pid i
+    for pid in "${ROOTED_PIDS[@]}"; do
+        for ((i = 0; i < 240; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        if kill -0 "$pid" 2>/dev/null; then
+            warn "server pid $pid still runs 120 s after SHUTDOWN: SIGTERM"
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    done
+    ROOTED_PIDS=()
+    log "stopped $FLAVOR's servers (their data stays in $SB; --keep-servers leaves them running)"
 }
 
 # Harness SQL: root over the Unix socket of the primary or the replica.
@@ -243,7 +531,7 @@ sql_replica() { "$CLIENT" --no-defaults -uroot --socket="$SANDBOX_REPLICA_SOCKET
 # Until the replica has applied everything the primary has binlogged so far.
 wait_replica() {
     local pos ok
-    if [[ ${SANDBOX_FLAVOR:-mariadb} == mariadb ]]; then
+    if ((!IS_MYSQL)); then
         pos="$(sql_primary -e 'SELECT @@GLOBAL.gtid_binlog_pos')"
         [[ -z $pos ]] && return 0
         ok="$(sql_replica -e "SELECT MASTER_GTID_WAIT('$pos', 1800)")"
@@ -255,15 +543,17 @@ wait_replica() {
 }
 
 # --replica-stopped: replication off until the method ends, and the primary no longer lists
-# the replica (SHOW SLAVE HOSTS), so that no tool finds it to watch.
+# the replica (SHOW SLAVE HOSTS; MySQL: SHOW REPLICAS), so that no tool finds it to watch.
 stop_replication() {
-    sql_replica -e 'STOP SLAVE'
+    local hosts='SHOW SLAVE HOSTS'
+    ((IS_MYSQL)) && hosts='SHOW REPLICAS'
+    sql_replica -e 'STOP REPLICA'
     local i
     for ((i = 0; i < 100; i++)); do
-        [[ -z "$(sql_primary -e 'SHOW SLAVE HOSTS')" ]] && return 0
+        [[ -z "$(sql_primary -e "$hosts")" ]] && return 0
         sleep 0.1
     done
-    die "the primary still lists its replica 10 s after STOP SLAVE"
+    die "the primary still lists its replica 10 s after STOP REPLICA"
 }
 
 table_agg() {  # primary|replica TABLE -> "count checksum"
@@ -271,11 +561,11 @@ table_agg() {  # primary|replica TABLE -> "count checksum"
 }
 
 # CPU accounting, in clock ticks: "machine_user servers_total servers_user writer_user".
-# servers_total (user + system of both mariadbd processes) is what a method costs the
+# servers_total (user + system of both server processes) is what a method costs the
 # database. The rest of the machine's user time, less the tool's and the writer's, is
 # "other": the heartbeat loops and whatever else runs on the machine, which makes the
 # numbers noisy. (System time is left out of "other" because the kernel's I/O work for the
-# servers, journal commits and block I/O, is charged to kernel threads, not to mariadbd.)
+# servers, journal commits and block I/O, is charged to kernel threads, not to the servers.)
 cpu_snapshot() {
     local who pid u s st=0 su=0 wu=0
     for who in primary replica; do
@@ -330,14 +620,14 @@ EOF
 }
 
 # Recreates bench.sbtest1 from the pristine copy, empties the journal and removes every
-# helper table the tools leave (_sbtest1_gho/_ghc/_del: alterego, _new/_old: pt-osc).
+# helper table the tools leave (_sbtest1_gho/_ghc/_ghk/_del: alterego, _new/_old: pt-osc).
 # Run on each server on its own, outside the binlog, both at once: a replicated 1M-row
 # INSERT ... SELECT would double the time and put 250 MB in the binlog for each run.
 reset_table() {
     local stmt p r
     stmt="SET SESSION sql_log_bin = 0;
-DROP TABLE IF EXISTS bench.sbtest1, bench._sbtest1_gho, bench._sbtest1_ghc, bench._sbtest1_del,
-                     bench._sbtest1_new, bench._sbtest1_old;
+DROP TABLE IF EXISTS bench.sbtest1, bench._sbtest1_gho, bench._sbtest1_ghc, bench._sbtest1_ghk,
+                     bench._sbtest1_del, bench._sbtest1_new, bench._sbtest1_old;
 CREATE TABLE bench.sbtest1 LIKE bench.sbtest1_pristine;
 INSERT INTO bench.sbtest1 SELECT * FROM bench.sbtest1_pristine;
 TRUNCATE TABLE bench.bench_journal;"
@@ -366,8 +656,7 @@ flush_dirty_pages() {
     for ((i = 0; i < 240; i++)); do
         dirty=0
         for who in primary replica; do
-            dirty=$((dirty + $("sql_$who" -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
-                                              WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'")))
+            dirty=$((dirty + $("sql_$who" -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'" | awk '{ print $2 }')))
         done
         ((dirty < 200)) && break
         sleep 0.25
@@ -511,7 +800,14 @@ run_tool() {  # METHOD ALTER_SQL DIR
     local -a cmd
     case $method in
         copy)
-            cmd=("$CLIENT" --defaults-file="$CNF" -e "ALTER TABLE bench.sbtest1 $alter, ALGORITHM=COPY") ;;
+            # MariaDB 11.2+ copies online unless told otherwise: LOCK=SHARED keeps this the
+            # classic copy that blocks writers, as on MySQL and older MariaDB.
+            cmd=("$CLIENT" --defaults-file="$CNF" -e "ALTER TABLE bench.sbtest1 $alter, ALGORITHM=COPY$COPY_LOCK") ;;
+        copy_online)
+            # MariaDB 11.2+ (MDEV-16329): the copy with concurrent writes logged and replayed.
+            cmd=("$CLIENT" --defaults-file="$CNF" -e "ALTER TABLE bench.sbtest1 $alter, ALGORITHM=COPY, LOCK=NONE") ;;
+        instant)
+            cmd=("$CLIENT" --defaults-file="$CNF" -e "ALTER TABLE bench.sbtest1 $alter, ALGORITHM=INSTANT") ;;
         inplace)
             # FORCE: MariaDB adds a column instantly under INPLACE; FORCE makes it rebuild the
             # table, online, which is the work the other methods do.
@@ -520,9 +816,10 @@ run_tool() {  # METHOD ALTER_SQL DIR
             # The copy's work alone, no tool around it (idle only: it replays no change).
             cmd=(bash "$REPO_ROOT/scripts/bench_bare_copy.sh" "$CLIENT" "$CNF" bench sbtest1 "$alter") ;;
         ptosc)
-            cmd=(/usr/bin/time -f '%M %U %S' -o "$dir/rusage" pt-online-schema-change --alter "$alter" --execute
+            # From the mariadb-11.8 root (chroot execs it: the same process, for the RSS).
+            cmd=(/usr/bin/time -f '%M %U %S' -o "$dir/rusage" "${PTOSC_CMD[@]}" --alter "$alter" --execute
                  --recursion-method=hosts "${PTOSC_EXTRA[@]}"
-                 "h=$SANDBOX_HOST,P=$SANDBOX_PORT,D=bench,t=sbtest1,F=$CNF") ;;
+                 "h=$SANDBOX_HOST,P=$SANDBOX_PORT,D=bench,t=sbtest1,F=$PT_CNF") ;;
         alterego|alterego_client)
             # alterego_client: the same run with each chunk read into alterego and inserted
             # from there, to measure that against the server-side INSERT ... SELECT.
@@ -613,7 +910,7 @@ run_measurement() {  # ALTER_NAME CONDITION METHOD
         sleep 1   # writes reach the new table too
         stop_writer || wrc=$?
     fi
-    ((REPLICA_STOPPED)) && sql_replica -e 'START SLAVE'
+    ((REPLICA_STOPPED)) && sql_replica -e 'START REPLICA'
     wait_replica
     local t_caught wall
     t_caught=$(now_us)
@@ -669,8 +966,8 @@ run_measurement() {  # ALTER_NAME CONDITION METHOD
     R_SCPU[$key]=$server_cpu R_OCPU[$key]=$other_cpu R_DL[$key]=$deadlocks
 
     {
-        printf '{"time":"%(%Y-%m-%dT%H:%M:%S%z)T","rows":%d,"alter":"%s","alter_sql":"%s","condition":"%s","method":"%s",' \
-            -1 "$ROWS" "$name" "$alter" "$cond" "$method"
+        printf '{"time":"%(%Y-%m-%dT%H:%M:%S%z)T","flavor":"%s","server_version":"%s","rows":%d,"alter":"%s","alter_sql":"%s","condition":"%s","method":"%s",' \
+            -1 "$FLAVOR" "$SERVER_VERSION" "$ROWS" "$name" "$alter" "$cond" "$method"
         printf '"exit_code":%d,"wall_s":%s,"rows_per_s":%s,"ratio_to_copy":%s,' "$RC" "$secs" "$rps" "$xcopy"
         printf '"writer_rate":%s,"writer_baseline_tx":%s,"writer_baseline_p99_ms":%s,"writer_baseline_max_ms":%s,' \
             "$([[ $cond == load ]] && echo "$RATE" || echo null)" "${base[0]}" "${base[2]}" "${base[3]}"
@@ -764,7 +1061,8 @@ ceiling() {
     applied_t1="$(applied_at "$status" "$(calc 'printf "%.6f", a / 1e6' "$t1")")"
     final="$(applied_at "$status" 9999999999)"
     # The time of the first status line that shows the final count.
-    caught="$(status_rows "$status" | awk -v f="$final" '$5 + $7 == f { printf "%.0f\n", $1 * 1e6; exit }')"
+    # (awk reads to the end: an early exit would kill the writer of the pipe with SIGPIPE.)
+    caught="$(status_rows "$status" | awk -v f="$final" '!done && $5 + $7 == f { printf "%.0f\n", $1 * 1e6; done = 1 }')"
     max_backlog="$(status_rows "$status" | awk '$4 ~ /^[0-9]+$/ && $4 > m { m = $4 } END { print m + 0 }')"
     rm -f "$flag"
     local rc=0
@@ -785,8 +1083,8 @@ ceiling() {
     log "  load: $tps tx/s, $rows row changes/s for $load_s s; replayed during the load: $applied_rate changes/s;" \
         "all replayed ${catchup} s after the load ended; max backlog $max_backlog transactions: $verdict"
     {
-        printf '{"time":"%(%Y-%m-%dT%H:%M:%S%z)T","rows":%d,"measurement":"applier_ceiling","load":"oltp_write_only","threads":%d,' \
-            -1 "$ROWS" "$WRITER_THREADS"
+        printf '{"time":"%(%Y-%m-%dT%H:%M:%S%z)T","flavor":"%s","server_version":"%s","rows":%d,"measurement":"applier_ceiling","load":"oltp_write_only","threads":%d,' \
+            -1 "$FLAVOR" "$SERVER_VERSION" "$ROWS" "$WRITER_THREADS"
         printf '"load_s":%s,"load_tx_per_s":%s,"load_rows_per_s":%s,"load_write_statements":%s,"changes_replayed":%s,"replayed_rows_per_s_during_load":%s,' \
             "$load_s" "$tps" "$rows" "$writes" "$applied_total" "$applied_rate"
         printf '"catch_up_s":%s,"max_backlog":%s,"verdict":"%s","exit_code":%d,' "$catchup" "$max_backlog" "$verdict" "$rc"
@@ -803,8 +1101,11 @@ check() { calc "print (($1) ? 1 : 0)" "$2" "${3:-0}"; }   # EXPR(a, b) A B -> 1,
 print_summary() {
     local name cond method key noisy=()
     echo
-    echo "== alterego benchmark: $ROWS rows, ${SERVER_VERSION}, $(nproc) cores, writer $RATE tx/s on $WRITER_THREADS threads =="
+    echo "== alterego benchmark, flavor $FLAVOR: $ROWS rows, ${SERVER_VERSION}, $(nproc) cores, writer $RATE tx/s on $WRITER_THREADS threads =="
+    echo "(servers: $SERVER_SOURCE; pt-online-schema-change $PTOSC_VERSION; alterego $ALTEREGO_COMMIT)"
     ((REPLICA_STOPPED)) && echo "(--replica-stopped: replication was off during each method, so no tool saw a replica; lag was not measured)"
+    local skip
+    for skip in "${SKIPPED[@]}"; do echo "skipped: $skip"; done
     local fmt='%-16s %-4s %-15s %7s %7s %5s %16s %7s %3s %8s %6s %6s %7s %6s %3s %s\n'
     # shellcheck disable=SC2059
     printf "$fmt" ALTER cond method wall_s rows/s xCOPY "p99_ms base>mig" max_ms err stall_ms lag_ms rss_MB \
@@ -868,6 +1169,16 @@ print_summary() {
         printf '%-17s load: writer errors %s (target 0): %s; longest stall %s ms (target <= 500): %s; replica lag %s ms (target < %s): %s\n' \
             "$name" "$e" "$(verdict "$(check 'a == 0' "$e")")" "$s" "$(verdict "$(check 'a <= 500' "$s")")" \
             "$l" "$MAX_LAG_MS" "$(verdict "$(check 'a < b' "$l" "$MAX_LAG_MS")")"
+        local oc_i=${R_WALL[$name/idle/copy_online]:-null} oc_l=${R_WALL[$name/load/copy_online]:-null}
+        if [[ $oc_i != null || $oc_l != null ]]; then
+            printf '%-17s online COPY (ALGORITHM=COPY, LOCK=NONE): alterego / online COPY = %s idle, %s load; writer p99 online COPY %s ms, alterego %s ms (information: the server'"'"'s own online copy)\n' \
+                "$name" "$(ratio "$ae_i" "$oc_i")" "$(ratio "$ae_l" "$oc_l")" "${R_P99[$name/load/copy_online]:-null}" "$p_ae"
+        fi
+        local in_i=${R_WALL[$name/idle/instant]:-null} in_l=${R_WALL[$name/load/instant]:-null}
+        if [[ $in_i != null || $in_l != null ]]; then
+            printf '%-17s INSTANT: %s s idle, %s s load, writer p99 %s ms (information: metadata only, no copy; alterego uses it with --attempt-instant-ddl)\n' \
+                "$name" "$in_i" "$in_l" "${R_P99[$name/load/instant]:-null}"
+        fi
         local cl_i=${R_WALL[$name/idle/alterego_client]:-null} cl_l=${R_WALL[$name/load/alterego_client]:-null}
         if [[ $cl_i != null || $cl_l != null ]]; then
             printf '%-17s copy through the client / INSERT ... SELECT: idle %s, load %s (information: which way of copying is faster)\n' \
@@ -897,37 +1208,243 @@ print_summary() {
     echo "logs:       $WORK"
 }
 
+# ------------------------------------------------------------ several flavors ---
+
+# --flavor all (or a list): this script once per flavor, each run complete with its own
+# summary, then the flavors side by side from their JSON lines. alterego is built once.
+run_flavors() {
+    local dir f rc status=0 build=() files=() results=()
+    if [[ -n $JSON_OUT ]]; then dir="$(mktemp -d)"; else dir="$REPO_ROOT/target/bench-flavors"; fi
+    mkdir -p "$dir"
+    for f in "${FLAVOR_LIST[@]}"; do
+        echo
+        echo "======== flavor $f: scripts/bench.sh --flavor $f ${CHILD_ARGS[*]} ${build[*]} ========"
+        rm -f "$dir/$f.jsonl"
+        rc=0
+        "$REPO_ROOT/scripts/bench.sh" --flavor "$f" --json "$dir/$f.jsonl" "${CHILD_ARGS[@]}" "${build[@]}" || rc=$?
+        build=(--no-build)
+        results+=("$f: exit $rc")
+        ((rc == 0)) || status=1
+        ((rc == 130)) && exit 130
+        if [[ -s $dir/$f.jsonl ]]; then files+=("$dir/$f.jsonl"); fi
+    done
+    if ((${#files[@]})); then side_by_side "${files[@]}"; fi
+    echo
+    echo "runs: ${results[*]}"
+    if [[ -n $JSON_OUT ]]; then
+        if ((${#files[@]})); then cat "${files[@]}" >"$JSON_OUT"; fi
+        rm -rf "$dir"
+        echo "JSON lines: $JSON_OUT"
+    else
+        echo "JSON lines: ${files[*]}"
+    fi
+    return "$status"
+}
+
+# J = the value of FIELD in the JSON line LINE (strings without their quotes; null if absent).
+jf() {  # LINE FIELD
+    local re="\"$2\":(\"([^\"]*)\"|([^,}]*))"
+    if [[ $1 =~ $re ]]; then J="${BASH_REMATCH[2]}${BASH_REMATCH[3]}"; else J=null; fi
+}
+
+# The flavors side by side: per measurement wall time, ratio to COPY, writer p99 and replica
+# lag; then the targets and the applier's ceiling, per flavor.
+side_by_side() {  # FILE... (the JSON lines of one flavor each)
+    local file line f k rows="" ceil="" flavors=()
+    local -A S_WALL S_X S_P99 S_LAG S_ERR S_STALL S_BAD S_SKIP S_VER S_CEIL
+    for file; do
+        while IFS= read -r line; do
+            jf "$line" flavor; f=$J
+            [[ " ${flavors[*]} " == *" $f "* ]] || flavors+=("$f")
+            jf "$line" server_version; S_VER[$f]=${J%%-*}
+            jf "$line" rows; rows=$J
+            jf "$line" measurement
+            case $J in
+                skipped)
+                    jf "$line" alter; k="$f|$J"; jf "$line" method; S_SKIP[$k|$J]=1 ;;
+                applier_ceiling)
+                    local v tk
+                    jf "$line" verdict; v=$J; jf "$line" load_rows_per_s; tk=$J
+                    jf "$line" server_alone_write_only_rows_per_s
+                    S_CEIL[$f]="$v at $tk changes/s (server alone $J)"; ceil=1 ;;
+                *)
+                    jf "$line" alter; k="$f|$J"; jf "$line" condition; k+="|$J"; jf "$line" method; k+="|$J"
+                    jf "$line" wall_s; S_WALL[$k]=$J
+                    jf "$line" ratio_to_copy; S_X[$k]=$J
+                    jf "$line" writer_p99_ms; S_P99[$k]=$J
+                    jf "$line" replica_lag_max_ms; S_LAG[$k]=$J
+                    jf "$line" writer_errors; S_ERR[$k]=$J
+                    jf "$line" writer_stall_ms; S_STALL[$k]=$J
+                    local bad=""
+                    jf "$line" exit_code; [[ $J == 0 ]] || bad="!"
+                    jf "$line" data_check; [[ $J == pass ]] || bad="!"
+                    S_BAD[$k]=$bad ;;
+            esac
+        done <"$file"
+    done
+    local name cond method cell
+    echo
+    echo "== the flavors side by side: $rows rows; per flavor wall_s, xCOPY, writer p99 ms during the method, replica lag ms =="
+    printf '%-33s' ""
+    for f in "${flavors[@]}"; do printf ' | %-26s' "$f ${S_VER[$f]}"; done
+    echo
+    printf '%-16s %-4s %-11s' ALTER cond method
+    for f in "${flavors[@]}"; do printf ' | %7s %5s %6s %6s' wall_s xCOPY p99 lag; done
+    echo
+    for name in add_column add_column_index; do
+        for cond in idle load; do
+            for method in $ALL_METHODS; do
+                local any=0
+                for f in "${flavors[@]}"; do
+                    [[ -n ${S_WALL[$f|$name|$cond|$method]:-} || -n ${S_SKIP[$f|$name|$method]:-} ]] && any=1
+                done
+                ((any)) || continue
+                [[ $method == bare_copy && $cond == load ]] && continue
+                printf '%-16s %-4s %-11s' "$name" "$cond" "${method/alterego_client/ae_client}"
+                for f in "${flavors[@]}"; do
+                    k="$f|$name|$cond|$method"
+                    if [[ -n ${S_WALL[$k]:-} ]]; then
+                        printf ' | %7s %5s %6s %6s' "${S_WALL[$k]}${S_BAD[$k]}" "${S_X[$k]/#null/-}" \
+                            "${S_P99[$k]/#null/-}" "${S_LAG[$k]/#null/-}"
+                    elif [[ -n ${S_SKIP[$f|$name|$method]:-} ]]; then
+                        printf ' | %-26s' "   (skipped)"
+                    else
+                        printf ' | %-26s' "   -"
+                    fi
+                done
+                echo
+            done
+        done
+    done
+    echo "(! after a wall time: the tool failed or the data check did not pass; see that flavor's summary)"
+    echo
+    echo "== targets side by side (information only) =="
+    target_row() {  # FUNCTION LABEL: the label, then FUNCTION's value for each flavor
+        printf '%-44s' "$2"
+        local v
+        for f in "${flavors[@]}"; do v="$("$1" "$f")"; printf ' | %-24s' "${v//null/-}"; done
+        echo
+    }
+    for name in add_column add_column_index; do
+        [[ -n "$(for f in "${flavors[@]}"; do echo "${S_WALL[$f|$name|idle|alterego]:-}${S_WALL[$f|$name|load|alterego]:-}"; done)" ]] || continue
+        printf '%-44s' "$name"
+        for f in "${flavors[@]}"; do printf ' | %-24s' "$f"; done
+        echo
+        ae_copy() { local r; r="$(ratio "${S_WALL[$1|$name|idle|alterego]:-null}" "${S_WALL[$1|$name|idle|copy]:-null}")"
+                    echo "$r $(verdict "$(check 'a <= 1.5' "$r")")"; }
+        pt_ae() { local r; r="$(ratio "${S_WALL[$1|$name|idle|ptosc]:-null}" "${S_WALL[$1|$name|idle|alterego]:-null}")"
+                  echo "$r $(verdict "$(check 'a >= 2' "$r")")"; }
+        ae_bare() { echo "$(ratio "${S_WALL[$1|$name|idle|alterego]:-null}" "${S_WALL[$1|$name|idle|bare_copy]:-null}") / $(ratio "${S_WALL[$1|$name|idle|ptosc]:-null}" "${S_WALL[$1|$name|idle|bare_copy]:-null}")"; }
+        ae_online() { echo "$(ratio "${S_WALL[$1|$name|idle|alterego]:-null}" "${S_WALL[$1|$name|idle|copy_online]:-null}") / $(ratio "${S_WALL[$1|$name|load|alterego]:-null}" "${S_WALL[$1|$name|load|copy_online]:-null}")"; }
+        load_idle() { local r; r="$(ratio "${S_WALL[$1|$name|load|alterego]:-null}" "${S_WALL[$1|$name|idle|alterego]:-null}")"
+                      echo "$r $(verdict "$(check 'a <= 1.3' "$r")")"; }
+        p99s() { local a=${S_P99[$1|$name|load|alterego]:-null} i=${S_P99[$1|$name|load|inplace]:-null} p=${S_P99[$1|$name|load|ptosc]:-null} both=null
+                 if [[ $a != null && $i != null && $p != null ]]; then both=$(( $(check 'a < b' "$a" "$i") * $(check 'a < b' "$a" "$p") )); fi
+                 echo "$a/$i/$p $(verdict "$both")"; }
+        errs() { local e=${S_ERR[$1|$name|load|alterego]:-null} s=${S_STALL[$1|$name|load|alterego]:-null}
+                 local ok=null; [[ $e != null && $s != null ]] && ok=$(( $(check 'a == 0' "$e") * $(check 'a <= 500' "$s") ))
+                 echo "$e/$s $(verdict "$ok")"; }
+        lag() { local l=${S_LAG[$1|$name|load|alterego]:-null}; echo "$l $(verdict "$(check 'a < b' "$l" "$MAX_LAG_MS")")"; }
+        target_row ae_copy "  idle: alterego / COPY (<= 1.5)"
+        target_row pt_ae "  idle: pt-osc / alterego (>= 2)"
+        target_row ae_bare "  idle: alterego, pt-osc / bare copy"
+        target_row ae_online "  alterego / online COPY, idle / load"
+        target_row load_idle "  load: alterego load / idle (<= 1.3)"
+        target_row p99s "  load: p99 ms alterego/INPLACE/pt-osc"
+        target_row errs "  load: writer errors / stall ms (0, <= 500)"
+        target_row lag "  load: replica lag ms (< $MAX_LAG_MS)"
+    done
+    if [[ -n $ceil ]]; then
+        echo
+        echo "== the applier's ceiling =="
+        for f in "${flavors[@]}"; do printf '%-13s %s\n' "$f:" "${S_CEIL[$f]:-not measured}"; done
+    fi
+}
+
 # -------------------------------------------------------------------- main ---
+
+# The ceiling's alterego, if it still runs: SIGTERM to alterego itself (/usr/bin/time, its
+# parent, does not pass it on), then SIGKILL after 15 s.
+stop_ceiling_alterego() {
+    [[ -n $AE_BG_PID ]] || return 0
+    local kids pid i
+    kids="$(cat /proc/"$AE_BG_PID"/task/*/children 2>/dev/null || true)"
+    for pid in $kids; do kill -TERM "$pid" 2>/dev/null || true; done
+    for ((i = 0; i < 150; i++)); do kill -0 "$AE_BG_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$AE_BG_PID" 2>/dev/null; then
+        warn "alterego (ceiling) still runs 15 s after SIGTERM: SIGKILL"
+        for pid in $kids; do kill -KILL "$pid" 2>/dev/null || true; done
+    fi
+    wait "$AE_BG_PID" 2>/dev/null || true
+    AE_BG_PID=""
+}
 
 cleanup() {
     stop_writer 2>/dev/null || true
-    if [[ -n $AE_BG_PID ]]; then kill -TERM "$AE_BG_PID" 2>/dev/null || true; wait "$AE_BG_PID" 2>/dev/null || true; fi
+    stop_ceiling_alterego
     stop_heartbeat
     restore_flushing
     if [[ -n ${CNF:-} ]]; then rm -f "$CNF"; fi
+    if [[ -n ${PT_TMP:-} ]]; then rm -rf "$PT_TMP"; fi
     if [[ -n ${PRINT_DEADLOCKS:-} ]]; then
         sql_primary -e "SET GLOBAL innodb_print_all_deadlocks = $PRINT_DEADLOCKS" 2>/dev/null || true
     fi
+    if ((!KEEP_SERVERS)); then stop_rooted_servers; fi
+}
+
+# Why METHOD cannot run ALTER_NAME on this server ("" when it can).
+skip_reason() {  # METHOD ALTER_NAME
+    case $1 in
+        copy_online)
+            if ((IS_MYSQL)); then
+                echo "MySQL has no online ALGORITHM=COPY (it refuses LOCK=NONE with COPY; INPLACE is its online rebuild)"
+            elif ((!ONLINE_COPY)); then
+                echo "ALGORITHM=COPY, LOCK=NONE needs MariaDB 11.2+ (MDEV-16329); this is $SERVER_VERSION"
+            fi ;;
+        instant)
+            if [[ ${ALTER_SQL[$2]} == *"ADD INDEX"* ]]; then echo "ALGORITHM=INSTANT cannot add an index"; fi ;;
+    esac
+}
+
+# A method skipped for an ALTER: logged once, listed in the summary, one JSON line.
+SKIPPED=()
+declare -A SKIP_SEEN
+note_skip() {  # METHOD ALTER_NAME REASON
+    [[ -z ${SKIP_SEEN[$1/$2]:-} ]] || return 0
+    SKIP_SEEN[$1/$2]=1
+    SKIPPED+=("$1 on $2: $3")
+    log "$2: $1 skipped: $3"
+    printf '{"time":"%(%Y-%m-%dT%H:%M:%S%z)T","flavor":"%s","server_version":"%s","rows":%d,"measurement":"skipped","alter":"%s","method":"%s","reason":"%s"}\n' \
+        -1 "$FLAVOR" "$SERVER_VERSION" "$ROWS" "$2" "$1" "$3" >>"$JSON_OUT"
 }
 
 main() {
     parse_args "$@"
+    if ((${#FLAVOR_LIST[@]} > 1)); then
+        trap 'exit 130' INT TERM
+        run_flavors
+        exit
+    fi
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     local t0
     t0=$(now_us)
     ensure_tools
     build_alterego
-    start_sandbox
-    log "work directory: $WORK"
+    ALTEREGO_COMMIT="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    git -C "$REPO_ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || ALTEREGO_COMMIT+=" + uncommitted changes in src/"
+    start_servers
+    log "flavor $FLAVOR: $SERVER_VERSION ($SERVER_SOURCE); work directory: $WORK"
     prepare_data
     start_heartbeat
     purge_binlogs
-    local name cond method
+    local name cond method reason
     for name in "${ALTER_LIST[@]}"; do
         for cond in "${CONDITION_LIST[@]}"; do
             for method in "${METHOD_LIST[@]}"; do
                 [[ $method == bare_copy && $cond == load ]] && continue   # it would lose the writes
+                reason="$(skip_reason "$method" "$name")"
+                if [[ -n $reason ]]; then note_skip "$method" "$name" "$reason"; continue; fi
                 run_measurement "$name" "$cond" "$method"
             done
         done
@@ -947,4 +1464,6 @@ main() {
     fi
 }
 
-main "$@"
+# On one line with main: bash reads a script as it runs it, and an edit made meanwhile must not
+# be read after main returns.
+main "$@"; exit
