@@ -268,13 +268,26 @@ ensure_tools() {
     fi
 }
 
+# The commit measured: written beside the binary by the build (with "+ uncommitted changes in
+# src/" when the build had some), so that a --no-build run (or the later flavors of --flavor
+# all) names the binary's commit rather than the checkout's; "unknown" for a binary something
+# else built since. The target directory may be shared: the summary says if the binary changed
+# during the run.
 build_alterego() {
     if ((BUILD)); then
         command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust from https://rustup.rs"
         log "building alterego (cargo build --release)"
+        local commit
+        commit="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+        git -C "$REPO_ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null ||
+            commit+=" + uncommitted changes in src/"
         cargo build --release --quiet
+        echo "$commit" >"$ALTEREGO.commit"
     fi
     [[ -x $ALTEREGO ]] || die "$ALTEREGO was not built"
+    ALTEREGO_COMMIT="unknown (target/release/alterego was not built by bench.sh)"
+    if [[ -f $ALTEREGO.commit && ! $ALTEREGO -nt $ALTEREGO.commit ]]; then ALTEREGO_COMMIT="$(<"$ALTEREGO.commit")"; fi
+    ALTEREGO_MTIME="$(stat -c %Y "$ALTEREGO")"
 }
 
 # The primary and the replica of the flavor, then what every flavor shares. Each start_servers_*
@@ -507,7 +520,9 @@ start_rooted_server() {  # WHO PORT SERVER_ID
     die "the $who did not answer within 120 s (log: $SB/$who.err)"
 }
 
-# At the end of a run (unless --keep-servers): SHUTDOWN, then TERM and KILL if one outlives it.
+# At the end of a run (unless --keep-servers): SHUTDOWN, then SIGTERM to one still running 120 s
+# later.
+# shellcheck disable=SC2317 # called from the EXIT trap
 stop_rooted_servers() {
     ((${#ROOTED_PIDS[@]})) || return 0
     sql_replica -e 'SHUTDOWN' >/dev/null 2>&1 || true
@@ -1104,6 +1119,8 @@ print_summary() {
     echo "== alterego benchmark, flavor $FLAVOR: $ROWS rows, ${SERVER_VERSION}, $(nproc) cores, writer $RATE tx/s on $WRITER_THREADS threads =="
     echo "(servers: $SERVER_SOURCE; pt-online-schema-change $PTOSC_VERSION; alterego $ALTEREGO_COMMIT)"
     ((REPLICA_STOPPED)) && echo "(--replica-stopped: replication was off during each method, so no tool saw a replica; lag was not measured)"
+    [[ "$(stat -c %Y "$ALTEREGO")" == "$ALTEREGO_MTIME" ]] ||
+        echo "WARNING: $ALTEREGO was rebuilt during the run (by another process?): later measurements may have run another build"
     local skip
     for skip in "${SKIPPED[@]}"; do echo "skipped: $skip"; done
     local fmt='%-16s %-4s %-15s %7s %7s %5s %16s %7s %3s %8s %6s %6s %7s %6s %3s %s\n'
@@ -1228,7 +1245,7 @@ run_flavors() {
         ((rc == 130)) && exit 130
         if [[ -s $dir/$f.jsonl ]]; then files+=("$dir/$f.jsonl"); fi
     done
-    if ((${#files[@]})); then side_by_side "${files[@]}"; fi
+    if ((${#files[@]})); then side_by_side "${files[@]}" | sed -e 's/[[:space:]]*$//'; fi
     echo
     echo "runs: ${results[*]}"
     if [[ -n $JSON_OUT ]]; then
@@ -1248,10 +1265,12 @@ jf() {  # LINE FIELD
 }
 
 # The flavors side by side: per measurement wall time, ratio to COPY, writer p99 and replica
-# lag; then the targets and the applier's ceiling, per flavor.
+# lag; then the targets and the applier's ceiling, per flavor. (Its helpers are called by name,
+# through target_row.)
+# shellcheck disable=SC2317
 side_by_side() {  # FILE... (the JSON lines of one flavor each)
     local file line f k rows="" ceil="" flavors=()
-    local -A S_WALL S_X S_P99 S_LAG S_ERR S_STALL S_BAD S_SKIP S_VER S_CEIL
+    local -A S_WALL S_X S_P99 S_LAG S_ERR S_STALL S_BAD S_SKIP S_VER S_CEIL S_COND
     for file; do
         while IFS= read -r line; do
             jf "$line" flavor; f=$J
@@ -1268,7 +1287,7 @@ side_by_side() {  # FILE... (the JSON lines of one flavor each)
                     jf "$line" server_alone_write_only_rows_per_s
                     S_CEIL[$f]="$v at $tk changes/s (server alone $J)"; ceil=1 ;;
                 *)
-                    jf "$line" alter; k="$f|$J"; jf "$line" condition; k+="|$J"; jf "$line" method; k+="|$J"
+                    jf "$line" alter; k="$f|$J"; jf "$line" condition; k+="|$J"; S_COND[$J]=1; jf "$line" method; k+="|$J"
                     jf "$line" wall_s; S_WALL[$k]=$J
                     jf "$line" ratio_to_copy; S_X[$k]=$J
                     jf "$line" writer_p99_ms; S_P99[$k]=$J
@@ -1282,7 +1301,7 @@ side_by_side() {  # FILE... (the JSON lines of one flavor each)
             esac
         done <"$file"
     done
-    local name cond method cell
+    local name cond method
     echo
     echo "== the flavors side by side: $rows rows; per flavor wall_s, xCOPY, writer p99 ms during the method, replica lag ms =="
     printf '%-33s' ""
@@ -1293,6 +1312,7 @@ side_by_side() {  # FILE... (the JSON lines of one flavor each)
     echo
     for name in add_column add_column_index; do
         for cond in idle load; do
+            [[ -n ${S_COND[$cond]:-} ]] || continue
             for method in $ALL_METHODS; do
                 local any=0
                 for f in "${flavors[@]}"; do
@@ -1365,6 +1385,7 @@ side_by_side() {  # FILE... (the JSON lines of one flavor each)
 
 # The ceiling's alterego, if it still runs: SIGTERM to alterego itself (/usr/bin/time, its
 # parent, does not pass it on), then SIGKILL after 15 s.
+# shellcheck disable=SC2317 # called from the EXIT trap
 stop_ceiling_alterego() {
     [[ -n $AE_BG_PID ]] || return 0
     local kids pid i
@@ -1379,6 +1400,7 @@ stop_ceiling_alterego() {
     AE_BG_PID=""
 }
 
+# shellcheck disable=SC2317 # the EXIT trap
 cleanup() {
     stop_writer 2>/dev/null || true
     stop_ceiling_alterego
@@ -1431,8 +1453,6 @@ main() {
     t0=$(now_us)
     ensure_tools
     build_alterego
-    ALTEREGO_COMMIT="$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    git -C "$REPO_ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || ALTEREGO_COMMIT+=" + uncommitted changes in src/"
     start_servers
     log "flavor $FLAVOR: $SERVER_VERSION ($SERVER_SOURCE); work directory: $WORK"
     prepare_data
