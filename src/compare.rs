@@ -17,7 +17,7 @@ use mysql_async::{Conn, Value};
 
 use crate::error::{Context, Error, Result};
 use crate::plan::{ColumnMapping, Plan};
-use crate::sql::{format_key, key_equals, quote_ident, Placeholder};
+use crate::sql::{any_key, format_key, quote_ident, Placeholder};
 
 /// Keys per comparison statement.
 const KEYS_PER_READ: usize = 100;
@@ -164,9 +164,7 @@ impl Side<'_> {
     /// The sorted digests of the rows with these keys. Sorted, because under a collation that
     /// folds case a key may find its row spelled differently on each side.
     async fn digests(&self, conn: &mut Conn, placeholders: &[Placeholder], keys: &[Vec<Value>]) -> Result<Vec<String>> {
-        let exprs: Vec<String> = placeholders.iter().map(Placeholder::expr).collect();
-        let one = format!("({})", key_equals(self.key, &exprs));
-        let sql = format!("SELECT SHA2({}, 256) FROM {} WHERE {}", self.row, self.table, vec![one; keys.len()].join(" OR "));
+        let sql = format!("SELECT SHA2({}, 256) FROM {} WHERE {}", self.row, self.table, any_key(self.key, placeholders, keys.len()));
         let params: Vec<Value> = keys.iter().flat_map(|key| placeholders.iter().zip(key).map(|(p, v)| p.bind(v))).collect();
         let mut digests: Vec<Option<String>> = conn.exec(sql, params).await.context(|| format!("comparing changed rows of {}", self.table))?;
         digests.sort();

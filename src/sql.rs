@@ -117,9 +117,14 @@ pub fn upsert_tuples(table: &str, columns: &[String], tuples: &[String], key: &[
 
 /// Deletes rows by key: `DELETE FROM t WHERE (k = ?) OR (k = ?)`.
 pub fn delete_rows(table: &str, key: &[String], placeholders: &[Placeholder], rows: usize) -> String {
+    format!("DELETE FROM {table} WHERE {}", any_key(key, placeholders, rows))
+}
+
+/// `(k1 = ? AND k2 = ?) OR (...)`: rows with any of `rows` keys, each bound through the key's
+/// placeholders.
+pub fn any_key(key: &[String], placeholders: &[Placeholder], rows: usize) -> String {
     let exprs: Vec<String> = placeholders.iter().map(Placeholder::expr).collect();
-    let one = format!("({})", key_equals(key, &exprs));
-    format!("DELETE FROM {table} WHERE {}", vec![one; rows].join(" OR "))
+    vec![format!("({})", key_equals(key, &exprs)); rows].join(" OR ")
 }
 
 #[cfg(test)]
