@@ -29,7 +29,7 @@ use crate::hooks::{Hook, Hooks};
 use crate::indexes::{self, without_auto_increment, Deferral, DeferredIndexes};
 use crate::inspect::{self, TableInfo};
 use crate::plan::{self, Plan, TableNames};
-use crate::server::{self, preflight, BinlogPosition, Server};
+use crate::server::{self, preflight, BinlogPosition, Flavor, Server};
 use crate::state::RunState;
 use crate::verify::Verifier;
 use crate::{apply, changelog, progress, throttle};
@@ -81,7 +81,20 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let result = match result {
         Err(e) => {
             let waiting = [(state.pending_rename.load(Ordering::SeqCst), "the cut-over's RENAME"), (state.pending_lock.load(Ordering::SeqCst), "the cut-over's LOCK TABLES")];
-            Err(created.remove(&waiting, e).await)
+            let (kind, message, fix) = (e.kind, e.message.clone(), e.fix.clone());
+            let cleanup = created.remove(&waiting, e);
+            // The cleanup may wait up to a minute for a server that went away; a signal then
+            // ends the run at once, saying what is left to drop. Not while a cut-over statement
+            // waits: exiting would release the lock that holds it back, and the RENAME could
+            // swap in a shadow that is behind.
+            let statement_waits = waiting.iter().any(|&(id, _)| id != 0);
+            tokio::select! {
+                removed = cleanup => Err(removed),
+                signal = signals.received(), if !statement_waits => {
+                    eprintln!("alterego: {signal} received during the cleanup, which was abandoned; {}", created.left_behind());
+                    Err(Error { kind, message, fix, transient: false })
+                }
+            }
         }
         ok => ok,
     };
@@ -243,6 +256,12 @@ impl Created {
         self.inner.lock().expect("created lock").clone()
     }
 
+    /// What an operator must drop by hand when the cleanup could not run.
+    fn left_behind(&self) -> String {
+        let Some((_, names, _)) = self.snapshot() else { return "this run created no table".into() };
+        format!("drop {} and {} by hand if they exist ({}, if it exists, is the original table after a completed swap)", names.q(&names.shadow), names.q(&names.changelog), names.q(&names.old))
+    }
+
     async fn drop_all(&self, conn: &mut Conn) -> Result<()> {
         let Some((server, names, tables)) = self.snapshot() else { return Ok(()) };
         for table in &tables {
@@ -262,7 +281,7 @@ impl Created {
         let mut conn = match server.conn().await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("alterego: cannot connect to clean up ({e}); drop {} and {} by hand if they exist", names.q(&names.shadow), names.q(&names.changelog));
+                eprintln!("alterego: cannot connect to clean up ({e}); {}", self.left_behind());
                 return error;
             }
         };
@@ -495,7 +514,11 @@ async fn plan_index_builds(server: &Server, lag: &mut throttle::LagProbe, config
     let two_phase = server::logs_alter_in_two_phases(server.facts.flavor, server.facts.version);
     let candidates = DeferredIndexes::from_ddl(&plan.shadow_ddl);
     let standing_still = if candidates.is_empty() { Vec::new() } else { lag.standing_still_during_ddl(two_phase).await };
-    let deferral = indexes::decide(config.defer_secondary_indexes, rows, &standing_still, config.throttler.max_lag);
+    let build_rate = match server.facts.flavor {
+        Flavor::MariaDb => indexes::MARIADB_BUILD_ROWS_PER_SECOND,
+        Flavor::MySql => indexes::MYSQL_BUILD_ROWS_PER_SECOND,
+    };
+    let deferral = indexes::decide(config.defer_secondary_indexes, rows, build_rate, &standing_still, config.throttler.max_lag);
     if let Deferral::Keep { why } = &deferral {
         if !candidates.is_empty() {
             tracing::info!("secondary indexes {} are kept during the copy: {why}", candidates.names().join(", "));

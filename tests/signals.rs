@@ -284,3 +284,37 @@ async fn sigterm_while_the_shadow_is_being_created_leaves_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_untouched(&mut conn, &before, &output).await;
 }
+
+/// A server gone for good holds the cleanup in its reconnect loop (up to a minute); a second
+/// signal ends the run at once, naming what is left to drop by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_abandons_a_cleanup_waiting_for_the_server() {
+    let srv = common::TestServer::start(&[]);
+    let mut conn = common::small_table_on(&srv, "gone", 40000).await;
+    let args = ["--database", "gone", "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--chunk-size", "10"];
+    let mut child = srv.alterego_command(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let copied: Option<u64> = conn.query_first("SELECT COUNT(*) FROM _t_gho").await.unwrap_or(None);
+        if copied.is_some_and(|n| n > 100) {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none() && Instant::now() < deadline, "the run never reached the copy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(conn);
+    srv.kill();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(child.try_wait().unwrap().is_none(), "the cleanup did not wait for the server");
+    let sent = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    while child.try_wait().unwrap().is_none() {
+        assert!(sent.elapsed() < PROMPT, "still running {PROMPT:?} after the second SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("SIGTERM received during the cleanup, which was abandoned") && stderr.contains("drop `gone`.`_t_gho` and `gone`.`_t_ghc` by hand"), "{stderr}");
+}

@@ -425,6 +425,14 @@ impl TestServer {
         log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
+    /// Kills the server hard, as a crash would, and leaves it down.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
     /// Kills the server hard (as a crash would) and starts it again on the same data.
     pub fn restart(&self) {
         self.crash_and_restart_with(|_| ());
@@ -433,10 +441,7 @@ impl TestServer {
     /// Kills the server hard, lets `damage` change its files while it is down (given its
     /// directory as the tests see it, the data in `data/`), and starts it again.
     pub fn crash_and_restart_with(&self, damage: impl FnOnce(&Path)) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
+        self.kill();
         damage(&self.datadir);
         self.launch();
     }
