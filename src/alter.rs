@@ -216,27 +216,6 @@ fn inspect_clause(clause: &[Token], summary: &mut AlterSummary) -> Result<()> {
     Ok(())
 }
 
-/// Whether a DDL statement from the binlog changes `database`.`table`: an ALTER, DROP,
-/// RENAME, TRUNCATE or CREATE INDEX/TRIGGER that names it, qualified or (when run with
-/// `database` as the default) unqualified. `CREATE TABLE ... LIKE t` reads the table and is
-/// not a change; a shadow table's name (`_t_gho`) is a different identifier.
-pub fn ddl_changes_table(query: &str, default_database: &str, database: &str, table: &str) -> bool {
-    let Ok(tokens) = tokenize(query) else { return false };
-    let word = |i: usize, kw: &str| tokens.get(i).is_some_and(|t| t.is_word(kw));
-    let changes =
-        ["ALTER", "DROP", "RENAME", "TRUNCATE", "OPTIMIZE", "REPAIR"].iter().any(|kw| word(0, kw)) || (word(0, "CREATE") && tokens.iter().any(|t| t.is_word("INDEX") || t.is_word("TRIGGER")));
-    changes
-        && tokens.iter().enumerate().any(|(i, t)| {
-            let Some(name) = t.ident() else { return false };
-            let qualified_by = |db: &str| i >= 2 && tokens[i - 1] == Token::Punct('.') && tokens[i - 2].ident() == Some(db);
-            match name.split_once('.') {
-                Some((db, name)) => db == database && name == table,
-                None if name == table => qualified_by(database) || (!(i >= 1 && tokens[i - 1] == Token::Punct('.')) && default_database == database),
-                None => false,
-            }
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,19 +256,6 @@ mod tests {
         let s = summarize("alter table orders drop column n;", "orders").unwrap();
         assert_eq!(s.clauses, "drop column n");
         assert_eq!(summarize("ALTER TABLE other ADD n INT", "orders").unwrap_err().kind, crate::error::ExitKind::Usage);
-    }
-
-    #[test]
-    fn ddl_on_the_table_is_recognized() {
-        assert!(ddl_changes_table("ALTER TABLE `shop`.`orders` ADD x INT", "", "shop", "orders"));
-        assert!(ddl_changes_table("drop table shop.orders", "other", "shop", "orders"));
-        assert!(ddl_changes_table("TRUNCATE orders", "shop", "shop", "orders"));
-        assert!(ddl_changes_table("CREATE INDEX i ON orders (a)", "shop", "shop", "orders"));
-        assert!(!ddl_changes_table("TRUNCATE orders", "other", "shop", "orders"));
-        assert!(!ddl_changes_table("ALTER TABLE `other`.`orders` ADD x INT", "shop", "shop", "orders"));
-        assert!(!ddl_changes_table("DROP TABLE `shop`.`_orders_gho`", "shop", "shop", "orders"));
-        assert!(!ddl_changes_table("CREATE TABLE `shop`.`_orders_gho` LIKE `shop`.`orders`", "shop", "shop", "orders"));
-        assert!(!ddl_changes_table("INSERT INTO t VALUES ('orders')", "shop", "shop", "orders"));
     }
 
     #[test]

@@ -177,6 +177,12 @@ pub struct Cli {
     /// Allow column renames (`CHANGE old new ...`, `RENAME COLUMN`); the data moves to the new name.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub approve_renamed_columns: bool,
+    /// Accept zero dates (`0000-00-00`) where the server's sql_mode refuses them: the ALTER
+    /// runs on the shadow table under the server's sql_mode without NO_ZERO_DATE and
+    /// NO_ZERO_IN_DATE (without this flag, under the server's sql_mode as it is, so it fails
+    /// where a native ALTER would).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub allow_zero_in_date: bool,
     /// While this file exists, the copy pauses (the applier keeps the shadow current).
     #[arg(long)]
     pub throttle_flag_file: Option<PathBuf>,
@@ -319,6 +325,7 @@ pub struct Config {
     pub initially_drop_old_table: bool,
     pub resume: Resume,
     pub approve_renamed_columns: bool,
+    pub allow_zero_in_date: bool,
     /// `alterego plan`: a dry run that also times a sample chunk.
     pub plan_only: bool,
     pub skip_checksum: bool,
@@ -487,6 +494,7 @@ impl Config {
             },
             initially_drop_old_table: cli.initially_drop_old_table,
             approve_renamed_columns: cli.approve_renamed_columns,
+            allow_zero_in_date: cli.allow_zero_in_date,
             plan_only: cli.plan_only,
             skip_checksum: cli.skip_checksum,
             attempt_instant_ddl: cli.attempt_instant_ddl,

@@ -40,7 +40,7 @@ use crate::changelog;
 use crate::compare::{differing_keys, mismatch, Readers};
 use crate::copy::KeyState;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
-use crate::inspect::exists;
+use crate::inspect::{auto_increment_option, exists, has_auto_increment_column};
 use crate::plan::{Plan, TableNames};
 use crate::server::{Flavor, Server};
 use crate::sql::format_key;
@@ -227,7 +227,7 @@ impl CutOver {
     /// the sessions, or why not, with A unlocked.
     async fn lock_and_replay(&self, marker: u64) -> Result<std::result::Result<Locked, Attempt>> {
         let mut a = self.session().await?;
-        let b = self.session().await?;
+        let mut b = self.session().await?;
         let mut watcher = self.server.conn().await?;
         if let Err(e) = self.lock(&mut a, Flavor::MariaDb).await {
             return Ok(Err(Attempt::Retry(format!("locking the table: {}", describe_mysql_error(&e)))));
@@ -243,6 +243,12 @@ impl CutOver {
         if let Err(e) = self.compare_changed_rows(Readers::Two { original: &mut a, shadow: &mut watcher }).await {
             self.release(&mut a, locked_at).await;
             return Err(e);
+        }
+        // Set on B, with its short lock wait: a session holding the shadow must not keep `t`
+        // locked.
+        if let Err(e) = self.carry_auto_increment(&mut a, Some(&mut b)).await {
+            self.release(&mut a, locked_at).await;
+            return Ok(Err(Attempt::Retry(format!("carrying the AUTO_INCREMENT counter: {}", describe_mysql_error(&e)))));
         }
         Ok(Ok(Locked { a, b, watcher, locked_at }))
     }
@@ -445,7 +451,35 @@ impl CutOver {
             a.query_drop("UNLOCK TABLES").await.ok();
             return Err(e);
         }
+        if let Err(e) = self.carry_auto_increment(&mut a, None).await {
+            a.query_drop("UNLOCK TABLES").await.ok();
+            return Ok(Err(Attempt::Retry(format!("carrying the AUTO_INCREMENT counter: {}", describe_mysql_error(&e)))));
+        }
         Ok(Ok((a, locked_at)))
+    }
+
+    /// Under the lock, with everything written to the original replayed: the original's
+    /// AUTO_INCREMENT counter (read on `a`, which holds `t`) becomes the shadow's (set on
+    /// `writer`, or on `a` itself, which holds both tables on MySQL), so the
+    /// swapped table hands out neither ids the original already used (rows deleted at its end)
+    /// nor ids far beyond them (ranges the copy's inserts reserved). Not when the ALTER sets
+    /// the counter itself: that value stands, as it would after a native ALTER.
+    async fn carry_auto_increment(&self, a: &mut Conn, writer: Option<&mut Conn>) -> std::result::Result<(), mysql_async::Error> {
+        let shadow_ddl = &self.plan.shadow_ddl;
+        if !has_auto_increment_column(shadow_ddl) || auto_increment_option(shadow_ddl).is_some() {
+            return Ok(());
+        }
+        let names = &self.plan.names;
+        let Some(next) = auto_increment_of(a, names, &names.original).await? else { return Ok(()) };
+        let writer = writer.unwrap_or(a);
+        let shadow_next = auto_increment_of(writer, names, &names.shadow).await?;
+        if shadow_next == Some(next) {
+            return Ok(());
+        }
+        // A table option takes no placeholder; `next` is a number the server printed.
+        writer.query_drop(format!("ALTER TABLE {} AUTO_INCREMENT = {next}", names.q(&names.shadow))).await?;
+        tracing::info!("the new table's AUTO_INCREMENT counter is set to the original's: {next} (it was {})", shadow_next.map_or("unset".into(), |n| n.to_string()));
+        Ok(())
     }
 
     /// Under the lock, with everything written to the original replayed: the rows replayed
@@ -462,6 +496,13 @@ impl CutOver {
         tracing::debug!("compared the {} rows replayed since the last comparison under the lock in {} ms", changed.len(), started.elapsed().as_millis());
         Ok(())
     }
+}
+
+/// A table's next AUTO_INCREMENT value, from its `SHOW CREATE TABLE` (none when it has not
+/// been used).
+async fn auto_increment_of(conn: &mut Conn, names: &TableNames, table: &str) -> std::result::Result<Option<u64>, mysql_async::Error> {
+    let ddl: Option<(Vec<u8>, Vec<u8>)> = conn.query_first(format!("SHOW CREATE TABLE {}", names.q(table))).await?;
+    Ok(ddl.and_then(|(_, ddl)| auto_increment_option(&String::from_utf8_lossy(&ddl))))
 }
 
 /// A queued-rename attempt ready for its RENAME.

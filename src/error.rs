@@ -164,6 +164,8 @@ pub mod codes {
     pub const TABLE_DEF_CHANGED: u16 = 1412;
     /// ER_DUP_KEYNAME: the table already has an index of that name.
     pub const DUPLICATE_KEY_NAME: u16 = 1061;
+    /// ER_INVALID_DEFAULT: a column's DEFAULT the sql_mode refuses (a zero date).
+    pub const INVALID_DEFAULT: u16 = 1067;
     /// ER_MASTER_FATAL_ERROR_READING_BINLOG: the server cannot send the binlog from there.
     pub const FATAL_READING_BINLOG: u16 = 1236;
 

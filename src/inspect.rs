@@ -8,7 +8,7 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 use crate::error::{Context, Error, Result};
-use crate::sql::qualified;
+use crate::sql::{qualified, quote_ident};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
@@ -118,6 +118,34 @@ pub fn parse_members(column_type: &str) -> Vec<String> {
     members
 }
 
+/// ENUM and SET types whose members `information_schema` cannot show are read from the server
+/// instead. `information_schema` (and `SHOW CREATE TABLE`, which builds its text the same way)
+/// holds them in utf8mb3 and shows a member with a 4-byte character (an emoji) as `?`, which no
+/// row holds: a replayed change naming it failed (`Data truncated`). For such a column, a
+/// temporary table (never in a row-based binlog) takes the column's type from the table
+/// itself (`CREATE TEMPORARY TABLE ... SELECT c FROM t LIMIT 0`), gets each member by its
+/// number, and gives them back as utf8mb4 text, exact.
+async fn exact_members(conn: &mut Conn, database: &str, table: &str, columns: &mut [Column]) -> Result<()> {
+    for column in columns.iter_mut().filter(|c| matches!(c.data_type.as_str(), "enum" | "set") && c.column_type.contains('?')) {
+        let count = column.members().len() as u32;
+        let numbers: Vec<u64> = if column.data_type == "set" { (0..count.min(64)).map(|bit| 1u64 << bit).collect() } else { (1..=u64::from(count)).collect() };
+        let scratch = qualified(database, &format!("_alterego_members_{}", column.ordinal));
+        let create = format!("CREATE TEMPORARY TABLE {scratch} SELECT {} AS m FROM {} LIMIT 0", quote_ident(&column.name), qualified(database, table));
+        conn.query_drop(&create).await.context(|| format!("reading the members of {} (a temporary table, which needs the CREATE TEMPORARY TABLES privilege)", quote_ident(&column.name)))?;
+        let values = numbers.iter().map(|n| format!("({n})")).collect::<Vec<_>>().join(", ");
+        let members: std::result::Result<Vec<(u64, Vec<u8>)>, mysql_async::Error> = async {
+            conn.query_drop(format!("INSERT INTO {scratch} (m) VALUES {values}")).await?;
+            conn.query(format!("SELECT m + 0, CAST(m AS CHAR CHARACTER SET utf8mb4) FROM {scratch} ORDER BY m + 0")).await
+        }
+        .await;
+        conn.query_drop(format!("DROP TEMPORARY TABLE {scratch}")).await.context(|| "dropping a temporary table".into())?;
+        let members = members.context(|| format!("reading the members of {}", quote_ident(&column.name)))?;
+        let quoted: Vec<String> = members.iter().map(|(_, text)| format!("'{}'", String::from_utf8_lossy(text).replace('\\', "\\\\").replace('\'', "''"))).collect();
+        column.column_type = format!("{}({})", column.data_type, quoted.join(","));
+    }
+    Ok(())
+}
+
 /// Whether `information_schema.COLUMNS.EXTRA` says the server computes the column. MySQL also
 /// writes `DEFAULT_GENERATED` there for a column with an expression default (`DEFAULT
 /// (x'00')`, `DEFAULT CURRENT_TIMESTAMP`): such a column holds data like any other, and taking
@@ -145,7 +173,8 @@ pub async fn load(conn: &mut Conn, database: &str, table: &str) -> Result<Option
             "convert it with a native ALTER TABLE ... ENGINE=InnoDB during a maintenance window",
         ));
     }
-    let columns = load_columns(conn, database, table).await.context(doing)?;
+    let mut columns = load_columns(conn, database, table).await.context(doing)?;
+    exact_members(conn, database, table, &mut columns).await?;
     let indexes = load_indexes(conn, database, table).await.context(doing)?;
     Ok(Some(TableInfo { database: database.into(), name: table.into(), columns, indexes, estimated_rows: rows.unwrap_or(0), data_bytes: data.unwrap_or(0), index_bytes: index.unwrap_or(0) }))
 }
@@ -228,6 +257,19 @@ pub async fn show_create(conn: &mut Conn, database: &str, table: &str) -> Result
     Ok(row.map(|(_, ddl)| String::from_utf8_lossy(&ddl).into_owned()).unwrap_or_default())
 }
 
+/// The `AUTO_INCREMENT=N` table option of a `SHOW CREATE TABLE` text: the table's next
+/// automatic value, shown once a value has been used (or the option was set).
+pub fn auto_increment_option(ddl: &str) -> Option<u64> {
+    let options = ddl.lines().last()?.strip_prefix(')')?;
+    let value = options.split_whitespace().find_map(|option| option.strip_prefix("AUTO_INCREMENT="))?;
+    value.parse().ok()
+}
+
+/// Whether a `SHOW CREATE TABLE` text has an `AUTO_INCREMENT` column.
+pub fn has_auto_increment_column(ddl: &str) -> bool {
+    ddl.lines().map(str::trim).any(|line| line.starts_with('`') && line.split_whitespace().any(|word| word.trim_end_matches(',') == "AUTO_INCREMENT"))
+}
+
 /// Whether a table of that name exists.
 pub async fn exists(conn: &mut Conn, database: &str, table: &str) -> Result<bool> {
     let n: Option<u64> = conn
@@ -248,6 +290,16 @@ pub async fn database_exists(conn: &mut Conn, database: &str) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reads_the_auto_increment_counter_and_column() {
+        let ddl = "CREATE TABLE `t` (\n  `id` int NOT NULL AUTO_INCREMENT COMMENT 'x',\n  `a` int DEFAULT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB AUTO_INCREMENT=1001288 DEFAULT CHARSET=utf8mb4";
+        assert_eq!(auto_increment_option(ddl), Some(1_001_288));
+        assert!(has_auto_increment_column(ddl));
+        let plain = "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `c` varchar(20) DEFAULT 'AUTO_INCREMENT=5',\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+        assert_eq!(auto_increment_option(plain), None);
+        assert!(!has_auto_increment_column(plain));
+    }
+
     use super::*;
 
     #[test]

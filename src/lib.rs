@@ -18,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod copy;
 pub mod cutover;
+pub mod ddl;
 pub mod error;
 pub mod hooks;
 pub mod indexes;

@@ -155,7 +155,7 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     created.track(&server, &names);
     let (plan, instant) = match &resumed {
         None => {
-            let (plan, instant) = prove_alter(&mut conn, &names, &original, &summary, created).await?;
+            let (plan, instant) = prove_alter(&mut conn, &names, &original, &summary, created, config.allow_zero_in_date).await?;
             (Arc::new(plan), Some(instant))
         }
         Some(saved) => {
@@ -190,7 +190,7 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     };
     let deferred = deferred.in_two_phases(index_builds.two_phase);
     let builds_hold_up_replicas = !index_builds.standing_still.is_empty();
-    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks, deferred, builds_hold_up_replicas };
+    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks, original: original.clone(), deferred, builds_hold_up_replicas };
     migration.execute(&mut conn, created, resumed, lag).await?;
     // A fresh connection: the first one may not have survived a server restart mid-run.
     migration.finish(&mut server.conn().await?, created).await?;
@@ -464,24 +464,29 @@ async fn drop_tables(server: &Server, conn: &mut Conn, names: &TableNames, table
 /// it starts without instant-operation row versions. The ALTER is first tried with
 /// `ALGORITHM=INSTANT`, which tells whether the server could apply it in place (`Ok`) or why
 /// not (`Err`). A failure is a refusal; the shadow is dropped.
-async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, summary: &AlterSummary, created: &Created) -> Result<(Plan, std::result::Result<(), String>)> {
+async fn prove_alter(
+    conn: &mut Conn,
+    names: &TableNames,
+    original: &TableInfo,
+    summary: &AlterSummary,
+    created: &Created,
+    allow_zero_in_date: bool,
+) -> Result<(Plan, std::result::Result<(), String>)> {
     let shadow = names.q(&names.shadow);
     let id = conn.id();
-    let create = async { conn.query_drop(format!("CREATE TABLE {shadow} LIKE {}", names.q(&names.original))).await.context(|| format!("creating the shadow table {shadow}")).map_err(preflight) };
+    let create = server::with_servers_sql_mode(conn, allow_zero_in_date, async |conn| {
+        conn.query_drop(format!("CREATE TABLE {shadow} LIKE {}", names.q(&names.original))).await.map_err(|e| alter_refused(&format!("creating the shadow table {shadow}"), &e, allow_zero_in_date))
+    });
     created.creating(id, &names.shadow, create).await?;
     let result = async {
-        let instant = match conn.query_drop(format!("ALTER TABLE {shadow} {}, ALGORITHM=INSTANT", summary.clauses)).await {
-            Ok(()) => Ok(()),
+        let instant = server::with_servers_sql_mode(conn, allow_zero_in_date, async |conn| match conn.query_drop(format!("ALTER TABLE {shadow} {}, ALGORITHM=INSTANT", summary.clauses)).await {
+            Ok(()) => Ok(Ok(())),
             Err(instant_error) => match conn.query_drop(format!("ALTER TABLE {shadow} {}", summary.clauses)).await {
-                Ok(()) => Err(describe_mysql_error(&instant_error)),
-                Err(e) => {
-                    return Err(Error::refused(
-                        format!("the ALTER failed on the (empty) shadow table: {}", describe_mysql_error(&e)),
-                        "fix the --alter text; it is run as `ALTER TABLE <table> <your text>`",
-                    ))
-                }
+                Ok(()) => Ok(Err(describe_mysql_error(&instant_error))),
+                Err(e) => Err(alter_refused("the ALTER failed on the (empty) shadow table", &e, allow_zero_in_date)),
             },
-        };
+        })
+        .await?;
         conn.query_drop(format!("ALTER TABLE {shadow} FORCE, ALGORITHM=COPY")).await.context(|| "rebuilding the shadow table".into())?;
         let shadow_info = inspect::load(conn, &names.database, &names.shadow).await?.ok_or_else(|| Error::failed("the shadow table vanished"))?;
         let ddl = inspect::show_create(conn, &names.database, &names.shadow).await?;
@@ -492,6 +497,17 @@ async fn prove_alter(conn: &mut Conn, names: &TableNames, original: &TableInfo, 
         created.drop_all(conn).await?;
     }
     result.map_err(preflight)
+}
+
+/// `doing`, the shadow's DDL under the server's sql_mode, failed: so would the native ALTER.
+fn alter_refused(doing: &str, e: &mysql_async::Error, allow_zero_in_date: bool) -> Error {
+    let zero_date = crate::error::server_code(e) == Some(crate::error::codes::INVALID_DEFAULT) && !allow_zero_in_date;
+    let fix = if zero_date {
+        "the server's sql_mode (NO_ZERO_DATE, NO_ZERO_IN_DATE) refuses a zero date in a DEFAULT, as it would for a native ALTER; change the DEFAULT, or pass --allow-zero-in-date to accept it"
+    } else {
+        "fix the --alter text; it is run as `ALTER TABLE <table> <your text>` under the server's sql_mode"
+    };
+    Error::refused(format!("{doing}: {}", describe_mysql_error(e)), fix)
 }
 
 /// How the shadow's plain secondary indexes are built, given the replicas watched.
@@ -587,7 +603,7 @@ async fn try_instant(conn: &mut Conn, config: &Config, names: &TableNames, summa
     let timeout = config.cut_over_lock_timeout.as_secs().max(1);
     conn.query_drop(format!("SET SESSION lock_wait_timeout = {timeout}")).await.context(|| "setting lock_wait_timeout".into())?;
     let sql = format!("ALTER TABLE {} {}, ALGORITHM=INSTANT", names.q(&names.original), summary.clauses);
-    let result = conn.query_drop(sql).await;
+    let result = server::with_servers_sql_mode(conn, config.allow_zero_in_date, async |conn| Ok(conn.query_drop(sql).await)).await?;
     conn.query_drop("SET SESSION lock_wait_timeout = DEFAULT").await.context(|| "resetting lock_wait_timeout".into())?;
     match result {
         Ok(()) => Ok(true),
@@ -610,6 +626,8 @@ struct Migration {
     plan: Arc<Plan>,
     state: Arc<RunState>,
     hooks: Hooks,
+    /// The original table as inspected, which the plan was made from.
+    original: TableInfo,
     /// Secondary indexes dropped from the shadow table, built after the copy.
     deferred: DeferredIndexes,
     /// A watched replica replays each build as one statement that holds up its replication,
@@ -634,11 +652,17 @@ impl Migration {
             }
         }
         let changelog_info = inspect::load(conn, &names.database, &names.changelog).await?.ok_or_else(|| Error::failed("the changelog table vanished"))?;
-        let original_info = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| Error::failed("the original table vanished"))?;
         let start = match &resumed {
             Some(saved) => saved.position.clone(),
             None => self.server.binlog_position(conn).await?,
         };
+        // The reader sees DDL from `start` on; what came between the inspection and `start`
+        // shows in the definition.
+        let original_info = inspect::load(conn, &names.database, &names.original).await?.ok_or_else(|| Error::failed("the original table vanished"))?;
+        if original_info.columns != self.original.columns || original_info.indexes != self.original.indexes {
+            return Err(Error::failed(format!("the original table was changed by DDL during the migration, after alterego read its definition: {}", names.q(&names.original)))
+                .with_fix("run the migration again once no other DDL touches the table"));
+        }
         tracing::info!("reading the binlog from {start}");
         let tables = Tables {
             database: names.database.clone(),

@@ -17,13 +17,31 @@ use crate::error::{Context, Error, ExitKind, Result};
 const RECONNECT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Session settings for every connection that reads or writes table data.
-pub const SESSION_SETUP: &[&str] = &[
-    "SET SESSION time_zone = '+00:00'",
-    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
-    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-    "SET SESSION innodb_lock_wait_timeout = 10",
-    "SET NAMES utf8mb4",
-];
+pub const SESSION_SETUP: &[&str] =
+    &["SET SESSION time_zone = '+00:00'", SESSION_SQL_MODE, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "SET SESSION innodb_lock_wait_timeout = 10", "SET NAMES utf8mb4"];
+
+/// The working sessions' sql_mode: strict, so a value the new table cannot hold fails instead
+/// of being changed; explicit zeros kept in AUTO_INCREMENT columns; zero dates copied as they
+/// are.
+const SESSION_SQL_MODE: &str = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'";
+
+/// Runs `body`, DDL that stands in for the user's own ALTER, under the server's sql_mode
+/// (`@@GLOBAL.sql_mode`), so that it accepts and refuses what the native statement would; with
+/// `allow_zero_in_date` (gh-ost's `--allow-zero-in-date`) without NO_ZERO_DATE and
+/// NO_ZERO_IN_DATE. The session's own mode is set again afterwards.
+pub async fn with_servers_sql_mode<T>(conn: &mut Conn, allow_zero_in_date: bool, body: impl AsyncFnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+    let global: String = conn.query_first("SELECT @@GLOBAL.sql_mode").await.context(|| "reading the server's sql_mode".into())?.unwrap_or_default();
+    let mode = ddl_sql_mode(&global, allow_zero_in_date);
+    conn.exec_drop("SET SESSION sql_mode = ?", (mode,)).await.context(|| "setting the server's sql_mode for the ALTER".into())?;
+    let result = body(conn).await;
+    conn.query_drop(SESSION_SQL_MODE).await.context(|| "setting the session's sql_mode back".into())?;
+    result
+}
+
+fn ddl_sql_mode(global: &str, allow_zero_in_date: bool) -> String {
+    let dropped: &[&str] = if allow_zero_in_date { &["NO_ZERO_DATE", "NO_ZERO_IN_DATE"] } else { &[] };
+    global.split(',').filter(|m| !m.is_empty() && !dropped.iter().any(|d| m.eq_ignore_ascii_case(d))).collect::<Vec<_>>().join(",")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -427,6 +445,14 @@ pub fn preflight(e: Error) -> Error {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_alters_sql_mode_is_the_servers() {
+        let strict = "STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO";
+        assert_eq!(ddl_sql_mode(strict, false), strict);
+        assert_eq!(ddl_sql_mode(strict, true), "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO");
+        assert_eq!(ddl_sql_mode("", true), "");
+    }
+
     use super::*;
 
     #[test]

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::hooks::{holding_hook, temp_path};
 use common::{rows, server, tables};
 use mysql_async::prelude::*;
 
@@ -139,4 +140,70 @@ async fn attempt_instant_ddl_takes_the_instant_path_where_allowed() {
     let stderr = common::stderr(&output);
     assert!(stderr.contains("cannot run instantly") && String::from_utf8_lossy(&output.stdout).contains("Migrated"), "{stderr}");
     assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".to_string()]);
+}
+
+/// DDL on other objects named like the table (an event, a view's column, another table's
+/// column, a procedure) does not stop a run; an ALTER of the table itself does, with exit 1 and
+/// nothing left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_ddl_on_the_table_stops_the_run() {
+    let (mut conn, mut child) = start_slow_copy("otherddl").await;
+    for statement in [
+        "CREATE EVENT t ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t",
+        "ALTER EVENT t DISABLE",
+        "DROP EVENT IF EXISTS t",
+        "CREATE VIEW t_v AS SELECT id AS t FROM t",
+        "DROP VIEW t_v",
+        "CREATE TABLE customers (id INT PRIMARY KEY) ENGINE=InnoDB",
+        "ALTER TABLE customers ADD COLUMN t INT",
+        "CREATE INDEX t ON customers (t)",
+        "CREATE PROCEDURE t() SELECT COUNT(*) FROM t",
+        "DROP PROCEDURE t",
+    ] {
+        conn.query_drop(statement).await.unwrap();
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run ended before the DDL was done");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+
+    // During the copy: the binlog reader meets the ALTER.
+    let (mut conn, child) = start_slow_copy("tableddl").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while conn.query_first::<u64, _>("SELECT COUNT(*) FROM _t_gho").await.unwrap().unwrap_or(0) < 1000 {
+        assert!(Instant::now() < deadline, "the copy never got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    conn.query_drop("ALTER TABLE t ADD COLUMN z INT").await.unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the original table was changed by DDL during the migration: ALTER TABLE t ADD COLUMN z INT"), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()]);
+
+    // After the shadow was made from the table's definition, before the reader starts (the run
+    // held in its on-validated hook): the definition shows it.
+    let srv = server();
+    let mut conn = srv.fresh_database("earlyddl").await;
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM {}", common::seq(1, 100))).await.unwrap();
+    let (reached, hold) = (temp_path("earlyddl-reached"), temp_path("earlyddl-hold"));
+    let hooks = holding_hook("earlyddl-hooks", "on-validated", &reached, &hold);
+    let child = srv
+        .alterego_command(&["--database", "earlyddl", "--table", "t", "--alter", "ADD COLUMN c INT", "--execute", "--hooks-path", hooks.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached.exists() {
+        assert!(Instant::now() < deadline, "the run never reached its on-validated hook");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    conn.query_drop("ALTER TABLE t ADD COLUMN z INT").await.unwrap();
+    std::fs::remove_file(&hold).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the original table was changed by DDL during the migration, after alterego read its definition"), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()]);
 }

@@ -215,3 +215,33 @@ async fn initially_drop_flags_remove_leftovers_and_proceed() {
     let n: Option<u64> = conn.query_first("SELECT COUNT(*) FROM t").await.unwrap();
     assert_eq!(n, Some(50));
 }
+
+/// Under a server sql_mode with NO_ZERO_DATE a native ALTER that gives a column a zero-date
+/// DEFAULT fails; so does the run (exit 3, naming --allow-zero-in-date), and with
+/// --allow-zero-in-date it migrates, every row taking the zero date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_date_default_follows_the_servers_sql_mode() {
+    let _exclusive = GLOBALS.write().await;
+    let srv = server();
+    let mut admin = srv.conn(None).await;
+    let mode: Option<String> = admin.query_first("SELECT @@GLOBAL.sql_mode").await.unwrap();
+    admin.query_drop("SET GLOBAL sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'").await.unwrap();
+    let alter = "ADD COLUMN dt DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00'";
+    let result = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+        let mut conn = srv.fresh_database("zero_date").await;
+        conn.query_drop("CREATE TABLE native (id INT PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
+        let native = conn.query_drop(format!("ALTER TABLE native {alter}")).await.unwrap_err();
+        assert!(native.to_string().contains("Invalid default value for 'dt'"), "{native}");
+        let setup = [TABLE, "INSERT INTO t (id, a) VALUES (1, 1), (2, 2)"];
+        let stderr = expect_refusal(srv, Case { db: "zero_date", setup: &setup, args: &["--alter", alter], code: 3, needle: "Invalid default value for 'dt'" }).await;
+        assert!(stderr.contains("--allow-zero-in-date"), "{stderr}");
+        common::assert_success(&srv.alterego(&["--database", "zero_date", "--table", "t", "--alter", alter, "--execute", "--allow-zero-in-date"]));
+        let zero: Option<u64> = conn.query_first("SELECT COUNT(*) FROM t WHERE CAST(dt AS CHAR) = '0000-00-00 00:00:00'").await.unwrap();
+        assert_eq!(zero, Some(2));
+    }))
+    .await;
+    admin.exec_drop("SET GLOBAL sql_mode = ?", (mode,)).await.unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -4,10 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
+use common::hooks::{holding_hook, hook, temp_path};
 use common::{rows, server, tables};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
@@ -21,29 +22,6 @@ struct Run {
     status: PathBuf,
     conn: Conn,
     db: &'static str,
-}
-
-fn temp_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
-/// A hooks directory holding one hook, `gh-ost-<stage>`, with `body` as its shell script.
-fn hook(name: &str, stage: &str, body: &str) -> PathBuf {
-    let dir = temp_path(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join(format!("gh-ost-{stage}"));
-    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    dir
-}
-
-/// A hook that waits while `hold` exists, after creating `reached`.
-fn holding_hook(name: &str, stage: &str, reached: &Path, hold: &Path) -> PathBuf {
-    std::fs::write(hold, "").unwrap();
-    hook(name, stage, &format!("touch '{}'\nwhile [ -e '{}' ]; do sleep 0.05; done", reached.display(), hold.display()))
 }
 
 impl Run {

@@ -29,7 +29,6 @@ use tokio::runtime::Handle;
 
 use super::decode::{Cell, RowDecoder, RowImage};
 use super::mariadb;
-use crate::alter::ddl_changes_table;
 use crate::error::{describe_mysql_error, Error, Result};
 use crate::inspect::Column;
 use crate::server::{BinlogPosition, Flavor, Server};
@@ -315,7 +314,7 @@ impl Reader {
                         txn.changes.clear();
                         txn.markers.clear();
                     } else {
-                        if ddl_changes_table(text, &query.schema(), &self.tables.database, &self.tables.original) {
+                        if crate::ddl::changes_table(text, &query.schema(), &self.tables.database, &self.tables.original) {
                             if self.state.swap_started.load(std::sync::atomic::Ordering::SeqCst) && text.to_ascii_uppercase().starts_with("RENAME") {
                                 // Our own swap: nothing after it belongs to this migration.
                                 self.state.rename_seen.store(true, std::sync::atomic::Ordering::SeqCst);

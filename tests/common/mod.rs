@@ -658,5 +658,6 @@ fn full_value(value: &Value) -> String {
     }
 }
 pub mod cutover;
+pub mod hooks;
 pub mod interrupt;
 pub mod workload;
