@@ -6,6 +6,7 @@
 #   mysql         MySQL 9.7 from Debian sid, in a debootstrap root   the whole suite
 #   mariadb-11.8  MariaDB 11.8 from Debian sid, in its root          the core binaries
 #
+# Checks `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings` first.
 # Installs what is missing first: MariaDB server and client from the host's Debian packages,
 # and the roots of the other flavors (scripts/server-roots.sh: debootstrap, cached under
 # ${ALTEREGO_ROOTS:-$HOME/.cache/alterego/roots}). The tests are built once, then `cargo test`
@@ -65,6 +66,13 @@ within_deadline() {
   fi
   timeout --signal=KILL "$left" "$@"
 }
+
+# Style first: the code is formatted and clippy-clean (rustup's default profile has both tools).
+for tool in rustfmt clippy; do
+  cargo "${tool/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$tool"
+done
+within_deadline cargo fmt --check
+within_deadline cargo clippy --locked --all-targets -- -D warnings
 
 within_deadline cargo test --locked --no-run "$@"
 

@@ -1,7 +1,8 @@
 //! One validated configuration, built once from the command line, a MySQL option file and the
 //! environment. The engine never sees raw argument strings.
 //!
-//! Invariants: a password never comes from argv (it is refused with the way to pass it instead);
+//! Invariants: a password given on the command line (`--password`, as gh-ost and the mysql
+//! client take it) is hidden from the process's command line at start and never passed on;
 //! gh-ost's flag names and its Go-style single-dash spelling (`-alter=...`) are accepted, so a
 //! gh-ost cron line works by changing the binary name; a gh-ost flag we do not implement is a
 //! usage error that names it instead of being silently ignored.
@@ -49,7 +50,6 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "cut-over-exponential-backoff",
     "exponential-backoff-max-interval",
     "checkpoint",
-    "check-flag",
     "stack",
     "storage-engine",
     "allow-master-master",
@@ -77,8 +77,9 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "checkpoint-seconds",
 ];
 
-/// Flags that put a password on the command line, visible to every user of the machine.
-const PASSWORD_FLAGS: &[&str] = &["password", "pass", "master-password", "throttle-control-replicas-password"];
+/// Flags that would put a password on the command line and that alterego refuses, saying how
+/// to pass it instead (`--password` itself is accepted, as the mysql client accepts it).
+const PASSWORD_FLAGS: &[&str] = &["pass", "master-password", "throttle-control-replicas-password"];
 
 /// Changes a live table's schema without downtime: shadow table, chunked copy, binlog replay,
 /// atomic swap.
@@ -97,6 +98,12 @@ pub struct Cli {
     /// User name (default: the option file's `user`, then the login name).
     #[arg(long)]
     pub user: Option<String>,
+    /// The password, as gh-ost and the mysql client take it. Other users of the machine can
+    /// read it (ps, /proc) until alterego overwrites it in its own command line, at start; a
+    /// warning says so. ALTEREGO_PASSWORD, --ask-pass or an option file keep it off the
+    /// command line altogether.
+    #[arg(long, conflicts_with = "ask_pass")]
+    pub password: Option<String>,
     /// Prompt for the password on the terminal.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub ask_pass: bool,
@@ -282,11 +289,11 @@ pub struct Cli {
     pub debug: bool,
 }
 
-const AFTER_HELP: &str = "Password: from ALTEREGO_PASSWORD, --ask-pass, or the option file's [client] password; never on the command line.\n\
+const AFTER_HELP: &str = "Password: from ALTEREGO_PASSWORD, --ask-pass, or the option file's [client] password; --password works too, but others can see it until alterego hides it.\n\
 Exit codes: 0 success, 1 failed (cleaned up), 2 invalid usage, 3 refused before starting, 4 aborted, 5 cut-over failed.";
 
 /// How to reach the server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Connection {
     pub host: String,
     pub port: u16,
@@ -294,6 +301,20 @@ pub struct Connection {
     pub user: String,
     pub password: Option<String>,
     pub tls: crate::tls::Tls,
+}
+
+/// Everything but the password, which never reaches a log.
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("socket", &self.socket)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// What to do with a checkpoint an interrupted run left behind.
@@ -347,11 +368,47 @@ pub struct Config {
     pub status_interval: Duration,
 }
 
+/// The long names (and visible aliases) of alterego's flags.
+fn known_flags() -> Vec<String> {
+    let command = <Cli as clap::CommandFactory>::command();
+    command.get_arguments().flat_map(|a| a.get_long_and_visible_aliases().unwrap_or_default()).map(str::to_string).collect()
+}
+
+/// A Go-style single-dash flag (`-alter=x`) as `--alter=x`; anything else as it is.
+fn double_dashed(arg: &str) -> String {
+    let single_dash = arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") && arg.as_bytes()[1].is_ascii_alphabetic();
+    if single_dash {
+        format!("-{arg}")
+    } else {
+        arg.to_string()
+    }
+}
+
+/// gh-ost's `--check-flag`, for scripts that must work across versions: `Some(Ok)` when every
+/// other flag on the command line is one alterego takes (each given a value if it needs one),
+/// `Some(Err)` naming those it does not; `None` without `--check-flag`.
+pub fn check_flags(args: &[String]) -> Option<Result<()>> {
+    let flags: Vec<String> = args.iter().skip(1).map(|a| double_dashed(a)).filter_map(|a| a.strip_prefix("--").map(str::to_string)).collect();
+    let on = |value: Option<&str>| value.is_none_or(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0"));
+    if !flags.iter().any(|f| matches!(f.split_once('='), Some(("check-flag", v)) if on(Some(v))) || f == "check-flag") {
+        return None;
+    }
+    let mut known = known_flags();
+    known.extend(["help".into(), "version".into()]);
+    let names = flags.iter().map(|f| f.split('=').next().unwrap_or(f));
+    let missing: Vec<&str> = names.filter(|n| *n != "check-flag" && !known.iter().any(|k| k == n)).collect();
+    Some(if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::usage(format!("alterego does not take --{}", missing.join(", --")), "docs/ghost-compat.md says what alterego does with each gh-ost flag"))
+    })
+}
+
 /// Turns Go-style flags (`-alter=x`, `-execute`) into `--alter=x`, `--execute`, and refuses
 /// passwords and unsupported gh-ost flags before clap sees anything.
 pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Result<Vec<String>> {
-    let command = <Cli as clap::CommandFactory>::command();
-    let known: Vec<&str> = command.get_arguments().flat_map(|a| a.get_long_and_visible_aliases().unwrap_or_default()).collect();
+    let known = known_flags();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
     let mut out = Vec::new();
     let mut args: Vec<String> = args.into_iter().collect();
     // `alterego plan ...`: the plan only, as a hidden flag.
@@ -359,12 +416,11 @@ pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Result<Vec<Stri
         args[1] = "--plan-only".into();
     }
     for (i, arg) in args.into_iter().enumerate() {
-        let single_dash = i > 0 && arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") && arg.as_bytes()[1].is_ascii_alphabetic();
-        let normalized = if single_dash { format!("-{arg}") } else { arg.clone() };
+        let normalized = if i > 0 { double_dashed(&arg) } else { arg.clone() };
         if i > 0 {
             let name = normalized.strip_prefix("--").map(|n| n.split('=').next().unwrap_or(n));
             // mysql's `-psecret`: a single-dash word starting with p that is none of our flags.
-            let short_password = arg.starts_with("-p") && !arg.starts_with("--") && !name.is_some_and(|n| known.contains(&n));
+            let short_password = arg.starts_with("-p") && !arg.starts_with("--") && !name.is_some_and(|n| known.contains(&n) || UNSUPPORTED_GHOST_FLAGS.contains(&n));
             check_flag(name, short_password)?;
         }
         out.push(normalized);
@@ -450,7 +506,7 @@ impl Config {
         let password = if cli.ask_pass {
             Some(rpassword::prompt_password("Password: ").map_err(|e| Error::usage(format!("cannot read the password from the terminal: {e}"), "run from a terminal, or set ALTEREGO_PASSWORD"))?)
         } else {
-            password_env.or(option_file.password)
+            cli.password.or(password_env).or(option_file.password)
         };
         let user = cli.user.or(option_file.user).or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "root".into());
         if cli.plan_only && cli.execute {
@@ -590,7 +646,7 @@ mod tests {
 
     #[test]
     fn refuses_passwords_on_the_command_line() {
-        for bad in [&["--password=x"][..], &["-password", "x"], &["-psecret"], &["--pass=x"]] {
+        for bad in [&["-psecret"][..], &["--pass=x"], &["--master-password=x"]] {
             let e = normalize_args(args(bad)).unwrap_err();
             assert_eq!(e.kind, crate::error::ExitKind::Usage);
             assert!(e.fix.unwrap().contains("ALTEREGO_PASSWORD"));
@@ -606,6 +662,9 @@ mod tests {
     fn names_unsupported_ghost_flags() {
         let e = normalize_args(args(&["-throttle-query=select 1"])).unwrap_err();
         assert!(e.message.contains("--throttle-query"), "{}", e.message);
+        // Not taken for mysql's `-p<password>`.
+        let e = normalize_args(args(&["-panic-on-warnings"])).unwrap_err();
+        assert!(e.message.contains("--panic-on-warnings"), "{}", e.message);
     }
 
     #[test]
@@ -623,6 +682,30 @@ mod tests {
         assert_eq!(f.ssl_mode.as_deref(), Some("VERIFY_CA"));
         assert_eq!(f.ssl_ca, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!((f.ssl_cert, f.ssl_key), (Some(PathBuf::from("c.pem")), Some(PathBuf::from("k.pem"))));
+    }
+
+    #[test]
+    fn takes_the_password_as_gh_ost_does_and_never_shows_it() {
+        for given in [&["--password=s3cr3t"][..], &["-password", "s3cr3t"], &["-password=s3cr3t"]] {
+            let mut line = vec!["-table=t", "-database=d", "-alter=x"];
+            line.extend_from_slice(given);
+            let cli = Cli::try_parse_from(normalize_args(args(&line)).unwrap()).unwrap();
+            let cfg = Config::build(cli, Some("fromenv".into())).unwrap();
+            assert_eq!(cfg.connection.password.as_deref(), Some("s3cr3t"), "{given:?}");
+            assert!(!format!("{cfg:?}").contains("s3cr3t"));
+        }
+        assert!(Cli::try_parse_from(args(&["--table=t", "--database=d", "--alter=x", "--password=x", "--ask-pass"])).is_err());
+    }
+
+    #[test]
+    fn check_flag_says_whether_every_flag_is_taken() {
+        assert!(check_flags(&args(&["--alter=x"])).is_none());
+        assert!(check_flags(&args(&["--check-flag", "-alter=x", "--execute", "-max-lag-millis=1", "--password=x", "-help", "-version"])).unwrap().is_ok());
+        assert!(check_flags(&args(&["--check-flag=false", "--no-such-flag"])).is_none());
+        assert!(check_flags(&args(&["-check-flag=true", "--alter=x"])).unwrap().is_ok());
+        let e = check_flags(&args(&["-check-flag", "--nice-ratio=1", "--no-such-flag", "--pass=x"])).unwrap().unwrap_err();
+        assert_eq!(e.kind, crate::error::ExitKind::Usage);
+        assert!(e.message.contains("--nice-ratio, --no-such-flag, --pass"), "{}", e.message);
     }
 
     #[test]

@@ -152,6 +152,9 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
         _ => None,
     };
 
+    if config.execute {
+        create_postpone_flag_file(config)?;
+    }
     created.track(&server, &names);
     let (plan, instant) = match &resumed {
         None => {
@@ -497,6 +500,20 @@ async fn prove_alter(
         created.drop_all(conn).await?;
     }
     result.map_err(preflight)
+}
+
+/// gh-ost's `--postpone-cut-over-flag-file`: the file is created when it does not exist, so
+/// the swap waits until someone removes it; a file that cannot be created is refused.
+fn create_postpone_flag_file(config: &Config) -> Result<()> {
+    let Some(flag) = &config.postpone_cut_over_flag_file else { return Ok(()) };
+    if flag.exists() {
+        return Ok(());
+    }
+    std::fs::File::create(flag).map(drop).map_err(|e| {
+        Error::refused(format!("--postpone-cut-over-flag-file: cannot create {}: {e}", flag.display()), "give a path in a directory alterego can write to, or create the file yourself")
+    })?;
+    tracing::info!("created {}: the cut-over waits until it is removed (or the unpostpone command)", flag.display());
+    Ok(())
 }
 
 /// `doing`, the shadow's DDL under the server's sql_mode, failed: so would the native ALTER.

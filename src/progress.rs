@@ -41,17 +41,44 @@ fn status(state: &RunState) -> String {
     format!("{}{throttled}; applied {} changes, backlog {} transactions{lag}", state.phase(), state.changes_applied.load(Ordering::Relaxed), state.backlog.load(Ordering::Relaxed))
 }
 
+/// The bar: one line that fits the terminal (80 columns show the rows, rate and ETA; the
+/// status after them is cut to the width), whole numbers only.
 async fn show_bar(state: &RunState) {
     let bar = ProgressBar::with_draw_target(Some(state.rows_estimated.load(Ordering::Relaxed).max(1)), ProgressDrawTarget::stderr());
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows ({per_sec}, ETA {eta}) {msg}").expect("valid progress template"));
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {bar:20} {percent:>3}% {wide_msg}").expect("valid progress template"));
     while !state.stopping() {
         let copied = state.rows_copied.load(Ordering::Relaxed);
-        bar.set_length(state.rows_estimated.load(Ordering::Relaxed).max(copied).max(1));
+        let estimated = state.rows_estimated.load(Ordering::Relaxed).max(copied).max(1);
+        bar.set_length(estimated);
         bar.set_position(copied);
-        bar.set_message(status(state));
+        let rate = bar.per_sec().round() as u64;
+        bar.set_message(format!("{}/{} at {}/s, ETA {}; {}", grouped(copied), grouped(estimated), grouped(rate), short_duration(bar.eta()), status(state)));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bar.finish_and_clear();
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A duration in whole units: `42s`, `9m05s`, `2h03m`.
+fn short_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+    }
 }
 
 async fn log_lines(state: &RunState, interval: Duration) {
@@ -65,5 +92,21 @@ async fn log_lines(state: &RunState, interval: Duration) {
         let copied = state.rows_copied.load(Ordering::Relaxed);
         let estimated = state.rows_estimated.load(Ordering::Relaxed).max(copied).max(1);
         tracing::info!("copied {copied}/{estimated} rows ({:.1}%); {}", copied as f64 * 100.0 / estimated as f64, status(state));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_whole_and_short() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(51_877), "51,877");
+        assert_eq!(grouped(1_000_936), "1,000,936");
+        assert_eq!(short_duration(Duration::from_secs_f64(42.7)), "42s");
+        assert_eq!(short_duration(Duration::from_secs(545)), "9m05s");
+        assert_eq!(short_duration(Duration::from_secs(7380)), "2h03m");
     }
 }

@@ -325,6 +325,27 @@ fn hook(dir: &std::path::Path, name: &str, log: &std::path::Path, code: i32) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// `-password PW` on a gh-ost command line: the run works, warns, and its own command line (what
+/// `ps` shows, read here by a hook from `/proc/$PPID/cmdline`) no longer holds the password; no
+/// hook sees it in its environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_on_the_command_line_is_hidden_from_ps_and_hooks() {
+    let _conn = setup("pwcli").await;
+    let (dir, log) = empty_hooks_dir("pwcli");
+    let script = dir.join("gh-ost-on-before-row-copy");
+    let body = format!(r#"echo "cmdline=$(tr '\0' ' ' < /proc/$PPID/cmdline) env=$(env | grep -c {})" >> {}"#, common::PASSWORD, log.display());
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let args = ["-database", "pwcli", "-table", "t", "-alter", "ADD COLUMN b INT", "-execute", "-password", common::PASSWORD, "--hooks-path", dir.to_str().unwrap()];
+    let output = server().alterego_command(&args).env_remove("ALTEREGO_PASSWORD").output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("a password on the command line can be read by other users"), "{stderr}");
+    let line = std::fs::read_to_string(&log).unwrap();
+    assert!(line.contains("-password xxx") && !line.contains(common::PASSWORD), "{line}");
+    assert!(line.trim_end().ends_with("env=0"), "{line}");
+}
+
 /// A flag file that exists.
 fn existing_flag(name: &str) -> PathBuf {
     let path = flag(name);

@@ -7,6 +7,10 @@
 //! (the digits of the id differ, never only case or trailing spaces), so a writer can address,
 //! move and re-create rows by id alone, and a UNIQUE index over that column can never collide.
 
+// `*rng.pick(...)` picks a `&str` out of a slice of them; the auto-deref clippy suggests instead
+// does not compile there (the generic pick's type is then inferred as `&&str`).
+#![allow(clippy::explicit_auto_deref)]
+
 use crate::common::workload::Rng;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
