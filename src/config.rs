@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::Parser;
 
 use crate::error::{Error, Result};
@@ -84,7 +85,7 @@ const PASSWORD_FLAGS: &[&str] = &["pass", "master-password", "throttle-control-r
 /// Changes a live table's schema without downtime: shadow table, chunked copy, binlog replay,
 /// atomic swap.
 #[derive(Debug, Parser)]
-#[command(name = "alterego", version, about, after_help = AFTER_HELP)]
+#[command(name = "alterego", version, about, after_help = AFTER_HELP, args_override_self = true)]
 pub struct Cli {
     /// Server host name or IP address.
     #[arg(long, default_value = None)]
@@ -105,7 +106,7 @@ pub struct Cli {
     #[arg(long, conflicts_with = "ask_pass")]
     pub password: Option<String>,
     /// Prompt for the password on the terminal.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub ask_pass: bool,
     /// MySQL option file to read `[client]` user, password, host, port and socket from
     /// (default `~/.my.cnf` when it exists). `--conf` is gh-ost's name for it.
@@ -127,10 +128,10 @@ pub struct Cli {
     #[arg(long)]
     pub ssl_key: Option<PathBuf>,
     /// gh-ost's TLS switch: VERIFY_IDENTITY with --ssl-ca, REQUIRED with --ssl-allow-insecure.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub ssl: bool,
     /// gh-ost's: with --ssl, do not verify the server's certificate (--ssl-mode=REQUIRED).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub ssl_allow_insecure: bool,
     /// Database (schema) of the table to alter.
     #[arg(long)]
@@ -143,7 +144,7 @@ pub struct Cli {
     pub alter: String,
     /// Run the migration and swap the tables. Without it: a dry run that proves the ALTER on the
     /// shadow table, prints the plan, and removes what it created.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub execute: bool,
     /// Copy workers running chunks in parallel, each on its own connection. Default: half the
     /// server's CPUs (MariaDB's `thread_pool_size`), at least 1 and at most 8; 2 on MySQL.
@@ -162,10 +163,10 @@ pub struct Cli {
     #[arg(long, default_value_t = 0.5, value_parser = parse_chunk_time)]
     pub chunk_time: f64,
     /// Drop the old table after a successful swap instead of keeping it as `_<table>_del`.
-    #[arg(long, visible_alias = "drop-old-table", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, visible_alias = "drop-old-table", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub ok_to_drop_table: bool,
     /// Drop a leftover shadow table (`_<table>_gho`) and changelog (`_<table>_ghc`) before starting.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub initially_drop_ghost_table: bool,
     /// Set by the `plan` subcommand (`alterego plan ...`): print the plan and stop.
     #[arg(long, hide = true)]
@@ -173,22 +174,22 @@ pub struct Cli {
     /// Continue the run a previous, interrupted run of the same migration left behind (its
     /// shadow, changelog and checkpoint tables); fail when there is none. Without this flag a
     /// matching checkpoint is resumed anyway; with --no-resume it is dropped.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", conflicts_with = "no_resume")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), conflicts_with = "no_resume")]
     pub resume: bool,
     /// Start over: drop what an interrupted run left behind (shadow, changelog, checkpoint).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub no_resume: bool,
     /// Drop a leftover old table (`_<table>_del`) before starting.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub initially_drop_old_table: bool,
     /// Allow column renames (`CHANGE old new ...`, `RENAME COLUMN`); the data moves to the new name.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub approve_renamed_columns: bool,
     /// Accept zero dates (`0000-00-00`) where the server's sql_mode refuses them: the ALTER
     /// runs on the shadow table under the server's sql_mode without NO_ZERO_DATE and
     /// NO_ZERO_IN_DATE (without this flag, under the server's sql_mode as it is, so it fails
     /// where a native ALTER would).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub allow_zero_in_date: bool,
     /// While this file exists, the copy pauses (the applier keeps the shadow current).
     #[arg(long)]
@@ -211,7 +212,7 @@ pub struct Cli {
     /// First try the ALTER on the table itself with ALGORITHM=INSTANT (a metadata-only change,
     /// with a lock wait of --cut-over-lock-timeout-seconds); fall back to the online copy when
     /// the server cannot do it instantly or the lock is not granted in time.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub attempt_instant_ddl: bool,
     /// Build the shadow table's plain secondary indexes after the copy (one online, sorted
     /// build) instead of maintaining them row by row during it: `auto` (the default) does,
@@ -223,17 +224,17 @@ pub struct Cli {
     /// Read the original table's rows with shared locks (`LOCK IN SHARE MODE`, as gh-ost does)
     /// even where alterego can copy with plain reads (a key of one integer column). Locks make
     /// writers to rows being copied wait, and can deadlock with them.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub copy_with_locks: bool,
     /// Where chunks are read with plain reads, read their rows into alterego and write them
     /// with multi-row INSERTs, instead of one server-side `INSERT ... SELECT`. Slower in the
     /// benchmark (docs/benchmark.md); kept to measure the two against each other.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub copy_through_client: bool,
     /// While the cut-over waits for its table lock, kill the sessions that have held the table
     /// (a metadata lock) for over a second: long transactions that would make every cut-over
     /// attempt time out. On MariaDB this needs the metadata_lock_info plugin.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub force_kill_blockers: bool,
     /// Unix socket for live commands (status, throttle, chunk-size=N, ...), created with mode 0600.
     #[arg(long)]
@@ -246,10 +247,10 @@ pub struct Cli {
     #[arg(long)]
     pub hooks_path: Option<PathBuf>,
     /// Swap without comparing the shadow table with the original first (not recommended).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub skip_checksum: bool,
     /// Accepted for gh-ost compatibility: alterego always reads the binlog of the server it connects to.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub allow_on_master: bool,
     /// Pause the copy while a replica lags this many milliseconds or more (measured with the
     /// changelog heartbeat, on alterego's own clock).
@@ -279,13 +280,13 @@ pub struct Cli {
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
     pub status_interval_millis: u64,
     /// Show a progress bar (default: when stderr is a terminal).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub progress: Option<bool>,
     /// More log output.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub verbose: bool,
     /// Debug log output.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub debug: bool,
 }
 
@@ -642,6 +643,12 @@ mod tests {
         let cli = Cli::try_parse_from(normalize_args(args(&["--table=t", "--database=d", "--alter=x", "--execute=false", "--ok-to-drop-table"])).unwrap()).unwrap();
         assert!(!cli.execute);
         assert!(cli.ok_to_drop_table);
+        // Go's strconv.ParseBool spellings, and a flag given twice keeps its last value.
+        for (text, expected) in [("1", true), ("0", false), ("t", true), ("F", false), ("TRUE", true), ("False", false)] {
+            let cli = Cli::try_parse_from(normalize_args(args(&["-table=t", "-database=d", "-alter=x", &format!("-execute={text}"), "-chunk-size=10", "-chunk-size=20"])).unwrap()).unwrap();
+            assert_eq!(cli.execute, expected, "{text}");
+            assert_eq!(cli.chunk_size, 20);
+        }
     }
 
     #[test]

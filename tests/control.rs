@@ -819,7 +819,11 @@ async fn progress_on_a_terminal_and_plain_lines_off_it() {
     let output = std::process::Command::new("script").args(["-qec", &args, "/dev/null"]).env("ALTEREGO_PASSWORD", common::PASSWORD).env("TERM", "xterm").stdin(Stdio::null()).output().unwrap();
     let screen = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{screen}");
-    assert!(screen.contains("rows (") && screen.contains("ETA") && screen.contains("copying"), "no progress bar on the terminal:\n{screen}");
+    assert!(screen.contains("/s, ETA ") && screen.contains("copying"), "no progress bar on the terminal:\n{screen}");
+    // Whole numbers: the rate is digits and commas, with no fraction.
+    let pieces: Vec<&str> = screen.split("/s, ETA").collect();
+    let rates: Vec<&str> = pieces[..pieces.len() - 1].iter().filter_map(|before| before.rsplit(" at ").next()).collect();
+    assert!(!rates.is_empty() && rates.iter().all(|rate| rate.chars().all(|c| c.is_ascii_digit() || c == ',')), "a rate that is not a whole number: {rates:?}\n{screen}");
 
     // Off a terminal: status lines instead of a bar.
     setup("progress").await;

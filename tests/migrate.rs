@@ -233,6 +233,15 @@ async fn renamed_column_with_approval() {
     simple_case("rename", &w, "CHANGE COLUMN b b_renamed VARCHAR(40)", &["--approve-renamed-columns"], "id, u, a, b_renamed, c", "id, u, a, b, c").await;
 }
 
+/// `MODIFY ID ...` on the key column `id`, spelled in another case (gh-ost's
+/// `modify-change-case-pk` case, which gh-ost refuses): the key is the same column, and the
+/// result equals the oracle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_column_modified_under_another_case() {
+    let w = simple_workload(&["a", "b"], &[&["1", "'x'"], &["2", "NULL"]]);
+    simple_case("modcase", &w, "MODIFY ID BIGINT NOT NULL", &[], "id, u, a, b, c", "id, u, a, b, c").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn primary_key_changes_to_a_shared_unique_key() {
     let w = simple_workload(&["a", "b", "c"], &[&["1", "'x'", "1"], &["2", "NULL", "NULL"]]);

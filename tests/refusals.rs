@@ -84,7 +84,7 @@ refusal!(leftover_old_table, [TABLE, "CREATE TABLE _t_del (id INT PRIMARY KEY)"]
 refusal!(alter_names_another_table, [TABLE], ["--alter", "ALTER TABLE other ADD COLUMN z INT"], 2, "--alter names table `other`");
 refusal!(unsupported_ghost_flag, [TABLE], ["-throttle-query=select 1"], 2, "--throttle-query is not supported");
 refusal!(unknown_status_in_max_load, [TABLE], ["--max-load", "No_such_status=5"], 2, "no status variable `No_such_status`");
-refusal!(password_on_the_command_line, [TABLE], ["--password=secret"], 2, "ALTEREGO_PASSWORD");
+refusal!(password_on_the_command_line, [TABLE], ["-psecret"], 2, "ALTEREGO_PASSWORD");
 refusal!(table_name_too_long, [], ["--table", "a_table_name_that_is_far_too_long_for_a_shadow_table_suffix_xx"], 3, "too long");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -248,6 +248,8 @@ async fn kill_9_while_postponed_then_resume_swaps() {
     first.wait().unwrap();
     std::fs::remove_file(&postpone).unwrap();
 
+    // The same command without the postpone flag file, which a run creates when it is missing.
+    let command = args(db, ALTER, &["--status-json", &status_arg]);
     let owned: Vec<String> = command.iter().map(|a| a.to_string()).collect();
     let resumed = tokio::task::spawn_blocking(move || server().alterego(&owned.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -117,6 +117,11 @@ impl Runner {
         self.attempt += 1;
         let file = |path: PathBuf| std::fs::File::create(path).unwrap();
         let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        // A run creates a missing postpone flag file (gh-ost's rule): once the postpone fault has
+        // released the swap, later attempts run without the flag.
+        if let Some(at) = args.iter().position(|a| *a == "--postpone-cut-over-flag-file").filter(|_| !postpone_path(&self.dir).exists()) {
+            args.drain(at..at + 2);
+        }
         let status = self.status_path().display().to_string();
         args.extend(["--status-json", &status]);
         args.extend(extra);
