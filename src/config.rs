@@ -41,8 +41,6 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "hooks-hint-owner",
     "hooks-hint-token",
     "timestamp-old-table",
-    "skip-foreign-key-checks",
-    "discard-foreign-keys",
     "skip-renamed-columns",
     "skip-strict-mode",
     "heartbeat-interval-millis",
@@ -191,6 +189,20 @@ pub struct Cli {
     /// where a native ALTER would).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub allow_zero_in_date: bool,
+    /// Migrate a table that has foreign keys of its own: the new table has none (they cannot
+    /// follow the table through the swap). Foreign keys of other tables that reference this
+    /// one are still refused.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub discard_foreign_keys: bool,
+    /// gh-ost's way to skip its foreign key check; accepted and ignored: alterego's check is
+    /// one query, and a table with foreign keys is still refused unless
+    /// --discard-foreign-keys.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub skip_foreign_key_checks: bool,
+    /// Run `ANALYZE TABLE` on the new table just before the cut-over, so its index statistics
+    /// are fresh when it goes live.
+    #[arg(long = "analyze-ghost-table-before-cutover", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub analyze_shadow_before_cut_over: bool,
     /// While this file exists, the copy pauses (the applier keeps the shadow current).
     #[arg(long)]
     pub throttle_flag_file: Option<PathBuf>,
@@ -348,6 +360,8 @@ pub struct Config {
     pub resume: Resume,
     pub approve_renamed_columns: bool,
     pub allow_zero_in_date: bool,
+    pub discard_foreign_keys: bool,
+    pub analyze_shadow_before_cut_over: bool,
     /// `alterego plan`: a dry run that also times a sample chunk.
     pub plan_only: bool,
     pub skip_checksum: bool,
@@ -552,6 +566,8 @@ impl Config {
             initially_drop_old_table: cli.initially_drop_old_table,
             approve_renamed_columns: cli.approve_renamed_columns,
             allow_zero_in_date: cli.allow_zero_in_date,
+            discard_foreign_keys: cli.discard_foreign_keys,
+            analyze_shadow_before_cut_over: cli.analyze_shadow_before_cut_over,
             plan_only: cli.plan_only,
             skip_checksum: cli.skip_checksum,
             attempt_instant_ddl: cli.attempt_instant_ddl,

@@ -231,7 +231,7 @@ async fn load_indexes(conn: &mut Conn, database: &str, table: &str) -> Result<Ve
 }
 
 /// Foreign keys on either side of the table, as `constraint (child -> parent)` descriptions.
-pub async fn foreign_keys(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<String>> {
+pub async fn foreign_keys(conn: &mut Conn, database: &str, table: &str) -> Result<ForeignKeys> {
     let rows: Vec<(String, String, String)> = conn
         .exec(
             "SELECT DISTINCT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE \
@@ -240,7 +240,21 @@ pub async fn foreign_keys(conn: &mut Conn, database: &str, table: &str) -> Resul
         )
         .await
         .context(|| "reading foreign keys".into())?;
-    Ok(rows.into_iter().map(|(c, child, parent)| format!("{c} ({child} -> {parent})")).collect())
+    let mut keys = ForeignKeys::default();
+    for (constraint, child, parent) in rows {
+        let list = if child == table { &mut keys.own } else { &mut keys.referencing };
+        list.push(format!("{constraint} ({child} -> {parent})"));
+    }
+    Ok(keys)
+}
+
+/// A table's foreign keys, as `constraint (child -> parent)` descriptions.
+#[derive(Debug, Default)]
+pub struct ForeignKeys {
+    /// The table's own, referencing other tables (or itself).
+    pub own: Vec<String>,
+    /// Other tables' keys that reference this one.
+    pub referencing: Vec<String>,
 }
 
 /// Trigger names on the table.

@@ -316,11 +316,20 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
     plan::check_renames(&summary, config.approve_renamed_columns)?;
     let Some(original) = inspect::load(conn, &names.database, &names.original).await? else { return Err(missing_table(conn, names).await) };
     let fks = inspect::foreign_keys(conn, &names.database, &names.original).await?;
-    if !fks.is_empty() {
+    if !fks.referencing.is_empty() {
         return Err(Error::refused(
-            format!("{} has foreign keys ({}); they cannot follow the table through the swap", names.q(&names.original), fks.join(", ")),
-            "drop the foreign keys first (and recreate them afterwards), or use a native ALTER",
+            format!("other tables' foreign keys reference {} ({}); after the swap they would reference the old table", names.q(&names.original), fks.referencing.join(", ")),
+            "drop those foreign keys first (and recreate them afterwards), or use a native ALTER",
         ));
+    }
+    if !fks.own.is_empty() && !config.discard_foreign_keys {
+        return Err(Error::refused(
+            format!("{} has foreign keys ({}); they cannot follow the table through the swap", names.q(&names.original), fks.own.join(", ")),
+            "drop the foreign keys first (and recreate them afterwards), use a native ALTER, or pass --discard-foreign-keys to migrate without them (the new table has none)",
+        ));
+    }
+    if !fks.own.is_empty() {
+        tracing::warn!("--discard-foreign-keys: the new table will not have the foreign keys {}", fks.own.join(", "));
     }
     let triggers = inspect::triggers(conn, &names.database, &names.original).await?;
     if !triggers.is_empty() {
@@ -735,6 +744,9 @@ impl Migration {
         tokio::try_join!(self.build_deferred_indexes(), self.verify())?;
         self.wait_while_postponed().await?;
         self.wait_for_replicas().await?;
+        if self.config.analyze_shadow_before_cut_over {
+            self.analyze_shadow().await?;
+        }
         self.hooks.run(Hook::BeforeCutOver, &self.state, &[]).await?;
         self.recheck_changed_rows(RECHECK_BEFORE_CUT_OVER).await?;
 
@@ -887,6 +899,16 @@ impl Migration {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         self.check_failure()
+    }
+
+    /// gh-ost's `--analyze-ghost-table-before-cutover`: fresh index statistics on the new table,
+    /// so the optimizer's first plans on it after the swap are not made from an empty table's.
+    async fn analyze_shadow(&self) -> Result<()> {
+        let names = &self.plan.names;
+        let mut conn = self.server.conn().await?;
+        conn.query_drop(format!("ANALYZE TABLE {}", names.q(&names.shadow))).await.context(|| format!("ANALYZE TABLE {}", names.q(&names.shadow)))?;
+        tracing::info!("analyzed {} before the cut-over", names.q(&names.shadow));
+        Ok(())
     }
 
     /// Holds the swap while the postpone flag file exists; the applier keeps the shadow current.

@@ -396,12 +396,29 @@ async fn index_builds_are_deferred_only_where_replicas_keep_replicating() {
 /// A replica slow to replay the copy's chunks holds their size to what it replays in half of
 /// `--max-lag-millis`: with its SQL thread stopped for 2 s, the chunks committed before the lag
 /// throttle held the copy show up there 2 s late, and the copy goes on with smaller chunks.
+///
+/// Whether chunks are in flight when the SQL thread stops depends on timing: the copy may be
+/// paused by the lag throttle at that moment (its limit is a quarter of the 500 ms here), and
+/// then no chunk arrives late. So the scenario is run up to three times; every run must migrate
+/// correctly, and at least one must hold the chunks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_replica_holds_the_chunk_size() {
     let _turn = TURN.lock().await;
+    for attempt in 1..=3 {
+        let stderr = replica_stopped_mid_copy(&format!("lag_chunks{attempt}")).await;
+        if stderr.contains("chunks held to ") && stderr.contains("rows: the slowest replica replays about") {
+            return;
+        }
+        eprintln!("attempt {attempt}: no chunk arrived late enough to hold the chunk size; trying again");
+    }
+    panic!("three runs with the replica's SQL thread stopped mid-copy never held the chunk size");
+}
+
+/// Migrates a 300,000-row table, stopping the replica's SQL thread for 2 s once the copy runs
+/// and a heartbeat has reached the replica; checks the result and returns the run's log.
+async fn replica_stopped_mid_copy(db: &str) -> String {
     let replica = replica();
     let srv = server();
-    let db = "lag_chunks";
     let rows: u64 = 300_000;
     let mut conn = common::small_table(db, rows as u32).await;
     let args = ["--database", db, "--table", "t", "--alter", "ADD COLUMN b INT", "--execute", "--max-lag-millis", "500", "--chunk-size", "2000", "--chunk-time", "0.5"];
@@ -424,7 +441,7 @@ async fn a_slow_replica_holds_the_chunk_size() {
     let output = child.wait_with_output().unwrap();
     let stderr = common::stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("chunks held to ") && stderr.contains("rows: the slowest replica replays about"), "{stderr}");
     let (count, sum): (u64, u64) = conn.query_first("SELECT COUNT(*), SUM(a) FROM t").await.unwrap().unwrap();
     assert_eq!((count, sum), (rows, rows * (rows + 1) / 2));
+    stderr
 }

@@ -66,7 +66,13 @@ refusal!(
     3,
     "foreign keys"
 );
-refusal!(foreign_key_pointing_at_the_table, [TABLE, "CREATE TABLE c (id INT PRIMARY KEY, tid INT, FOREIGN KEY (tid) REFERENCES t (id)) ENGINE=InnoDB"], [], 3, "foreign keys");
+refusal!(
+    foreign_key_pointing_at_the_table,
+    [TABLE, "CREATE TABLE c (id INT PRIMARY KEY, tid INT, FOREIGN KEY (tid) REFERENCES t (id)) ENGINE=InnoDB"],
+    ["--discard-foreign-keys"],
+    3,
+    "other tables' foreign keys reference"
+);
 refusal!(triggers_on_the_table, [TABLE, "CREATE TABLE audit (n INT)", "CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (1)"], [], 3, "has triggers (trg)");
 refusal!(alter_renames_the_table, [TABLE], ["--alter", "RENAME TO t2"], 3, "renames the table");
 refusal!(column_rename_needs_approval, [TABLE], ["--alter", "CHANGE b b2 VARCHAR(20)"], 3, "--approve-renamed-columns");
@@ -244,4 +250,25 @@ async fn a_zero_date_default_follows_the_servers_sql_mode() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// `--discard-foreign-keys` (gh-ost's): a table with a foreign key of its own migrates, the new
+/// table without it; `--analyze-ghost-table-before-cutover` analyzes the new table first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discard_foreign_keys_migrates_without_them() {
+    let _shared = GLOBALS.read().await;
+    let srv = server();
+    let mut conn = srv.fresh_database("discard_fk").await;
+    conn.query_drop("CREATE TABLE p (id INT PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop("INSERT INTO p VALUES (1), (2)").await.unwrap();
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, pid INT, CONSTRAINT t_p FOREIGN KEY (pid) REFERENCES p (id)) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop("INSERT INTO t VALUES (1, 1), (2, 2), (3, NULL)").await.unwrap();
+    let output = srv.alterego(&["--database", "discard_fk", "--table", "t", "--alter", "ADD COLUMN z INT", "--execute", "--discard-foreign-keys", "--analyze-ghost-table-before-cutover"]);
+    common::assert_success(&output);
+    let stderr = common::stderr(&output);
+    assert!(stderr.contains("the new table will not have the foreign keys t_p") && stderr.contains("analyzed `discard_fk`.`_t_gho` before the cut-over"), "{stderr}");
+    let fks: Option<u64> = conn.query_first("SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'discard_fk' AND TABLE_NAME = 't'").await.unwrap();
+    assert_eq!(fks, Some(0));
+    let rows: Vec<(i32, Option<i32>)> = conn.query("SELECT id, pid FROM t ORDER BY id").await.unwrap();
+    assert_eq!(rows, vec![(1, Some(1)), (2, Some(2)), (3, None)]);
 }
