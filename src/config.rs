@@ -33,7 +33,6 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "exact-rowcount",
     "concurrent-rowcount",
     "nice-ratio",
-    "throttle-query",
     "throttle-http",
     "throttle-additional-flag-file",
     "critical-load-hibernate-seconds",
@@ -59,7 +58,6 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "throttle-http-interval-millis",
     "throttle-http-timeout-millis",
     "ignore-http-errors",
-    "panic-on-warnings",
     "table-engine",
     "revert",
     "old-table",
@@ -199,6 +197,11 @@ pub struct Cli {
     /// --discard-foreign-keys.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub skip_foreign_key_checks: bool,
+    /// gh-ost's guard against its row copy's `INSERT IGNORE` dropping rows; accepted and
+    /// ignored: alterego never ignores a row. Its sessions are strict, so a value the new table
+    /// cannot hold fails the run, and a duplicate on a new unique key fails it naming the keys.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub panic_on_warnings: bool,
     /// Run `ANALYZE TABLE` on the new table just before the cut-over, so its index statistics
     /// are fresh when it goes live.
     #[arg(long = "analyze-ghost-table-before-cutover", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
@@ -206,6 +209,10 @@ pub struct Cli {
     /// While this file exists, the copy pauses (the applier keeps the shadow current).
     #[arg(long)]
     pub throttle_flag_file: Option<PathBuf>,
+    /// A query run on the server once a second; while its first column is above zero (or it
+    /// fails), the copy pauses. It runs as given: keep it light.
+    #[arg(long)]
+    pub throttle_query: Option<String>,
     /// While this file exists, everything runs but the swap waits.
     #[arg(long)]
     pub postpone_cut_over_flag_file: Option<PathBuf>,
@@ -586,6 +593,7 @@ impl Config {
                 max_load: cli.max_load,
                 critical_load: cli.critical_load,
                 critical_load_interval: Duration::from_millis(cli.critical_load_interval_millis),
+                throttle_query: cli.throttle_query.filter(|q| !q.trim().is_empty()),
             },
             postpone_cut_over_flag_file: cli.postpone_cut_over_flag_file,
             cut_over_lock_timeout: Duration::from_secs(cli.cut_over_lock_timeout_seconds),
@@ -683,11 +691,10 @@ mod tests {
 
     #[test]
     fn names_unsupported_ghost_flags() {
-        let e = normalize_args(args(&["-throttle-query=select 1"])).unwrap_err();
-        assert!(e.message.contains("--throttle-query"), "{}", e.message);
-        // Not taken for mysql's `-p<password>`.
-        let e = normalize_args(args(&["-panic-on-warnings"])).unwrap_err();
-        assert!(e.message.contains("--panic-on-warnings"), "{}", e.message);
+        let e = normalize_args(args(&["-throttle-http=http://localhost/throttle"])).unwrap_err();
+        assert!(e.message.contains("--throttle-http"), "{}", e.message);
+        // gh-ost flag names are not taken for mysql's `-p<password>`.
+        assert!(normalize_args(args(&["-panic-on-warnings", "-postpone-cut-over-flag-file=/tmp/p"])).is_ok());
     }
 
     #[test]

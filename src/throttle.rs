@@ -97,6 +97,9 @@ pub struct Throttler {
     pub max_load: LoadLimits,
     pub critical_load: LoadLimits,
     pub critical_load_interval: Duration,
+    /// gh-ost's `--throttle-query`: run on the primary once a second; a result above zero
+    /// throttles.
+    pub throttle_query: Option<String>,
 }
 
 impl Throttler {
@@ -275,6 +278,7 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
     state.lag_limit_ms.store(lag_limit.current(max_lag).as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     tokio::spawn(async move {
         let mut lag = lag;
+        let mut throttle_query = ThrottleQuery { sql: throttler.throttle_query.clone(), last: None };
         let mut conn: Option<Conn> = None;
         while !state.stopping() {
             if conn.is_none() {
@@ -294,7 +298,10 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 state.lag_limit_ms.store(limit.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
                 state.replicas_lagging.store(lag_verdict != Verdict::Go, std::sync::atomic::Ordering::SeqCst);
                 let verdict = match throttler.check(c, &state.live).await {
-                    Ok(Verdict::Go) => Ok(lag_verdict),
+                    Ok(Verdict::Go) => match throttle_query.check(c).await {
+                        Verdict::Go => Ok(lag_verdict),
+                        wait => Ok(wait),
+                    },
                     other => other,
                 };
                 match verdict {
@@ -310,6 +317,38 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
+}
+
+/// `--throttle-query`, run at most once a second: its last verdict is kept in between.
+struct ThrottleQuery {
+    sql: Option<String>,
+    last: Option<(std::time::Instant, Verdict)>,
+}
+
+impl ThrottleQuery {
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    /// Wait while the query's first column is above zero. The query is the operator's own SQL,
+    /// run as given; an error throttles too (the run cannot tell whether it may go on), naming
+    /// the error.
+    async fn check(&mut self, conn: &mut Conn) -> Verdict {
+        let Some(sql) = &self.sql else { return Verdict::Go };
+        if let Some((at, verdict)) = &self.last {
+            if at.elapsed() < Self::INTERVAL {
+                return verdict.clone();
+            }
+        }
+        let verdict = match conn.query_first::<Option<String>, _>(sql.as_str()).await {
+            Ok(value) => match value.flatten().map(|v| v.trim().parse::<f64>()) {
+                Some(Ok(n)) if n > 0.0 => Verdict::Wait(format!("throttle-query returned {}", n)),
+                Some(Err(_)) => Verdict::Wait("throttle-query returned something other than a number".into()),
+                _ => Verdict::Go,
+            },
+            Err(e) => Verdict::Wait(format!("throttle-query failed: {}", crate::error::describe_mysql_error(&e))),
+        };
+        self.last = Some((std::time::Instant::now(), verdict.clone()));
+        verdict
+    }
 }
 
 /// Lag on each replica, read from the changelog heartbeat it has applied.

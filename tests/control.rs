@@ -79,6 +79,22 @@ async fn throttle_flag_file_pauses_the_copy() {
     assert!(stderr.contains("throttled: the throttle flag file") && stderr.contains("throttle lifted"), "{stderr}");
 }
 
+/// `--throttle-query` (gh-ost's): while the query returns a number above zero the copy pauses;
+/// once it returns 0 the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_query_pauses_the_copy() {
+    let mut conn = setup("throttle_query").await;
+    conn.query_drop("CREATE TABLE throttle_switch (v INT) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop("INSERT INTO throttle_switch VALUES (1)").await.unwrap();
+    let mut child = start("throttle_query", &["--throttle-query", "SELECT v FROM throttle_query.throttle_switch"]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    assert_copy_paused(&mut conn, &mut child).await;
+    conn.query_drop("UPDATE throttle_switch SET v = 0").await.unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("throttled: throttle-query returned 1") && stderr.contains("throttle lifted"), "{stderr}");
+}
+
 /// Chunks handed out before a throttle began wait with it: only those already running finish.
 /// The copy's inserts are held behind a locking read of the shadow while the throttle starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
