@@ -27,27 +27,17 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "gcp",
     "aliyun-rds",
     "azure",
-    "cut-over",
     "force-named-cut-over",
     "force-named-panic",
-    "exact-rowcount",
-    "concurrent-rowcount",
     "nice-ratio",
     "throttle-http",
     "throttle-additional-flag-file",
     "critical-load-hibernate-seconds",
-    "hooks-hint",
-    "hooks-hint-owner",
-    "hooks-hint-token",
     "timestamp-old-table",
     "skip-renamed-columns",
     "skip-strict-mode",
     "heartbeat-interval-millis",
-    "dml-batch-size",
     "replication-lag-query",
-    "cut-over-exponential-backoff",
-    "exponential-backoff-max-interval",
-    "checkpoint",
     "stack",
     "storage-engine",
     "allow-master-master",
@@ -71,7 +61,6 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "skip-port-validation",
     "force-table-names",
     "initially-drop-socket-file",
-    "checkpoint-seconds",
 ];
 
 /// Flags that would put a password on the command line and that alterego refuses, saying how
@@ -206,6 +195,46 @@ pub struct Cli {
     /// are fresh when it goes live.
     #[arg(long = "analyze-ghost-table-before-cutover", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub analyze_shadow_before_cut_over: bool,
+    /// Passed to every hook as GH_OST_HOOKS_HINT (gh-ost's), with the two below.
+    #[arg(long, default_value = "")]
+    pub hooks_hint: String,
+    /// Passed to every hook as GH_OST_HOOKS_HINT_OWNER.
+    #[arg(long, default_value = "")]
+    pub hooks_hint_owner: String,
+    /// Passed to every hook as GH_OST_HOOKS_HINT_TOKEN.
+    #[arg(long, default_value = "")]
+    pub hooks_hint_token: String,
+    /// Count the table's rows (`SELECT COUNT(*)`) before the copy for the progress and the ETA,
+    /// instead of the server's estimate. On a large table the count takes a while.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub exact_rowcount: bool,
+    /// gh-ost's choice to count beside the copy; accepted and ignored: with --exact-rowcount
+    /// the count runs before the copy.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub concurrent_rowcount: bool,
+    /// gh-ost's cut-over kind: `atomic` (or its old name `default`) is alterego's only one;
+    /// `two-step`, which leaves a moment without the table, is refused.
+    #[arg(long, default_value = "atomic", value_parser = parse_cut_over)]
+    pub cut_over: String,
+    /// gh-ost's switch for backing off between cut-over attempts; accepted: alterego always
+    /// waits 200 ms, doubling, between attempts.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub cut_over_exponential_backoff: bool,
+    /// The longest wait between cut-over attempts, in seconds (the backoff doubles up to it).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub exponential_backoff_max_interval: u64,
+    /// gh-ost's batch of replayed events per transaction; accepted and ignored: alterego's
+    /// applier groups transactions itself (a 50 ms gathering window, statements of up to 200
+    /// rows).
+    #[arg(long)]
+    pub dml_batch_size: Option<u64>,
+    /// gh-ost's switch for its checkpoints; accepted: alterego always keeps one (a row per
+    /// finished chunk, and the applied binlog position), and resumes from it.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub checkpoint: bool,
+    /// gh-ost's checkpoint interval; accepted and ignored (see --checkpoint).
+    #[arg(long)]
+    pub checkpoint_seconds: Option<u64>,
     /// While this file exists, the copy pauses (the applier keeps the shadow current).
     #[arg(long)]
     pub throttle_flag_file: Option<PathBuf>,
@@ -367,6 +396,11 @@ pub struct Config {
     pub resume: Resume,
     pub approve_renamed_columns: bool,
     pub allow_zero_in_date: bool,
+    /// `--hooks-hint`, `--hooks-hint-owner`, `--hooks-hint-token`.
+    pub hooks_hints: [String; 3],
+    pub exact_rowcount: bool,
+    /// `--exponential-backoff-max-interval`.
+    pub cut_over_backoff_max: Duration,
     pub discard_foreign_keys: bool,
     pub analyze_shadow_before_cut_over: bool,
     /// `alterego plan`: a dry run that also times a sample chunk.
@@ -403,6 +437,17 @@ fn double_dashed(arg: &str) -> String {
         format!("-{arg}")
     } else {
         arg.to_string()
+    }
+}
+
+/// `--cut-over`: `atomic` (gh-ost's `default` is its old name); `two-step` is refused.
+fn parse_cut_over(text: &str) -> std::result::Result<String, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "atomic" | "default" => Ok("atomic".into()),
+        "two-step" => {
+            Err("alterego swaps the tables atomically only: `two-step` renames the table away before the new one takes its name, so for a moment there is no table; leave --cut-over out".into())
+        }
+        other => Err(format!("`{other}` is not one of atomic, default")),
     }
 }
 
@@ -573,6 +618,9 @@ impl Config {
             initially_drop_old_table: cli.initially_drop_old_table,
             approve_renamed_columns: cli.approve_renamed_columns,
             allow_zero_in_date: cli.allow_zero_in_date,
+            hooks_hints: [cli.hooks_hint, cli.hooks_hint_owner, cli.hooks_hint_token],
+            exact_rowcount: cli.exact_rowcount,
+            cut_over_backoff_max: Duration::from_secs(cli.exponential_backoff_max_interval),
             discard_foreign_keys: cli.discard_foreign_keys,
             analyze_shadow_before_cut_over: cli.analyze_shadow_before_cut_over,
             plan_only: cli.plan_only,
@@ -725,6 +773,15 @@ mod tests {
             assert!(!format!("{cfg:?}").contains("s3cr3t"));
         }
         assert!(Cli::try_parse_from(args(&["--table=t", "--database=d", "--alter=x", "--password=x", "--ask-pass"])).is_err());
+    }
+
+    #[test]
+    fn cut_over_is_atomic_only() {
+        for ok in ["atomic", "default", "ATOMIC"] {
+            assert_eq!(parse_cut_over(ok).as_deref(), Ok("atomic"));
+        }
+        assert!(parse_cut_over("two-step").unwrap_err().contains("no table"));
+        assert!(Cli::try_parse_from(args(&["--table=t", "--database=d", "--alter=x", "--cut-over=two-step"])).is_err());
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct CutOver {
     pub state: Arc<RunState>,
     pub lock_timeout: Duration,
     pub retries: u32,
+    /// The longest pause between attempts (`--exponential-backoff-max-interval`); the pause
+    /// starts at 200 ms and doubles.
+    pub backoff_max: Duration,
     /// The reader's channel: for MySQL's final replay on the lock-holding session, and for
     /// checking that nothing was written to the original table during the swap.
     pub changes: Receiver<Batch>,
@@ -131,7 +134,7 @@ impl CutOver {
                     self.state.swap_started.store(false, Ordering::SeqCst);
                     last = why;
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff = (backoff * 2).min(self.backoff_max);
                 }
             }
         }

@@ -61,7 +61,10 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    pub fn new(dir: Option<PathBuf>, names: &TableNames, alter: &str, host: &str, dry_run: bool) -> Hooks {
+    /// `hints` are gh-ost's `--hooks-hint`, `--hooks-hint-owner` and `--hooks-hint-token`,
+    /// passed on as they are.
+    pub fn new(dir: Option<PathBuf>, names: &TableNames, alter: &str, host: &str, dry_run: bool, hints: [String; 3]) -> Hooks {
+        let [hint, owner, token] = hints;
         let executing_host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
         let env = [
             ("GH_OST_DATABASE_NAME", names.database.clone()),
@@ -73,6 +76,9 @@ impl Hooks {
             ("GH_OST_INSPECTED_HOST", host.to_string()),
             ("GH_OST_EXECUTING_HOST", executing_host),
             ("GH_OST_DRY_RUN", dry_run.to_string()),
+            ("GH_OST_HOOKS_HINT", hint),
+            ("GH_OST_HOOKS_HINT_OWNER", owner),
+            ("GH_OST_HOOKS_HINT_TOKEN", token),
         ];
         Hooks { dir, env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), started: Instant::now() }
     }

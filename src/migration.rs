@@ -64,7 +64,9 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     *state.live.max_load.lock().expect("live lock") = config.throttler.max_load.clone();
     *state.live.critical_load.lock().expect("live lock") = config.throttler.critical_load.clone();
     state.set_phase("inspecting");
-    let hooks = TableNames::new(&config.database, &config.table).map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute)).ok();
+    let hooks = TableNames::new(&config.database, &config.table)
+        .map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute, config.hooks_hints.clone()))
+        .ok();
     let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.serve_tcp_port, state.clone(), hooks.clone()).await?;
     // A panic (a bug) still goes through the cleanup below, like any failure.
     let migration = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(migrate(config, &created, &state, hooks.as_ref())));
@@ -134,7 +136,10 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     hooks.run(Hook::Startup, state, &[]).await?;
     let server = Server::connect(&config.connection).await?;
     let mut conn = server.conn().await.map_err(preflight)?;
-    let (original, summary, leftover) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
+    let (mut original, summary, leftover) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
+    if config.exact_rowcount {
+        original.estimated_rows = count_rows(&mut conn, &names).await?;
+    }
     state.new_table_bytes.store(plan::space_needed(&original).0, Ordering::Relaxed);
     if config.threads.is_none() {
         state.live.threads.store(server::default_copy_threads(&mut conn).await?, Ordering::Relaxed);
@@ -511,6 +516,14 @@ async fn prove_alter(
     result.map_err(preflight)
 }
 
+/// `--exact-rowcount`: the table's rows counted, for the progress and the ETA.
+async fn count_rows(conn: &mut Conn, names: &TableNames) -> Result<u64> {
+    let rows: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {}", names.q(&names.original))).await.context(|| format!("counting the rows of {}", names.q(&names.original)))?;
+    let rows = rows.unwrap_or(0);
+    tracing::info!("counted {rows} rows in {} (--exact-rowcount)", names.q(&names.original));
+    Ok(rows)
+}
+
 /// gh-ost's `--postpone-cut-over-flag-file`: the file is created when it does not exist, so
 /// the swap waits until someone removes it; a file that cannot be created is refused.
 fn create_postpone_flag_file(config: &Config) -> Result<()> {
@@ -757,6 +770,7 @@ impl Migration {
             state: self.state.clone(),
             lock_timeout: self.config.cut_over_lock_timeout,
             retries: self.config.retries.min(10),
+            backoff_max: self.config.cut_over_backoff_max,
             changes: rx,
             kill_blockers: self.config.force_kill_blockers,
         };

@@ -362,6 +362,42 @@ async fn a_password_on_the_command_line_is_hidden_from_ps_and_hooks() {
     assert!(line.trim_end().ends_with("env=0"), "{line}");
 }
 
+/// gh-ost flags a cron line may carry: the hooks hints reach every hook (GH_OST_HOOKS_HINT,
+/// _OWNER, _TOKEN); `--exact-rowcount` counts the rows; the cut-over, backoff, batch and
+/// checkpoint flags are taken, and the run migrates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gh_ost_hints_and_accepted_flags() {
+    let mut conn = setup("hints").await;
+    let (dir, log) = empty_hooks_dir("hints");
+    let script = dir.join("gh-ost-on-before-row-copy");
+    let body = format!(r#"echo "hint=$GH_OST_HOOKS_HINT owner=$GH_OST_HOOKS_HINT_OWNER token=$GH_OST_HOOKS_HINT_TOKEN" >> {}"#, log.display());
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = [
+        "--hooks-path",
+        dir.to_str().unwrap(),
+        "-hooks-hint",
+        "release 42",
+        "-hooks-hint-owner=dba",
+        "-hooks-hint-token",
+        "t0k",
+        "-exact-rowcount",
+        "-concurrent-rowcount=false",
+        "-cut-over=default",
+        "-cut-over-exponential-backoff",
+        "-exponential-backoff-max-interval=5",
+        "-dml-batch-size=50",
+        "-checkpoint",
+        "-checkpoint-seconds=30",
+    ];
+    let (code, stderr) = finish(start("hints", &extra));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("counted {ROWS} rows in `hints`.`t` (--exact-rowcount)")), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "hint=release 42 owner=dba token=t0k");
+    let n: Option<u64> = conn.query_first("SELECT COUNT(b IS NULL) FROM t").await.unwrap();
+    assert_eq!(n, Some(ROWS));
+}
+
 /// A flag file that exists.
 fn existing_flag(name: &str) -> PathBuf {
     let path = flag(name);
