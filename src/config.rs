@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 
 /// gh-ost flags alterego does not implement yet. Each is refused by name.
 const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
-    "assume-rbr",
     "switch-to-rbr",
     "migrate-on-replica",
     "test-on-replica",
@@ -37,13 +36,8 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "skip-renamed-columns",
     "skip-strict-mode",
     "heartbeat-interval-millis",
-    "replication-lag-query",
-    "stack",
-    "storage-engine",
-    "allow-master-master",
     "allow-nullable-unique-key",
     "approve-renamed-columns-on-replica",
-    "mysql-timeout",
     "mysql-wait-replication-timeout",
     "throttle-http-interval-millis",
     "throttle-http-timeout-millis",
@@ -51,16 +45,12 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "table-engine",
     "revert",
     "old-table",
-    "quiet",
-    "charset",
     "gtid",
     "master-user",
     "include-triggers",
     "trigger-suffix",
     "remove-trigger-suffix-if-exists",
-    "skip-port-validation",
     "force-table-names",
-    "initially-drop-socket-file",
 ];
 
 /// Flags that would put a password on the command line and that alterego refuses, saying how
@@ -195,6 +185,44 @@ pub struct Cli {
     /// are fresh when it goes live.
     #[arg(long = "analyze-ghost-table-before-cutover", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub analyze_shadow_before_cut_over: bool,
+    /// Take over a --serve-socket-file that a running process still answers on (without it,
+    /// such a file is refused; one left by a process that is gone is always replaced).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub initially_drop_socket_file: bool,
+    /// Log errors only, whatever --verbose or --debug say (gh-ost's).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub quiet: bool,
+    /// gh-ost's stack traces with errors; accepted and ignored: alterego's errors carry their
+    /// context instead (a panic's backtrace shows with RUST_BACKTRACE=1).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub stack: bool,
+    /// gh-ost's table engine choice: `innodb` is the only one alterego migrates (`rocksdb` is
+    /// refused).
+    #[arg(long, default_value = "innodb", value_parser = parse_storage_engine)]
+    pub storage_engine: String,
+    /// gh-ost's connection character sets; accepted and ignored: alterego's sessions use
+    /// utf8mb4, the copy runs in the server, and replayed values are bound as their bytes.
+    #[arg(long)]
+    pub charset: Option<String>,
+    /// gh-ost's connection timeouts, in seconds; accepted and ignored: alterego retries a lost
+    /// connection for up to a minute, then fails the run.
+    #[arg(long)]
+    pub mysql_timeout: Option<f64>,
+    /// gh-ost's check that the server's @@port is the one connected to; accepted: alterego
+    /// makes no such check.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub skip_port_validation: bool,
+    /// gh-ost's consent to a master-master topology; accepted: alterego migrates on the server
+    /// it connects to, whatever replicates from it.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_master_master: bool,
+    /// Deprecated in gh-ost and ignored there; likewise here (lag comes from the heartbeat).
+    #[arg(long)]
+    pub replication_lag_query: Option<String>,
+    /// gh-ost's way to skip restarting replication to check the binlog format; accepted:
+    /// alterego never restarts replication, and reads binlog_format (only ROW is migrated).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub assume_rbr: bool,
     /// Passed to every hook as GH_OST_HOOKS_HINT (gh-ost's), with the two below.
     #[arg(long, default_value = "")]
     pub hooks_hint: String,
@@ -396,6 +424,7 @@ pub struct Config {
     pub resume: Resume,
     pub approve_renamed_columns: bool,
     pub allow_zero_in_date: bool,
+    pub initially_drop_socket_file: bool,
     /// `--hooks-hint`, `--hooks-hint-owner`, `--hooks-hint-token`.
     pub hooks_hints: [String; 3],
     pub exact_rowcount: bool,
@@ -437,6 +466,14 @@ fn double_dashed(arg: &str) -> String {
         format!("-{arg}")
     } else {
         arg.to_string()
+    }
+}
+
+/// `--storage-engine`: InnoDB only; gh-ost's experimental RocksDB is refused.
+fn parse_storage_engine(text: &str) -> std::result::Result<String, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "innodb" => Ok("innodb".into()),
+        other => Err(format!("alterego migrates InnoDB tables only (`{other}`): its copy and cut-over rely on InnoDB's row locks and consistent reads")),
     }
 }
 
@@ -619,6 +656,7 @@ impl Config {
             approve_renamed_columns: cli.approve_renamed_columns,
             allow_zero_in_date: cli.allow_zero_in_date,
             hooks_hints: [cli.hooks_hint, cli.hooks_hint_owner, cli.hooks_hint_token],
+            initially_drop_socket_file: cli.initially_drop_socket_file,
             exact_rowcount: cli.exact_rowcount,
             cut_over_backoff_max: Duration::from_secs(cli.exponential_backoff_max_interval),
             discard_foreign_keys: cli.discard_foreign_keys,
@@ -773,6 +811,12 @@ mod tests {
             assert!(!format!("{cfg:?}").contains("s3cr3t"));
         }
         assert!(Cli::try_parse_from(args(&["--table=t", "--database=d", "--alter=x", "--password=x", "--ask-pass"])).is_err());
+    }
+
+    #[test]
+    fn storage_engine_is_innodb_only() {
+        assert_eq!(parse_storage_engine("InnoDB").as_deref(), Ok("innodb"));
+        assert!(parse_storage_engine("rocksdb").unwrap_err().contains("InnoDB tables only"));
     }
 
     #[test]

@@ -20,9 +20,17 @@ const HELP: &str = "commands: status, sup, status-json, help, throttle, no-throt
 chunk-size=N, max-lag-millis=N, max-load=NAME=N,..., critical-load=NAME=N,..., threads=N; NAME=? reads a value";
 
 /// Starts the listeners; they end with the process (`migration::run` removes the socket file).
-pub async fn serve(socket: Option<PathBuf>, tcp_port: Option<u16>, state: Arc<RunState>, hooks: Option<Hooks>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+/// A socket file left by a process that is gone is replaced; one that a running process answers
+/// on is refused, unless `take_over` (gh-ost's `--initially-drop-socket-file`).
+pub async fn serve(socket: Option<PathBuf>, take_over: bool, tcp_port: Option<u16>, state: Arc<RunState>, hooks: Option<Hooks>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     if let Some(path) = socket {
+        if !take_over && std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Err(Error::usage(
+                format!("--serve-socket-file {} is the live socket of another running process (another migration?)", path.display()),
+                "give this run another --serve-socket-file, or pass --initially-drop-socket-file to take the path over",
+            ));
+        }
         let _ = std::fs::remove_file(&path);
         let listener = tokio::net::UnixListener::bind(&path).map_err(|e| Error::usage(format!("cannot listen on {}: {e}", path.display()), "give --serve-socket-file a writable path"))?;
         use std::os::unix::fs::PermissionsExt;

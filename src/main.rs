@@ -28,7 +28,7 @@ fn run() -> Result<(), Error> {
             "alterego: warning: a password on the command line can be read by other users of this machine (ps, /proc) until alterego hides it; prefer ALTEREGO_PASSWORD, --ask-pass or an option file"
         );
     }
-    init_logging(cli.verbose, cli.debug);
+    init_logging(cli.verbose, cli.debug, cli.quiet);
     let config = Config::build(cli, std::env::var("ALTEREGO_PASSWORD").ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting the async runtime");
     let outcome = runtime.block_on(alterego::migration::run(&config));
@@ -36,8 +36,10 @@ fn run() -> Result<(), Error> {
     outcome.map(|_| ())
 }
 
-fn init_logging(verbose: bool, debug: bool) {
-    let default = if debug {
+fn init_logging(verbose: bool, debug: bool, quiet: bool) {
+    let default = if quiet {
+        "alterego=error"
+    } else if debug {
         "alterego=trace"
     } else if verbose {
         "alterego=debug"

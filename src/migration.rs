@@ -67,7 +67,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let hooks = TableNames::new(&config.database, &config.table)
         .map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute, config.hooks_hints.clone()))
         .ok();
-    let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.serve_tcp_port, state.clone(), hooks.clone()).await?;
+    let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.initially_drop_socket_file, config.serve_tcp_port, state.clone(), hooks.clone()).await?;
     // A panic (a bug) still goes through the cleanup below, like any failure.
     let migration = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(migrate(config, &created, &state, hooks.as_ref())));
     let result = tokio::select! {

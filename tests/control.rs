@@ -398,6 +398,32 @@ async fn gh_ost_hints_and_accepted_flags() {
     assert_eq!(n, Some(ROWS));
 }
 
+/// A --serve-socket-file that another process still answers on is refused (exit 2, nothing
+/// created); gh-ost's --initially-drop-socket-file takes it over; one left by a process that is
+/// gone is replaced. --quiet logs errors only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_socket_file_is_not_taken_over_unless_asked() {
+    let mut conn = setup("socket_taken").await;
+    let path = flag("socket-taken.sock");
+    let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let args = ["--serve-socket-file", path.to_str().unwrap()];
+    let (code, stderr) = finish(start("socket_taken", &args));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("is the live socket of another running process") && stderr.contains("--initially-drop-socket-file"), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()]);
+    let (code, stderr) = finish(start("socket_taken", &[args[0], args[1], "-initially-drop-socket-file", "-quiet"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains(" INFO "), "--quiet logged more than errors:\n{stderr}");
+    drop(live);
+    // The socket file of a process that is gone (here: this listener, dropped) is replaced.
+    let stale = std::os::unix::net::UnixListener::bind(flag("socket-stale.sock")).unwrap();
+    let stale_path = stale.local_addr().unwrap().as_pathname().unwrap().to_path_buf();
+    drop(stale);
+    setup("socket_stale").await;
+    let (code, stderr) = finish(start("socket_stale", &["--serve-socket-file", stale_path.to_str().unwrap()]));
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
 /// A flag file that exists.
 fn existing_flag(name: &str) -> PathBuf {
     let path = flag(name);
