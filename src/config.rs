@@ -32,7 +32,6 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "throttle-http",
     "throttle-additional-flag-file",
     "critical-load-hibernate-seconds",
-    "timestamp-old-table",
     "skip-renamed-columns",
     "skip-strict-mode",
     "heartbeat-interval-millis",
@@ -223,6 +222,10 @@ pub struct Cli {
     /// alterego never restarts replication, and reads binlog_format (only ROW is migrated).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub assume_rbr: bool,
+    /// Name the old table `_<table>_<YYYYMMDDhhmmss>_del` (local time at the start) instead of
+    /// `_<table>_del`, so that each migration keeps an old table of its own.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub timestamp_old_table: bool,
     /// Passed to every hook as GH_OST_HOOKS_HINT (gh-ost's), with the two below.
     #[arg(long, default_value = "")]
     pub hooks_hint: String,
@@ -425,6 +428,8 @@ pub struct Config {
     pub approve_renamed_columns: bool,
     pub allow_zero_in_date: bool,
     pub initially_drop_socket_file: bool,
+    /// `--timestamp-old-table`: the start time in the old table's name.
+    pub old_table_timestamp: Option<String>,
     /// `--hooks-hint`, `--hooks-hint-owner`, `--hooks-hint-token`.
     pub hooks_hints: [String; 3],
     pub exact_rowcount: bool,
@@ -657,6 +662,7 @@ impl Config {
             allow_zero_in_date: cli.allow_zero_in_date,
             hooks_hints: [cli.hooks_hint, cli.hooks_hint_owner, cli.hooks_hint_token],
             initially_drop_socket_file: cli.initially_drop_socket_file,
+            old_table_timestamp: cli.timestamp_old_table.then(|| chrono::Local::now().format("%Y%m%d%H%M%S").to_string()),
             exact_rowcount: cli.exact_rowcount,
             cut_over_backoff_max: Duration::from_secs(cli.exponential_backoff_max_interval),
             discard_foreign_keys: cli.discard_foreign_keys,

@@ -64,9 +64,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     *state.live.max_load.lock().expect("live lock") = config.throttler.max_load.clone();
     *state.live.critical_load.lock().expect("live lock") = config.throttler.critical_load.clone();
     state.set_phase("inspecting");
-    let hooks = TableNames::new(&config.database, &config.table)
-        .map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute, config.hooks_hints.clone()))
-        .ok();
+    let hooks = table_names(config).map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute, config.hooks_hints.clone())).ok();
     let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.initially_drop_socket_file, config.serve_tcp_port, state.clone(), hooks.clone()).await?;
     // A panic (a bug) still goes through the cleanup below, like any failure.
     let migration = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(migrate(config, &created, &state, hooks.as_ref())));
@@ -114,7 +112,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
 /// The error for a server that ran out of space, whoever met it (the copy, the applier, an
 /// index build): what ran out, and how much room the new table needs.
 fn out_of_space(e: Error, config: &Config, new_table_bytes: u64) -> Error {
-    let shadow = TableNames::new(&config.database, &config.table).map(|n| n.q(&n.shadow)).unwrap_or_default();
+    let shadow = table_names(config).map(|n| n.q(&n.shadow)).unwrap_or_default();
     let reason = e.server_reason().unwrap_or(&e.message);
     let message = format!("the server ran out of space while writing {shadow} ({reason}); the tables this run created were dropped, the original table is untouched");
     let room = format!("free about {} MB", (new_table_bytes >> 20).max(1));
@@ -131,7 +129,7 @@ macro_rules! report {
 }
 
 async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hooks: Option<&Hooks>) -> Result<Outcome> {
-    let names = TableNames::new(&config.database, &config.table)?;
+    let names = table_names(config)?;
     let hooks = hooks.cloned().expect("hooks exist when the table names are valid");
     hooks.run(Hook::Startup, state, &[]).await?;
     let server = Server::connect(&config.connection).await?;
@@ -514,6 +512,16 @@ async fn prove_alter(
         created.drop_all(conn).await?;
     }
     result.map_err(preflight)
+}
+
+/// The run's table names: `_t_gho`, `_t_ghc`, `_t_ghk`, and the old table `_t_del` (or, with
+/// `--timestamp-old-table`, `_t_<when the run started>_del`).
+fn table_names(config: &Config) -> Result<TableNames> {
+    let names = TableNames::new(&config.database, &config.table)?;
+    match &config.old_table_timestamp {
+        Some(timestamp) => names.with_timestamped_old(timestamp),
+        None => Ok(names),
+    }
 }
 
 /// `--exact-rowcount`: the table's rows counted, for the progress and the ETA.

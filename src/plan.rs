@@ -41,6 +41,20 @@ impl TableNames {
         })
     }
 
+    /// gh-ost's `--timestamp-old-table`: the old table becomes `_<table>_<timestamp>_del`, so
+    /// that each migration's old table has a name of its own.
+    pub fn with_timestamped_old(mut self, timestamp: &str) -> Result<TableNames> {
+        let old = format!("_{}_{timestamp}_del", self.original);
+        if old.chars().count() > 64 {
+            return Err(Error::refused(
+                format!("table name `{}` is too long for --timestamp-old-table: `{old}` would exceed MySQL's 64-character limit", self.original),
+                "run without --timestamp-old-table (the old table is then `_<table>_del`)",
+            ));
+        }
+        self.old = old;
+        Ok(self)
+    }
+
     pub fn q(&self, table: &str) -> String {
         qualified(&self.database, table)
     }
@@ -293,6 +307,13 @@ mod tests {
             renamed_columns: renamed.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
             dropped_columns: dropped.iter().map(|d| d.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn timestamped_old_table_names_fit_mysqls_limit() {
+        let names = TableNames::new("d", "orders").unwrap().with_timestamped_old("20261207211500").unwrap();
+        assert_eq!(names.old, "_orders_20261207211500_del");
+        assert!(TableNames::new("d", &"x".repeat(45)).unwrap().with_timestamped_old("20261207211500").unwrap_err().message.contains("--timestamp-old-table"));
     }
 
     #[test]

@@ -363,8 +363,9 @@ async fn a_password_on_the_command_line_is_hidden_from_ps_and_hooks() {
 }
 
 /// gh-ost flags a cron line may carry: the hooks hints reach every hook (GH_OST_HOOKS_HINT,
-/// _OWNER, _TOKEN); `--exact-rowcount` counts the rows; the cut-over, backoff, batch and
-/// checkpoint flags are taken, and the run migrates.
+/// _OWNER, _TOKEN); `--exact-rowcount` counts the rows; `--timestamp-old-table` names the old
+/// table by the time; the cut-over, backoff, batch and checkpoint flags are taken, and the run
+/// migrates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gh_ost_hints_and_accepted_flags() {
     let mut conn = setup("hints").await;
@@ -389,6 +390,7 @@ async fn gh_ost_hints_and_accepted_flags() {
         "-dml-batch-size=50",
         "-checkpoint",
         "-checkpoint-seconds=30",
+        "-timestamp-old-table",
     ];
     let (code, stderr) = finish(start("hints", &extra));
     assert_eq!(code, Some(0), "{stderr}");
@@ -396,6 +398,9 @@ async fn gh_ost_hints_and_accepted_flags() {
     assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "hint=release 42 owner=dba token=t0k");
     let n: Option<u64> = conn.query_first("SELECT COUNT(b IS NULL) FROM t").await.unwrap();
     assert_eq!(n, Some(ROWS));
+    // --timestamp-old-table: `_t_<YYYYMMDDhhmmss>_del`.
+    let names = tables(&mut conn).await;
+    assert!(names.iter().any(|n| n.len() == "_t__del".len() + 14 && n.starts_with("_t_2") && n.ends_with("_del")), "{names:?}");
 }
 
 /// A --serve-socket-file that another process still answers on is refused (exit 2, nothing
