@@ -30,7 +30,6 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "force-named-panic",
     "nice-ratio",
     "throttle-http",
-    "throttle-additional-flag-file",
     "critical-load-hibernate-seconds",
     "skip-renamed-columns",
     "skip-strict-mode",
@@ -269,6 +268,10 @@ pub struct Cli {
     /// While this file exists, the copy pauses (the applier keeps the shadow current).
     #[arg(long)]
     pub throttle_flag_file: Option<PathBuf>,
+    /// A second throttle flag file, shared by every run (gh-ost's, with its default): touch it
+    /// to pause all migrations at once. An empty value turns it off.
+    #[arg(long, default_value = "/tmp/gh-ost.throttle")]
+    pub throttle_additional_flag_file: String,
     /// A query run on the server once a second; while its first column is above zero (or it
     /// fails), the copy pauses. It runs as given: keep it light.
     #[arg(long)]
@@ -681,6 +684,7 @@ impl Config {
                 replicas: cli.throttle_control_replicas,
                 max_lag: Duration::from_millis(cli.max_lag_millis),
                 throttle_flag_file: cli.throttle_flag_file,
+                additional_throttle_flag_file: Some(cli.throttle_additional_flag_file).filter(|p| !p.is_empty()).map(PathBuf::from),
                 panic_flag_file: cli.panic_flag_file,
                 max_load: cli.max_load,
                 critical_load: cli.critical_load,
@@ -817,6 +821,15 @@ mod tests {
             assert!(!format!("{cfg:?}").contains("s3cr3t"));
         }
         assert!(Cli::try_parse_from(args(&["--table=t", "--database=d", "--alter=x", "--password=x", "--ask-pass"])).is_err());
+    }
+
+    #[test]
+    fn the_shared_throttle_flag_file_is_gh_osts_unless_emptied() {
+        let base = ["--table=t", "--database=d", "--alter=x"];
+        let cfg = Config::build(Cli::try_parse_from(args(&base)).unwrap(), None).unwrap();
+        assert_eq!(cfg.throttler.additional_throttle_flag_file, Some(PathBuf::from("/tmp/gh-ost.throttle")));
+        let cfg = Config::build(Cli::try_parse_from(args(&[&base[..], &["--throttle-additional-flag-file="]].concat())).unwrap(), None).unwrap();
+        assert_eq!(cfg.throttler.additional_throttle_flag_file, None);
     }
 
     #[test]

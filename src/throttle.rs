@@ -93,6 +93,8 @@ pub struct Throttler {
     pub replicas: Vec<ReplicaAddress>,
     pub max_lag: Duration,
     pub throttle_flag_file: Option<PathBuf>,
+    /// gh-ost's `--throttle-additional-flag-file`: one file that pauses every run at once.
+    pub additional_throttle_flag_file: Option<PathBuf>,
     pub panic_flag_file: Option<PathBuf>,
     pub max_load: LoadLimits,
     pub critical_load: LoadLimits,
@@ -119,7 +121,7 @@ impl Throttler {
                 return Ok(Verdict::Abort(format!("critical load: {still} (first seen {over})")));
             }
         }
-        if let Some(path) = self.throttle_flag_file.as_ref().filter(|p| p.exists()) {
+        if let Some(path) = [&self.throttle_flag_file, &self.additional_throttle_flag_file].into_iter().flatten().find(|p| p.exists()) {
             return Ok(Verdict::Wait(format!("the throttle flag file {} exists", path.display())));
         }
         if live.operator_throttle.load(std::sync::atomic::Ordering::SeqCst) {

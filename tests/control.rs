@@ -68,15 +68,21 @@ fn finish(child: Child) -> (Option<i32>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttle_flag_file_pauses_the_copy() {
-    let mut conn = setup("throttle_file").await;
-    let file = existing_flag("throttle");
-    let mut child = start("throttle_file", &["--throttle-flag-file", file.to_str().unwrap()]);
+    flag_file_pauses_the_copy("throttle_file", "--throttle-flag-file").await;
+}
+
+/// Runs with `flag` naming a flag file that exists: the copy is paused until it is removed,
+/// then the run completes, having logged the throttle and its end.
+async fn flag_file_pauses_the_copy(db: &str, flag: &str) {
+    let mut conn = setup(db).await;
+    let file = existing_flag(db);
+    let mut child = start(db, &[flag, file.to_str().unwrap()]);
     wait_for_pipeline(&mut conn, &mut child).await;
     assert_copy_paused(&mut conn, &mut child).await;
     std::fs::remove_file(&file).unwrap();
     let (code, stderr) = finish(child);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("throttled: the throttle flag file") && stderr.contains("throttle lifted"), "{stderr}");
+    assert!(stderr.contains(&format!("throttled: the throttle flag file {} exists", file.display())) && stderr.contains("throttle lifted"), "{stderr}");
 }
 
 /// `--throttle-query` (gh-ost's): while the query returns a number above zero the copy pauses;
@@ -93,6 +99,13 @@ async fn throttle_query_pauses_the_copy() {
     let (code, stderr) = finish(child);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("throttled: throttle-query returned 1") && stderr.contains("throttle lifted"), "{stderr}");
+}
+
+/// gh-ost's `--throttle-additional-flag-file` (by default `/tmp/gh-ost.throttle`, shared by
+/// every run) pauses the copy like the run's own throttle flag file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_additional_throttle_flag_file_pauses_the_copy() {
+    flag_file_pauses_the_copy("throttle_shared", "-throttle-additional-flag-file").await;
 }
 
 /// Chunks handed out before a throttle began wait with it: only those already running finish.
