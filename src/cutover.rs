@@ -40,7 +40,7 @@ use crate::changelog;
 use crate::compare::{differing_keys, mismatch, Readers};
 use crate::copy::KeyState;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
-use crate::inspect::{auto_increment_option, exists, has_auto_increment_column};
+use crate::inspect::{auto_increment_option, exists, has_auto_increment_column, show_create};
 use crate::plan::{Plan, TableNames};
 use crate::server::{Flavor, Server};
 use crate::sql::format_key;
@@ -251,7 +251,7 @@ impl CutOver {
         // locked.
         if let Err(e) = self.carry_auto_increment(&mut a, Some(&mut b)).await {
             self.release(&mut a, locked_at).await;
-            return Ok(Err(Attempt::Retry(format!("carrying the AUTO_INCREMENT counter: {}", describe_mysql_error(&e)))));
+            return Ok(Err(Attempt::Retry(format!("carrying the AUTO_INCREMENT counter: {e}"))));
         }
         Ok(Ok(Locked { a, b, watcher, locked_at }))
     }
@@ -456,7 +456,7 @@ impl CutOver {
         }
         if let Err(e) = self.carry_auto_increment(&mut a, None).await {
             a.query_drop("UNLOCK TABLES").await.ok();
-            return Ok(Err(Attempt::Retry(format!("carrying the AUTO_INCREMENT counter: {}", describe_mysql_error(&e)))));
+            return Ok(Err(Attempt::Retry(format!("carrying the AUTO_INCREMENT counter: {e}"))));
         }
         Ok(Ok((a, locked_at)))
     }
@@ -467,7 +467,7 @@ impl CutOver {
     /// swapped table hands out neither ids the original already used (rows deleted at its end)
     /// nor ids far beyond them (ranges the copy's inserts reserved). Not when the ALTER sets
     /// the counter itself: that value stands, as it would after a native ALTER.
-    async fn carry_auto_increment(&self, a: &mut Conn, writer: Option<&mut Conn>) -> std::result::Result<(), mysql_async::Error> {
+    async fn carry_auto_increment(&self, a: &mut Conn, writer: Option<&mut Conn>) -> Result<()> {
         let shadow_ddl = &self.plan.shadow_ddl;
         if !has_auto_increment_column(shadow_ddl) || auto_increment_option(shadow_ddl).is_some() {
             return Ok(());
@@ -480,7 +480,8 @@ impl CutOver {
             return Ok(());
         }
         // A table option takes no placeholder; `next` is a number the server printed.
-        writer.query_drop(format!("ALTER TABLE {} AUTO_INCREMENT = {next}", names.q(&names.shadow))).await?;
+        let alter = format!("ALTER TABLE {} AUTO_INCREMENT = {next}", names.q(&names.shadow));
+        writer.query_drop(&alter).await.context(|| alter.clone())?;
         tracing::info!("the new table's AUTO_INCREMENT counter is set to the original's: {next} (it was {})", shadow_next.map_or("unset".into(), |n| n.to_string()));
         Ok(())
     }
@@ -503,9 +504,8 @@ impl CutOver {
 
 /// A table's next AUTO_INCREMENT value, from its `SHOW CREATE TABLE` (none when it has not
 /// been used).
-async fn auto_increment_of(conn: &mut Conn, names: &TableNames, table: &str) -> std::result::Result<Option<u64>, mysql_async::Error> {
-    let ddl: Option<(Vec<u8>, Vec<u8>)> = conn.query_first(format!("SHOW CREATE TABLE {}", names.q(table))).await?;
-    Ok(ddl.and_then(|(_, ddl)| auto_increment_option(&String::from_utf8_lossy(&ddl))))
+async fn auto_increment_of(conn: &mut Conn, names: &TableNames, table: &str) -> Result<Option<u64>> {
+    Ok(auto_increment_option(&show_create(conn, &names.database, table).await?))
 }
 
 /// A queued-rename attempt ready for its RENAME.

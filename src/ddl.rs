@@ -100,7 +100,8 @@ const MODIFIERS: &[&str] = &[
 
 /// The fallback for what `sqlparser` cannot parse: fail safe, as the module says.
 fn unparsed_changes(query: &str, target: &Target) -> bool {
-    let Ok(tokens) = Tokenizer::new(&MySqlDialect {}, query).tokenize() else { return names_table(&[], target) };
+    // What does not even tokenize cannot be read: taken for a change.
+    let Ok(tokens) = Tokenizer::new(&MySqlDialect {}, query).tokenize() else { return true };
     let tokens: Vec<Token> = tokens.into_iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
     let Some(Token::Word(verb)) = tokens.first() else { return false };
     if !matches!(verb.keyword, Keyword::ALTER | Keyword::CREATE | Keyword::DROP | Keyword::RENAME | Keyword::TRUNCATE | Keyword::OPTIMIZE | Keyword::REPAIR) {
@@ -178,12 +179,8 @@ fn qualified_name(tokens: &[Token]) -> Vec<&str> {
     parts
 }
 
-/// Whether any name in `tokens` is the table: the fail-safe reading. Tokens that would not
-/// tokenize count as naming it.
+/// Whether any name in `tokens` is the table: the fail-safe reading.
 fn names_table(tokens: &[Token], target: &Target) -> bool {
-    if tokens.is_empty() {
-        return true;
-    }
     (0..tokens.len()).any(|i| {
         let after_period = i > 0 && tokens[i - 1] == Token::Period;
         let name = qualified_name(&tokens[i..]);
