@@ -50,6 +50,23 @@ async fn kill_after_chunks(conn: &mut Conn, child: &mut Child, chunks: usize) {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    settle_checkpoint(conn).await;
+}
+
+/// Waits until the killed run's last commits have landed: the server finishes a COMMIT whose
+/// client died after sending it, so the checkpoint may still grow for a moment after the kill.
+async fn settle_checkpoint(conn: &mut Conn) {
+    const COUNT: &str = "SELECT COUNT(*) FROM _t_ghk";
+    let mut last: Option<u64> = conn.query_first(COUNT).await.unwrap();
+    let mut unchanged_since = Instant::now();
+    while unchanged_since.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now: Option<u64> = conn.query_first(COUNT).await.unwrap();
+        if now != last {
+            last = now;
+            unchanged_since = Instant::now();
+        }
+    }
 }
 
 /// The key ranges of the chunk copies in the general log since it was switched on.
