@@ -334,6 +334,7 @@ async fn apply_clearing_stale_rows(
     in_session(conn, session, record, async |c| {
         for change in changes {
             let (sql, params) = statement(plan, std::slice::from_ref(change));
+            clear_widened_keys(c, plan, std::slice::from_ref(change)).await?;
             let outcome = match c.exec_drop(sql.as_str(), params.clone()).await {
                 Err(mysql_async::Error::Server(e)) if collides(e.code, &e.message, &plan.key_target) => {
                     if clear_stale_holders(c, plan, change).await? > 0 {
@@ -465,7 +466,11 @@ async fn apply_changes(
         for run in changes.chunk_by(|a, b| std::mem::discriminant(*a) == std::mem::discriminant(*b)) {
             for part in statement_parts(run) {
                 let (sql, params) = statement(plan, part);
-                if let Err(e) = c.exec_drop(sql, params).await {
+                let replayed = match clear_widened_keys(c, plan, part).await {
+                    Ok(()) => c.exec_drop(sql, params).await,
+                    cleared => cleared,
+                };
+                if let Err(e) = replayed {
                     *failing_keys = keys_of(plan, part);
                     return Err(e);
                 }
@@ -546,6 +551,20 @@ fn statement(plan: &Plan, run: &[&Change]) -> (String, Vec<Value>) {
             (sql, params.collect())
         }
     }
+}
+
+/// When the new table's key is wider than the chosen key (`Plan::shadow_key_widens`), deletes
+/// the shadow rows with the keys of a run of upserts first: an upsert matches an existing row
+/// only on the whole wider key, so an image whose extra columns changed would otherwise sit
+/// beside the old one. The key is unique in the original, so these rows are the same rows.
+async fn clear_widened_keys(conn: &mut Conn, plan: &Plan, run: &[&Change]) -> std::result::Result<(), mysql_async::Error> {
+    if !plan.shadow_key_widens || !matches!(run.first(), Some(Change::Upsert(_))) {
+        return Ok(());
+    }
+    let placeholders = plan.key_placeholders();
+    let sql = crate::sql::delete_rows(&plan.names.q(&plan.names.shadow), &plan.key_target, &placeholders, run.len());
+    let params: Vec<Value> = run.iter().flat_map(|c| placeholders.iter().zip(c.key(&plan.key_positions)).map(|(p, v)| p.bind(&v)).collect::<Vec<_>>()).collect();
+    conn.exec_drop(sql, params).await
 }
 
 /// One row's `(...)` of an upsert: each value through its column's placeholder, each

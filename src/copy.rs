@@ -776,13 +776,17 @@ impl Copier {
 
     /// Copies a range again after the verification found it different: in one transaction
     /// with a chunk's locks, the range's rows are upserted and the shadow's rows that the
-    /// original no longer has in the range are deleted.
+    /// original no longer has in the range are deleted. When the new table's key is wider
+    /// (`Plan::shadow_key_widens`), an upsert would not replace a row whose extra key columns
+    /// changed, so the range's shadow rows are deleted first instead.
     pub async fn recopy_range(&self, lower: Option<&[Value]>, upper: &[Value]) -> Result<()> {
         let mut conn = self.server.conn().await?;
         let (source_range, source_params) = self.range(lower, upper);
         let (target_range, target_params) = key_range(&self.plan.key_target, lower, upper);
         let shadow = self.plan.names.q(&self.plan.names.shadow);
         let copy = self.chunk_insert(&source_range);
+        let widens = self.plan.shadow_key_widens;
+        let clear = format!("DELETE FROM {shadow} WHERE {target_range}");
         // The copy above holds the range's rows and gaps in the original, so this reads it still.
         let prune = format!(
             "DELETE FROM {shadow} WHERE {target_range} AND ({}) NOT IN (SELECT {} FROM {} WHERE {source_range})",
@@ -790,11 +794,15 @@ impl Copier {
             column_list(&self.plan.key_source),
             self.walk.source()
         );
-        let prune_params: Vec<Value> = target_params.into_iter().chain(source_params.iter().cloned()).collect();
+        let prune_params: Vec<Value> = target_params.iter().cloned().chain(source_params.iter().cloned()).collect();
         let doing = format!("copying again the range of keys after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper));
         self.server
             .retrying(&mut conn, self.retries, &doing, async |c| {
                 in_transaction(c, async |t| {
+                    if widens {
+                        t.exec_drop(clear.as_str(), target_params.clone()).await?;
+                        return t.exec_drop(copy.as_str(), source_params.clone()).await;
+                    }
                     t.exec_drop(copy.as_str(), source_params.clone()).await?;
                     t.exec_drop(prune.as_str(), prune_params.clone()).await
                 })

@@ -98,6 +98,11 @@ pub struct Plan {
     pub key_target: Vec<String>,
     /// Name of the matching unique key in the new table.
     pub shadow_key_name: String,
+    /// The new table's key holds more columns than the chosen key (`PRIMARY KEY (id)` becoming
+    /// `(id, i)`): the chosen key stays unique there only because it is in the original, and an
+    /// upsert matches an existing row only when the extra columns are equal too. So a replayed
+    /// image first deletes the rows with its key (see `apply`).
+    pub shadow_key_widens: bool,
     /// Positions of the key columns within `columns`.
     pub key_positions: Vec<usize>,
     pub shadow_ddl: String,
@@ -144,10 +149,21 @@ pub fn check_renames(summary: &AlterSummary, approved: bool) -> Result<()> {
 pub fn build(names: TableNames, original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary, shadow_ddl: String) -> Result<Plan> {
     let columns = map_columns(original, shadow, summary);
     check_new_columns_fillable(shadow, &columns)?;
-    let (key_name, key_source, key_target, shadow_key_name) = choose_key(original, shadow, summary)?;
-    let key_positions = key_source.iter().map(|k| columns.iter().position(|c| c.source.name.eq_ignore_ascii_case(k)).expect("key columns are mapped columns")).collect();
-    let unique_in_both = unique_in_both(original, shadow, &columns, &shadow_key_name);
-    Ok(Plan { names, columns, key_name, key_source, key_target, shadow_key_name, key_positions, shadow_ddl, unique_in_both })
+    let key = choose_key(original, shadow, summary)?;
+    let key_positions = key.source.iter().map(|k| columns.iter().position(|c| c.source.name.eq_ignore_ascii_case(k)).expect("key columns are mapped columns")).collect();
+    let unique_in_both = unique_in_both(original, shadow, &columns, &key.shadow_name);
+    Ok(Plan {
+        names,
+        columns,
+        key_name: key.name,
+        key_source: key.source,
+        key_target: key.target,
+        shadow_key_name: key.shadow_name,
+        shadow_key_widens: key.shadow_widens,
+        key_positions,
+        shadow_ddl,
+        unique_in_both,
+    })
 }
 
 /// The new table's unique indexes (other than the chosen key) that the original has too, over
@@ -208,22 +224,40 @@ fn check_new_columns_fillable(shadow: &TableInfo, columns: &[ColumnMapping]) -> 
     ))
 }
 
-fn choose_key(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary) -> Result<(String, Vec<String>, Vec<String>, String)> {
+/// The key rows are matched by: its name and columns in the original, its columns' names in the
+/// new table, and the new table's unique key over them (or over more columns, see
+/// `Plan::shadow_key_widens`).
+struct ChosenKey {
+    name: String,
+    source: Vec<String>,
+    target: Vec<String>,
+    shadow_name: String,
+    shadow_widens: bool,
+}
+
+/// The original's first usable unique key whose columns form a usable unique key of the new
+/// table; failing that, one whose columns the new table's unique key contains (gh-ost's
+/// shared-uk: `PRIMARY KEY (id)` becoming `PRIMARY KEY (id, i)`), provided an index of the new
+/// table starts with them, so that looking rows up by them there is no table scan.
+fn choose_key(original: &TableInfo, shadow: &TableInfo, summary: &AlterSummary) -> Result<ChosenKey> {
     let shadow_keys = shadow.usable_unique_keys();
-    for key in original.usable_unique_keys() {
-        let Some(target): Option<Vec<String>> = key.columns.iter().map(|c| target_name(summary, c)).collect() else { continue };
-        let same_set = |cols: &[String]| cols.len() == target.len() && target.iter().all(|t| cols.iter().any(|c| c.eq_ignore_ascii_case(t)));
-        let Some(shadow_key) = shadow_keys.iter().find(|k| same_set(&k.columns)) else { continue };
-        if let Some(why) = key_type_change(original, shadow, &key.columns, &target) {
-            return Err(Error::refused(why, "keep the key column's type, or migrate in two steps"));
-        }
-        let target = target.iter().map(|t| shadow_key.columns.iter().find(|c| c.eq_ignore_ascii_case(t)).cloned().expect("same set")).collect();
-        return Ok((key.name.clone(), key.columns.clone(), target, shadow_key.name.clone()));
+    let candidates: Vec<(&crate::inspect::Index, Vec<String>)> =
+        original.usable_unique_keys().into_iter().filter_map(|key| Some((key, key.columns.iter().map(|c| target_name(summary, c)).collect::<Option<Vec<String>>>()?))).collect();
+    let holds = |cols: &[String], target: &[String]| target.iter().all(|t| cols.iter().any(|c| c.eq_ignore_ascii_case(t)));
+    let exact = candidates.iter().find_map(|(key, target)| Some((key, target, shadow_keys.iter().find(|k| k.columns.len() == target.len() && holds(&k.columns, target))?, false)));
+    let leads_an_index = |target: &[String]| shadow.indexes.iter().any(|i| !i.has_partial_parts && i.columns.len() >= target.len() && holds(&i.columns[..target.len()], target));
+    let widened = || candidates.iter().filter(|(_, target)| leads_an_index(target)).find_map(|(key, target)| Some((key, target, shadow_keys.iter().find(|k| holds(&k.columns, target))?, true)));
+    let Some((key, target, shadow_key, shadow_widens)) = exact.or_else(widened) else {
+        return Err(Error::refused(
+            format!("no PRIMARY or NOT NULL UNIQUE key is shared by the old and new schema of {}; rows could not be matched between them", original.qualified()),
+            "keep the primary key (or another NOT NULL unique key) in the ALTER, or a new unique key that starts with its columns; or add one to the table first",
+        ));
+    };
+    if let Some(why) = key_type_change(original, shadow, &key.columns, target) {
+        return Err(Error::refused(why, "keep the key column's type, or migrate in two steps"));
     }
-    Err(Error::refused(
-        format!("no PRIMARY or NOT NULL UNIQUE key is shared by the old and new schema of {}; rows could not be matched between them", original.qualified()),
-        "keep the primary key (or another NOT NULL unique key) in the ALTER, or add one to the table first",
-    ))
+    let target = target.iter().map(|t| shadow.column(t).map_or_else(|| t.clone(), |c| c.name.clone())).collect();
+    Ok(ChosenKey { name: key.name.clone(), source: key.columns.clone(), target, shadow_name: shadow_key.name.clone(), shadow_widens })
 }
 
 /// A key column that changes from DATETIME to TIMESTAMP (or back) changes values with the time
@@ -374,6 +408,24 @@ mod tests {
         assert_eq!(plan.key_source, vec!["a", "b"]);
         assert_eq!(plan.key_target, vec!["a", "b"]);
         assert_eq!(plan.shadow_key_name, "PRIMARY");
+    }
+
+    #[test]
+    fn a_new_key_containing_the_old_one_matches_rows_by_the_old_one() {
+        let old = table(vec![col("id", 0, "int"), col("i", 1, "int")], vec![key("PRIMARY", &["id"])]);
+        let widened = table(vec![col("id", 0, "int"), col("i", 1, "int")], vec![key("PRIMARY", &["id", "i"])]);
+        let plan = build(TableNames::new("d", "t").unwrap(), &old, &widened, &summary(&[], &[]), String::new()).unwrap();
+        assert_eq!((plan.key_source, plan.key_target, plan.shadow_key_name.as_str(), plan.shadow_key_widens), (vec!["id".to_string()], vec!["id".to_string()], "PRIMARY", true));
+        let mut also_exact = widened.clone();
+        also_exact.indexes.push(key("uid", &["id"]));
+        let plan = build(TableNames::new("d", "t").unwrap(), &old, &also_exact, &summary(&[], &[]), String::new()).unwrap();
+        assert_eq!((plan.shadow_key_name.as_str(), plan.shadow_key_widens), ("uid", false), "a key shared as it is comes first");
+        let not_leading = table(vec![col("id", 0, "int"), col("i", 1, "int")], vec![key("PRIMARY", &["i", "id"])]);
+        let e = build(TableNames::new("d", "t").unwrap(), &old, &not_leading, &summary(&[], &[]), String::new()).unwrap_err();
+        assert!(e.message.contains("no PRIMARY or NOT NULL UNIQUE key") && e.fix.as_deref().unwrap_or_default().contains("starts with its columns"), "{e:?}");
+        let mut indexed = not_leading.clone();
+        indexed.indexes.push(Index { unique: false, ..key("k_id", &["id"]) });
+        assert!(build(TableNames::new("d", "t").unwrap(), &old, &indexed, &summary(&[], &[]), String::new()).unwrap().shadow_key_widens, "another index leads with the old key's columns");
     }
 
     #[test]

@@ -248,6 +248,18 @@ async fn primary_key_changes_to_a_shared_unique_key() {
     simple_case("newpk", &w, "DROP PRIMARY KEY, ADD PRIMARY KEY (u), ADD KEY k_id (id)", &[], "id, u, a, b, c", "id, u, a, b, c").await;
 }
 
+/// gh-ost's `shared-uk`: the new primary key `(id, a)` contains the old one, and no key is
+/// shared as it is. Rows are matched by `id`; the writers change `a`, the new key's extra
+/// column, and move `id`, and the result equals the oracle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_primary_key_containing_the_old_one() {
+    let w = simple_workload(&["a", "b"], &[&["1", "'x'"], &["2", "NULL"], &["3", "'y'"]]);
+    simple_case("widerpk", &w, "DROP PRIMARY KEY, ADD PRIMARY KEY (id, a), DROP INDEX uk_u", &[], "id, u, a, b, c", "id, u, a, b, c").await;
+    let mut conn = server().conn(Some("widerpk")).await;
+    let (_, ddl): (String, String) = conn.query_first("SHOW CREATE TABLE t").await.unwrap().unwrap();
+    assert!(ddl.contains("PRIMARY KEY (`id`,`a`)") && !ddl.contains("uk_u"), "{ddl}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn convert_to_utf8mb4_and_swap_indexes() {
     let w = simple_workload(&["a", "b"], &[&["1", "'Ñandú àé'"], &["2", "'plain'"]]);
