@@ -45,9 +45,6 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "old-table",
     "gtid",
     "master-user",
-    "include-triggers",
-    "trigger-suffix",
-    "remove-trigger-suffix-if-exists",
     "force-table-names",
 ];
 
@@ -164,6 +161,19 @@ pub struct Cli {
     /// where a native ALTER would).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub allow_zero_in_date: bool,
+    /// Carry the table's triggers to the new table: they are created on it at the swap, each
+    /// named with --trigger-suffix (the old names stay with the old table). Without it a table
+    /// with triggers is refused.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub include_triggers: bool,
+    /// With --include-triggers: appended to each trigger's name on the new table, e.g. `_v2`
+    /// (letters, digits and underscores).
+    #[arg(long, default_value = "")]
+    pub trigger_suffix: String,
+    /// With --include-triggers: a trigger whose name already ends in --trigger-suffix loses it
+    /// on the new table instead.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub remove_trigger_suffix_if_exists: bool,
     /// Migrate a table that has foreign keys of its own: the new table has none (they cannot
     /// follow the table through the swap). Foreign keys of other tables that reference this
     /// one are still refused.
@@ -439,6 +449,8 @@ pub struct Config {
     /// `--exponential-backoff-max-interval`.
     pub cut_over_backoff_max: Duration,
     pub discard_foreign_keys: bool,
+    /// `--include-triggers`, with how the new triggers are named.
+    pub include_triggers: Option<TriggerNaming>,
     pub analyze_shadow_before_cut_over: bool,
     /// `alterego plan`: a dry run that also times a sample chunk.
     pub plan_only: bool,
@@ -493,6 +505,40 @@ fn parse_cut_over(text: &str) -> std::result::Result<String, String> {
             Err("alterego swaps the tables atomically only: `two-step` renames the table away before the new one takes its name, so for a moment there is no table; leave --cut-over out".into())
         }
         other => Err(format!("`{other}` is not one of atomic, default")),
+    }
+}
+
+/// How `--include-triggers` names the new table's triggers (see `triggers::new_name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerNaming {
+    pub suffix: String,
+    pub remove_suffix_if_exists: bool,
+}
+
+impl TriggerNaming {
+    /// gh-ost's rule for the suffix: letters, digits and underscores.
+    pub fn new(suffix: String, remove_suffix_if_exists: bool) -> Result<TriggerNaming> {
+        if suffix.is_empty() || !suffix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::usage(format!("--trigger-suffix `{suffix}` is not letters, digits and underscores"), "give --trigger-suffix a suffix of 0-9, a-z, A-Z and _, such as _v2"));
+        }
+        Ok(TriggerNaming { suffix, remove_suffix_if_exists })
+    }
+}
+
+/// gh-ost's rules: `--include-triggers` needs `--trigger-suffix` (the new triggers need names
+/// of their own), and the suffix flags need `--include-triggers`.
+fn trigger_naming(include: bool, suffix: String, remove_suffix: bool) -> Result<Option<TriggerNaming>> {
+    match (include, suffix.is_empty()) {
+        (true, true) => Err(Error::usage(
+            "--include-triggers needs --trigger-suffix: trigger names are unique in a database, so the new table's triggers need names of their own",
+            "add --trigger-suffix, e.g. --trigger-suffix=_v2",
+        )),
+        (false, false) => Err(Error::usage("--trigger-suffix is only used with --include-triggers", "add --include-triggers, or drop --trigger-suffix")),
+        (false, true) if remove_suffix => {
+            Err(Error::usage("--remove-trigger-suffix-if-exists is only used with --include-triggers and --trigger-suffix", "add them, or drop --remove-trigger-suffix-if-exists"))
+        }
+        (false, true) => Ok(None),
+        (true, false) => TriggerNaming::new(suffix, remove_suffix).map(Some),
     }
 }
 
@@ -669,6 +715,7 @@ impl Config {
             exact_rowcount: cli.exact_rowcount,
             cut_over_backoff_max: Duration::from_secs(cli.exponential_backoff_max_interval),
             discard_foreign_keys: cli.discard_foreign_keys,
+            include_triggers: trigger_naming(cli.include_triggers, cli.trigger_suffix, cli.remove_trigger_suffix_if_exists)?,
             analyze_shadow_before_cut_over: cli.analyze_shadow_before_cut_over,
             plan_only: cli.plan_only,
             skip_checksum: cli.skip_checksum,

@@ -45,6 +45,7 @@ use crate::plan::{Plan, TableNames};
 use crate::server::{Flavor, Server};
 use crate::sql::format_key;
 use crate::state::RunState;
+use crate::triggers::Carried;
 
 /// Pause between seeing the RENAME queued and unlocking. Measured with four writers: without
 /// it, about one cut-over in fourteen let queued writes run on the old table first; with 20 ms,
@@ -68,6 +69,8 @@ pub struct CutOver {
     pub changes: Receiver<Batch>,
     /// `--force-kill-blockers`: kill the sessions that hold the table while the lock waits.
     pub kill_blockers: bool,
+    /// `--include-triggers`: created on the shadow under the lock, just before the RENAME.
+    pub triggers: Carried,
 }
 
 /// How long the cut-over's lock waits before `--force-kill-blockers` looks for blockers, and
@@ -121,6 +124,9 @@ impl CutOver {
                 Flavor::MariaDb => self.queued_rename_attempt(marker).await,
                 Flavor::MySql => self.lock_rename_attempt(marker).await,
             };
+            if !matches!(outcome, Ok(Ok(_))) {
+                self.without_triggers_on_the_shadow().await?;
+            }
             let outcome = outcome.inspect_err(|_| self.state.hold_at_marker.store(0, Ordering::SeqCst))?;
             match outcome {
                 Ok(lock_time) => {
@@ -140,6 +146,22 @@ impl CutOver {
         }
         Err(Error::new(ExitKind::CutOverFailed, format!("every cut-over attempt ({}) failed; the original table is untouched. Last: {last}", self.retries))
             .with_fix("find what holds locks on the table (SHOW PROCESSLIST, long transactions), raise --cut-over-lock-timeout-seconds, and run again"))
+    }
+
+    /// After an attempt that did not swap, and before the applier is let go: the triggers an
+    /// attempt may have created on the shadow are dropped, since they would fire on the
+    /// replay. If they cannot be, the run stops with the applier still held.
+    async fn without_triggers_on_the_shadow(&self) -> Result<()> {
+        if self.triggers.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.session().await?;
+        crate::triggers::drop_from_shadow(&mut conn, &self.plan.names).await.map(|_| ()).map_err(|e| {
+            Error::failed(format!(
+                "{}; the triggers created on the new table for the swap could not be dropped after an attempt that did not swap, so the run stops before they could fire on replayed changes",
+                e.message
+            ))
+        })
     }
 
     /// Proves that no write reached the original table between the final replay and the swap:
@@ -252,6 +274,10 @@ impl CutOver {
         if let Err(e) = self.carry_auto_increment(&mut a, Some(&mut b)).await {
             self.release(&mut a, locked_at).await;
             return Ok(Err(Attempt::Retry(format!("carrying the AUTO_INCREMENT counter: {e}"))));
+        }
+        if let Err(e) = self.triggers.create_on_shadow(&mut b, &self.plan.names).await {
+            self.release(&mut a, locked_at).await;
+            return retry_if_transient(e);
         }
         Ok(Ok(Locked { a, b, watcher, locked_at }))
     }
@@ -458,6 +484,10 @@ impl CutOver {
             a.query_drop("UNLOCK TABLES").await.ok();
             return Ok(Err(Attempt::Retry(format!("carrying the AUTO_INCREMENT counter: {e}"))));
         }
+        if let Err(e) = self.triggers.create_on_shadow(&mut a, &self.plan.names).await {
+            a.query_drop("UNLOCK TABLES").await.ok();
+            return retry_if_transient(e);
+        }
         Ok(Ok((a, locked_at)))
     }
 
@@ -499,6 +529,17 @@ impl CutOver {
         }
         tracing::debug!("compared the {} rows replayed since the last comparison under the lock in {} ms", changed.len(), started.elapsed().as_millis());
         Ok(())
+    }
+}
+
+/// A failure before the RENAME, with the lock released: tried again when it may pass next
+/// time (a lock wait, a deadlock, a lost connection), fatal otherwise (a trigger the server
+/// refuses, say, for want of a privilege).
+fn retry_if_transient<T>(e: Error) -> Result<std::result::Result<T, Attempt>> {
+    if e.transient {
+        Ok(Err(Attempt::Retry(e.message)))
+    } else {
+        Err(e)
     }
 }
 

@@ -5,7 +5,7 @@
 //! [`tls`] says how every connection uses TLS;
 //! [`alter`] and [`plan`] understand the ALTER; [`changelog`] and [`binlog`] follow every change
 //! from a position taken before [`copy`] starts; [`apply`] replays the changes on the shadow
-//! table; [`cutover`] swaps the tables; [`migration`] runs the phases in order, each with its
+//! table; [`cutover`] swaps the tables (carrying the [`triggers`]); [`migration`] runs the phases in order, each with its
 //! cleanup. See docs/architecture.md.
 
 pub mod alter;
@@ -32,4 +32,5 @@ pub mod state;
 pub mod status;
 pub mod throttle;
 pub mod tls;
+pub mod triggers;
 pub mod verify;

@@ -31,6 +31,7 @@ use crate::inspect::{self, TableInfo};
 use crate::plan::{self, Plan, TableNames};
 use crate::server::{self, preflight, BinlogPosition, Flavor, Server};
 use crate::state::RunState;
+use crate::triggers;
 use crate::verify::Verifier;
 use crate::{apply, changelog, progress, throttle};
 
@@ -134,7 +135,7 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     hooks.run(Hook::Startup, state, &[]).await?;
     let server = Server::connect(&config.connection).await?;
     let mut conn = server.conn().await.map_err(preflight)?;
-    let (mut original, summary, leftover) = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
+    let Checked { mut original, summary, leftover, triggers } = check(&server, &mut conn, config, &names).await.map_err(preflight)?;
     if config.exact_rowcount {
         original.estimated_rows = count_rows(&mut conn, &names).await?;
     }
@@ -196,7 +197,8 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     };
     let deferred = deferred.in_two_phases(index_builds.two_phase);
     let builds_hold_up_replicas = !index_builds.standing_still.is_empty();
-    let migration = Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks, original: original.clone(), deferred, builds_hold_up_replicas };
+    let migration =
+        Migration { server: server.clone(), config: config.clone(), plan: plan.clone(), state: state.clone(), hooks, original: original.clone(), triggers, deferred, builds_hold_up_replicas };
     migration.execute(&mut conn, created, resumed, lag).await?;
     // A fresh connection: the first one may not have survived a server restart mid-run.
     migration.finish(&mut server.conn().await?, created).await?;
@@ -311,8 +313,30 @@ impl Created {
     }
 }
 
+/// Without `--include-triggers`, a table with triggers is refused: they would stay with the
+/// old table.
+async fn refuse_triggers(conn: &mut Conn, names: &TableNames) -> Result<triggers::Carried> {
+    let found = inspect::triggers(conn, &names.database, &names.original).await?;
+    if found.is_empty() {
+        return Ok(triggers::Carried::default());
+    }
+    Err(Error::refused(
+        format!("{} has triggers ({}); they would stay with the old table", names.q(&names.original), found.join(", ")),
+        "pass --include-triggers with --trigger-suffix to create them on the new table at the swap, or drop them before the migration and recreate them after it",
+    ))
+}
+
 /// Every refusal that needs no table to be created: server, binlog, privileges, the table, the ALTER.
-async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames) -> Result<(TableInfo, AlterSummary, Leftover)> {
+/// What the checks before anything is created learned.
+struct Checked {
+    original: TableInfo,
+    summary: AlterSummary,
+    leftover: Leftover,
+    /// The triggers `--include-triggers` carries to the new table.
+    triggers: triggers::Carried,
+}
+
+async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames) -> Result<Checked> {
     server::check_server(server, conn, &config.database).await?;
     config.throttler.validate(conn).await?;
     let summary = alter::summarize(&config.alter, &config.table)?;
@@ -334,13 +358,10 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
     if !fks.own.is_empty() {
         tracing::warn!("--discard-foreign-keys: the new table will not have the foreign keys {}", fks.own.join(", "));
     }
-    let triggers = inspect::triggers(conn, &names.database, &names.original).await?;
-    if !triggers.is_empty() {
-        return Err(Error::refused(
-            format!("{} has triggers ({}); they would not be moved to the new table", names.q(&names.original), triggers.join(", ")),
-            "drop the triggers before the migration and recreate them after it",
-        ));
-    }
+    let triggers = match &config.include_triggers {
+        Some(naming) => triggers::plan(conn, names, naming).await?,
+        None => refuse_triggers(conn, names).await?,
+    };
     if original.usable_unique_keys().is_empty() {
         return Err(Error::refused(format!("{} has no PRIMARY or NOT NULL UNIQUE key; rows cannot be matched between the tables", names.q(&names.original)), "add a primary key first"));
     }
@@ -357,7 +378,7 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
             return Err(Error::refused(format!("{} already exists, left by an earlier run", names.q(table)), format!("inspect it and drop it, or pass {flag} to drop it at start")));
         }
     }
-    Ok((original, summary, leftover))
+    Ok(Checked { original, summary, leftover, triggers })
 }
 
 /// The refusal for a table that does not exist, naming the database when that is what is missing.
@@ -675,6 +696,8 @@ struct Migration {
     hooks: Hooks,
     /// The original table as inspected, which the plan was made from.
     original: TableInfo,
+    /// The triggers created on the new table at the swap (`--include-triggers`).
+    triggers: triggers::Carried,
     /// Secondary indexes dropped from the shadow table, built after the copy.
     deferred: DeferredIndexes,
     /// A watched replica replays each build as one statement that holds up its replication,
@@ -693,6 +716,8 @@ impl Migration {
                 created.creating(id, &names.checkpoint, checkpoint::create(conn, names, &self.plan.key_source)).await?;
             }
             Some(_) => {
+                // A run stopped inside its cut-over may have left the triggers on the shadow.
+                triggers::drop_from_shadow(conn, names).await?;
                 if let Some(marker) = changelog::last_marker(conn, names).await? {
                     self.state.markers_above(marker);
                 }
@@ -781,6 +806,7 @@ impl Migration {
             backoff_max: self.config.cut_over_backoff_max,
             changes: rx,
             kill_blockers: self.config.force_kill_blockers,
+            triggers: self.triggers.clone(),
         };
         cut_over.run().await?;
         self.state.set_phase("done");

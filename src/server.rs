@@ -31,8 +31,12 @@ const SESSION_SQL_MODE: &str = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUT
 /// NO_ZERO_IN_DATE. The session's own mode is set again afterwards.
 pub async fn with_servers_sql_mode<T>(conn: &mut Conn, allow_zero_in_date: bool, body: impl AsyncFnOnce(&mut Conn) -> Result<T>) -> Result<T> {
     let global: String = conn.query_first("SELECT @@GLOBAL.sql_mode").await.context(|| "reading the server's sql_mode".into())?.unwrap_or_default();
-    let mode = ddl_sql_mode(&global, allow_zero_in_date);
-    conn.exec_drop("SET SESSION sql_mode = ?", (mode,)).await.context(|| "setting the server's sql_mode for the ALTER".into())?;
+    with_sql_mode(conn, &ddl_sql_mode(&global, allow_zero_in_date), body).await
+}
+
+/// Runs `body` under `mode`, and sets the session's own sql_mode again afterwards.
+pub async fn with_sql_mode<T>(conn: &mut Conn, mode: &str, body: impl AsyncFnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+    conn.exec_drop("SET SESSION sql_mode = ?", (mode,)).await.context(|| format!("setting sql_mode {mode}"))?;
     let result = body(conn).await;
     conn.query_drop(SESSION_SQL_MODE).await.context(|| "setting the session's sql_mode back".into())?;
     result

@@ -260,6 +260,59 @@ async fn new_primary_key_containing_the_old_one() {
     assert!(ddl.contains("PRIMARY KEY (`id`,`a`)") && !ddl.contains("uk_u"), "{ddl}");
 }
 
+/// `--include-triggers`: the table's triggers are created on the new table at the swap, named
+/// with the suffix (one already ending in it loses it), each with its definer and sql_mode.
+/// Under writers: a BEFORE UPDATE trigger that changes the row and AFTER triggers that log to
+/// another database fire once per write, on the original only (were they on the shadow during
+/// the replay, the row would be changed twice and the log written twice, and both are compared
+/// with the oracle's twins). After the swap they fire on the new table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn triggers_move_to_the_new_table_with_include_triggers() {
+    let db = "triggers";
+    let mut logs = server().fresh_database("trigger_logs").await;
+    let mut conn = server().fresh_database(db).await;
+    conn.query_drop("CREATE USER IF NOT EXISTS 'trigger_owner'@'localhost'").await.unwrap();
+    conn.query_drop("GRANT ALL ON trigger_logs.* TO 'trigger_owner'@'localhost'").await.unwrap();
+    conn.query_drop("GRANT ALL ON triggers.* TO 'trigger_owner'@'localhost'").await.unwrap();
+    for (table, ad_name) in [("t", "t_ad_v2"), ("t_oracle", "t_oracle_ad")] {
+        conn.query_drop(format!("CREATE TABLE {table} {SIMPLE}")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} (id, u, a, b, c) SELECT seq, seq, seq % 97, CONCAT('b-', seq), NULL FROM {}", common::seq(1, 5000))).await.unwrap();
+        logs.query_drop(format!("CREATE TABLE {table}_log (n INT AUTO_INCREMENT PRIMARY KEY, row_id BIGINT, action VARCHAR(10))")).await.unwrap();
+        conn.query_drop(format!("CREATE TRIGGER {table}_bu BEFORE UPDATE ON {table} FOR EACH ROW SET NEW.c = COALESCE(NEW.c, 0) + 1")).await.unwrap();
+        conn.query_drop(format!("CREATE TRIGGER {table}_ai AFTER INSERT ON {table} FOR EACH ROW INSERT INTO trigger_logs.{table}_log (row_id, action) VALUES (NEW.id, 'insert')")).await.unwrap();
+        conn.query_drop("SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'").await.unwrap();
+        conn.query_drop(format!(
+            "CREATE DEFINER = `trigger_owner`@`localhost` TRIGGER {ad_name} AFTER DELETE ON {table} FOR EACH ROW BEGIN INSERT INTO trigger_logs.{table}_log (row_id, action) VALUES (OLD.id, 'delete'); END"
+        ))
+        .await
+        .unwrap();
+        conn.query_drop("SET SESSION sql_mode = DEFAULT").await.unwrap();
+    }
+    let w = simple_workload(&["a", "b"], &[&["1", "'x'"], &["2", "NULL"]]);
+    let compare = ("SELECT id, u, a, b, c FROM t ORDER BY id", "SELECT id, u, a, b, c FROM t_oracle ORDER BY id");
+    migrate_under_load(db, &w, "ADD COLUMN d INT", &["--include-triggers", "--trigger-suffix=_v2", "--remove-trigger-suffix-if-exists"], compare).await;
+    let logged = |table: &str| format!("SELECT row_id, action, COUNT(*) FROM trigger_logs.{table}_log GROUP BY row_id, action ORDER BY row_id, action");
+    assert!(assert_same_rows(&mut conn, &logged("t"), &logged("t_oracle")).await > 0);
+
+    let triggers = |table: &str| {
+        format!("SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, DEFINER, SQL_MODE FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = 'triggers' AND EVENT_OBJECT_TABLE = '{table}' ORDER BY TRIGGER_NAME")
+    };
+    let on_new: Vec<(String, String, String, String, String)> = conn.query(triggers("t")).await.unwrap();
+    let names: Vec<&str> = on_new.iter().map(|t| t.0.as_str()).collect();
+    assert_eq!(names, ["t_ad", "t_ai_v2", "t_bu_v2"]);
+    assert_eq!((on_new[0].3.as_str(), on_new[0].4.as_str()), ("trigger_owner@localhost", "NO_ENGINE_SUBSTITUTION"), "{on_new:?}");
+    let on_old: Vec<String> = conn.query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = 'triggers' AND EVENT_OBJECT_TABLE = '_t_del' ORDER BY 1").await.unwrap();
+    assert_eq!(on_old, ["t_ad_v2", "t_ai", "t_bu"]);
+
+    conn.query_drop("INSERT INTO t (id, u, a) VALUES (999999999, 999999999, 1)").await.unwrap();
+    conn.query_drop("UPDATE t SET a = 2 WHERE id = 999999999").await.unwrap();
+    let c: Option<i64> = conn.query_first("SELECT c FROM t WHERE id = 999999999").await.unwrap().flatten();
+    assert_eq!(c, Some(1), "the BEFORE UPDATE trigger fires on the new table");
+    conn.query_drop("DELETE FROM t WHERE id = 999999999").await.unwrap();
+    let fired: Vec<String> = conn.query("SELECT action FROM trigger_logs.t_log WHERE row_id = 999999999 ORDER BY n").await.unwrap();
+    assert_eq!(fired, ["insert", "delete"], "the triggers fire on the new table");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn convert_to_utf8mb4_and_swap_indexes() {
     let w = simple_workload(&["a", "b"], &[&["1", "'Ñandú àé'"], &["2", "'plain'"]]);

@@ -74,6 +74,22 @@ refusal!(
     "other tables' foreign keys reference"
 );
 refusal!(triggers_on_the_table, [TABLE, "CREATE TABLE audit (n INT)", "CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (1)"], [], 3, "has triggers (trg)");
+refusal!(
+    a_new_trigger_name_taken_on_another_table,
+    [TABLE, "CREATE TABLE other (id INT PRIMARY KEY)", "CREATE TRIGGER t_ai_v2 AFTER INSERT ON t FOR EACH ROW SET @x = 1", "CREATE TRIGGER t_ai AFTER INSERT ON other FOR EACH ROW SET @x = 1"],
+    ["--include-triggers", "--trigger-suffix=_v2", "--remove-trigger-suffix-if-exists"],
+    3,
+    "already exist in `a_new_trigger_name_taken_on_another_table`: t_ai (on other)"
+);
+refusal!(
+    a_new_trigger_name_too_long,
+    [TABLE, "CREATE TRIGGER trigger_name_of_sixty_characters_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx AFTER INSERT ON t FOR EACH ROW SET @x = 1"],
+    ["--include-triggers", "--trigger-suffix=_v2"],
+    3,
+    "longer than 64 characters: trigger_name_of_sixty_characters_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx_v2"
+);
+refusal!(include_triggers_without_a_suffix, [TABLE], ["--include-triggers"], 2, "--include-triggers needs --trigger-suffix");
+refusal!(a_trigger_suffix_that_is_not_a_name, [TABLE], ["--include-triggers", "--trigger-suffix=-v2"], 2, "is not letters, digits and underscores");
 refusal!(alter_renames_the_table, [TABLE], ["--alter", "RENAME TO t2"], 3, "renames the table");
 refusal!(column_rename_needs_approval, [TABLE], ["--alter", "CHANGE b b2 VARCHAR(20)"], 3, "--approve-renamed-columns");
 refusal!(alter_adds_a_foreign_key, [TABLE], ["--alter", "ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES t (id)"], 3, "adds a foreign key");
