@@ -16,8 +16,8 @@
 //!
 //! Invariants: each row's changes are applied in the order they were committed on the original
 //! table; a row image never overwrites a *different* row (the key guard in
-//! `sql::upsert_clause` turns a collision on another unique key into an error that names the
-//! keys); the applied position only moves after every change before it is committed. Replaying
+//! `sql::upsert_clause` turns a collision on another unique key into an error, which fails the
+//! run naming the keys); the applied position only moves after every change before it is committed. Replaying
 //! a group again is harmless (upserts carry full images, deletes are by key), which is what
 //! makes a crash between the shares' commits and the position record safe.
 
@@ -411,14 +411,17 @@ fn explain_failure(e: Error, plan: &Plan, failing_keys: &str) -> Error {
 }
 
 /// Whether an error is two different rows colliding: a duplicate entry, or the key guard of
-/// `sql::upsert_clause` (error 1048 on a key column). Error 1048 on another column is a NULL
-/// that a NOT NULL column of the new table cannot take.
+/// `sql::upsert_clause` (error 1048 on a key column, or the guard's marker refused). Error 1048
+/// on another column is a NULL that a NOT NULL column of the new table cannot take.
 pub fn is_collision(error: &Error, key: &[String]) -> bool {
     error.server_code().is_some_and(|code| collides(code, &error.message, key))
 }
 
 /// Whether a server error (code and message) is two different rows colliding.
 fn collides(code: u16, message: &str, key: &[String]) -> bool {
+    if message.contains(crate::sql::COLLISION_MARKER) {
+        return true;
+    }
     match code {
         codes::DUPLICATE_KEY => true,
         codes::BAD_NULL => null_column(message).is_some_and(|c| key.iter().any(|k| k.eq_ignore_ascii_case(&c))),
@@ -539,7 +542,7 @@ fn statement(plan: &Plan, run: &[&Change]) -> (String, Vec<Value>) {
                     Change::Delete(_) => unreachable!("runs hold one kind of change"),
                 })
                 .collect();
-            (crate::sql::upsert_tuples(&shadow, &plan.target_names(), &tuples, &plan.key_target), params)
+            (crate::sql::upsert_tuples(&shadow, &plan.target_names(), &tuples, &plan.guarded_key()), params)
         }
         Change::Delete(_) => {
             let placeholders = plan.key_placeholders();

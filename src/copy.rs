@@ -688,7 +688,7 @@ impl Copier {
     /// it is on.
     fn insert_select(&self, condition: &str, read: Read) -> String {
         let shadow = self.plan.names.q(&self.plan.names.shadow);
-        let upsert = || upsert_clause(&shadow, &self.plan.key_target, &self.plan.target_names());
+        let upsert = || upsert_clause(&shadow, &self.plan.guarded_key(), &self.plan.target_names());
         let tail = match read {
             Read::Locking => format!(" LOCK IN SHARE MODE {}", upsert()),
             Read::Plain => format!(" {}", upsert()),
@@ -754,7 +754,7 @@ impl Copier {
         let rows: Vec<Row> = conn.exec(select, params).await?;
         let shadow = self.plan.names.q(&self.plan.names.shadow);
         for part in rows.chunks(CLIENT_INSERT_ROWS) {
-            let sql = upsert_rows(&shadow, &self.plan.target_names(), &placeholders, &self.plan.key_target, part.len());
+            let sql = upsert_rows(&shadow, &self.plan.target_names(), &placeholders, &self.plan.guarded_key(), part.len());
             let values = part.iter().flat_map(|row| placeholders.iter().enumerate().map(|(i, p)| p.bind(&row[i])));
             conn.exec_drop(sql, values.collect::<Vec<Value>>()).await?;
         }

@@ -9,7 +9,7 @@
 use crate::alter::AlterSummary;
 use crate::error::{Error, Result};
 use crate::inspect::{Column, TableInfo};
-use crate::sql::{qualified, Placeholder};
+use crate::sql::{qualified, Guard, Placeholder};
 
 /// Names of the tables a migration of `table` uses, gh-ost style.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +133,13 @@ impl Plan {
 
     pub fn key_placeholders(&self) -> Vec<Placeholder> {
         self.key_positions.iter().map(|&i| self.columns[i].placeholder()).collect()
+    }
+
+    /// The chosen key's columns in the new table, each with the guard its type needs (see
+    /// `sql::upsert_clause`).
+    pub fn guarded_key(&self) -> Vec<(String, Guard)> {
+        let data_type = |column_type: &str| column_type.split(['(', ' ']).next().unwrap_or_default().to_string();
+        self.key_target.iter().zip(&self.key_positions).map(|(name, &p)| (name.clone(), Guard::for_type(&data_type(&self.columns[p].target_type)))).collect()
     }
 }
 

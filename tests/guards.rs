@@ -31,6 +31,25 @@ async fn start_slow_copy(db: &str) -> (mysql_async::Conn, std::process::Child) {
     (conn, child)
 }
 
+/// Starts a migration of `db`.`t` that its `stage` hook holds, and waits until it is held
+/// there; removing the returned file lets it go on.
+async fn held_in_hook(db: &str, alter: &str, stage: &str) -> (std::process::Child, std::path::PathBuf) {
+    let (reached, hold) = (temp_path(&format!("{db}-reached")), temp_path(&format!("{db}-hold")));
+    let hooks = holding_hook(&format!("{db}-hooks"), stage, &reached, &hold);
+    let mut child = server()
+        .alterego_command(&["--database", db, "--table", "t", "--alter", alter, "--execute", "--hooks-path", hooks.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached.exists() {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the run never reached its {stage} hook");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (child, hold)
+}
+
 /// A shadow row changed behind alterego's back is found by the verification, copied again,
 /// and the result is right.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +118,30 @@ async fn new_unique_index_over_duplicates() {
     // MySQL names the key with its table.
     let reason = if common::flavor().is_mysql() { "Duplicate entry '20' for key '_t_gho.ua'" } else { "Duplicate entry '20' for key 'ua'" };
     lossy("dup", &["UPDATE t SET a = 20 WHERE id = 1150"], "ADD UNIQUE INDEX ua (a)", "1150", reason).await;
+}
+
+/// A change replayed after the copy that collides with another row on a new unique index
+/// (like gh-ost's `panic-on-warnings-update-pk-with-duplicate-on-new-unique-index`: row 2 moved
+/// to a new id with row 1's email) fails the run naming its key, also when the key is AUTO_INCREMENT:
+/// such a column takes the key guard's NULL as 0 in an UPDATE, which merged the two rows into
+/// row 0 before the guard gave it a value it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_change_colliding_on_a_new_unique_index_names_its_key() {
+    let db = "replayed_dup";
+    let srv = server();
+    let mut conn = srv.fresh_database(db).await;
+    conn.query_drop("CREATE TABLE t (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, email VARCHAR(40) NOT NULL) ENGINE=InnoDB").await.unwrap();
+    conn.query_drop(format!("INSERT INTO t (email) SELECT CONCAT('e', seq) FROM {}", common::seq(1, 3000))).await.unwrap();
+    let (child, hold) = held_in_hook(db, "ADD UNIQUE KEY ue (email)", "on-before-cut-over").await;
+    conn.query_drop("UPDATE t SET id = 5000, email = 'e1' WHERE id = 2").await.unwrap();
+    let expected = rows(&mut conn, "SELECT id, email FROM t ORDER BY id").await;
+    std::fs::remove_file(&hold).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a replayed change collides with a different row on a unique key of the new table (rows with key (5000))"), "{stderr}");
+    assert_eq!(tables(&mut conn).await, vec!["t".to_string()], "{stderr}");
+    assert_eq!(rows(&mut conn, "SELECT id, email FROM t ORDER BY id").await, expected, "the original table changed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,19 +229,7 @@ async fn only_ddl_on_the_table_stops_the_run() {
     let mut conn = srv.fresh_database("earlyddl").await;
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, a INT) ENGINE=InnoDB").await.unwrap();
     conn.query_drop(format!("INSERT INTO t SELECT seq, seq FROM {}", common::seq(1, 100))).await.unwrap();
-    let (reached, hold) = (temp_path("earlyddl-reached"), temp_path("earlyddl-hold"));
-    let hooks = holding_hook("earlyddl-hooks", "on-validated", &reached, &hold);
-    let child = srv
-        .alterego_command(&["--database", "earlyddl", "--table", "t", "--alter", "ADD COLUMN c INT", "--execute", "--hooks-path", hooks.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reached.exists() {
-        assert!(Instant::now() < deadline, "the run never reached its on-validated hook");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (child, hold) = held_in_hook("earlyddl", "ADD COLUMN c INT", "on-validated").await;
     conn.query_drop("ALTER TABLE t ADD COLUMN z INT").await.unwrap();
     std::fs::remove_file(&hold).unwrap();
     let output = child.wait_with_output().unwrap();
