@@ -22,7 +22,10 @@
 #     @@version_comment, case-insensitively), when gtid_mode asks for OFF
 #     (MariaDB always logs GTIDs), for the `sysbench` case when sysbench is
 #     missing, and for cases driven by their own test.sh (after a dry run, so
-#     a flag alterego refuses is still named as the reason).
+#     a flag alterego refuses is still named as the reason), except those whose
+#     driver only runs SQL on the primary once the copy is complete: they run
+#     as below, with that SQL run when alterego logs its copy done and the
+#     swap held back INJECT_SETTLE_SECS more.
 #  2. DROP/CREATE DATABASE test, set the case's sql_mode, run create.sql (the
 #     `sysbench` case: `sysbench oltp_write_only prepare`, 20,000 rows in
 #     sbtest1) and before.sql (primary and replica), with event_scheduler=ON.
@@ -78,6 +81,7 @@ WORK=""
 TIMEOUT=120
 THROTTLE_SECS=3      # copy held by the throttle flag file while the event writes
 POSTPONE_SECS=3      # at least this much more writing before the writers stop
+INJECT_SETTLE_SECS=3  # after SQL a driver script injects, before the swap may go ahead
 DB="test"            # gh-ost's cases run create.sql in database `test`
 BIN="$REPO_ROOT/target/release/alterego"
 
@@ -295,6 +299,22 @@ STATUS=""
 REASON=""
 result() { STATUS=$1; REASON=$2; }
 
+# The SQL a case's own driver script (test.sh) runs on the primary once gh-ost reports its row
+# copy complete, when that is the one thing it adds to the usual run: the statements of a
+# `gh-ost-test-mysql-master test << 'EOF'` here-document, or of `... test -e "..."`. Such a case
+# runs like the others, with that SQL run once alterego logs its copy done (`copied N rows in`)
+# and the swap held back a few seconds more for its replay. Other drivers: nothing (status 1).
+injected_sql() {
+    local script=$1
+    grep -q 'Row copy complete' "$script" && grep -q 'gh-ost-test-mysql-master' "$script" || return 1
+    awk '
+        /gh-ost-test-mysql-master [a-z_]+ *<< *.?EOF.?/ { inside = 1; next }
+        inside && /^EOF$/ { inside = 0; next }
+        inside { print; next }
+        /gh-ost-test-mysql-master [a-z_]+ -e "/ { s = $0; sub(/.*-e "/, "", s); sub(/"[^"]*$/, "", s); print s ";" }
+    ' "$script"
+}
+
 run_case() {
     local name=$1
     local dir="$CASES/$name" out="$WORK/cases/$name"
@@ -366,8 +386,11 @@ run_case() {
         [[ -z "$pos" ]] || dbr -N -B -e "SELECT MASTER_GTID_WAIT('$pos', 10)" >>"$setup" 2>&1 || true
     fi
 
-    # ---- a case with a driver of its own: dry run only, for the flags
-    if [[ -f "$dir/test.sh" ]]; then
+    # ---- a case with a driver of its own: run when it only injects SQL after the copy (see
+    # injected_sql), else a dry run only, for the flags
+    local inject=""
+    [[ -f "$dir/test.sh" ]] && inject="$(injected_sql "$dir/test.sh")" || true
+    if [[ -f "$dir/test.sh" && -z "$inject" ]]; then
         local dry=() a
         for a in "${args[@]}"; do [[ "$a" == --execute ]] || dry+=("$a"); done
         local rc=0
@@ -396,7 +419,7 @@ run_case() {
             --report-interval=10 run >"$out/sysbench.log" 2>&1 &
         SYSBENCH_PID=$!
     fi
-    local start rc=0 elapsed throttled=1 stopped=0 timed_out=0 rows_at_stop="?"
+    local start rc=0 elapsed throttled=1 stopped=0 timed_out=0 rows_at_stop="?" injected_at=0
     start=$(now_ms)
     ALTEREGO_PASSWORD="$SANDBOX_PASSWORD" "$BIN" "${args[@]}" >"$log" 2>&1 </dev/null &
     ALTEREGO_PID=$!
@@ -405,7 +428,13 @@ run_case() {
         if ((throttled && elapsed >= THROTTLE_SECS * 1000)); then
             rm -f "$throttle_file"; throttled=0
         fi
+        if [[ -n "$inject" ]] && ((!injected_at)) && grep -q 'copied [0-9]* rows in' "$log"; then
+            { echo "== SQL injected after the copy (test.sh)"; db "$DB" <<<"$inject"; } >>"$setup" 2>&1 ||
+                echo "(the injected SQL reported errors)" >>"$setup"
+            injected_at=$(now_ms)
+        fi
         if ((!throttled && !stopped && elapsed >= (THROTTLE_SECS + POSTPONE_SECS) * 1000)) &&
+            { [[ -z "$inject" ]] || ((injected_at && $(now_ms) - injected_at >= INJECT_SETTLE_SECS * 1000)); } &&
             grep -q 'cut-over postponed while' "$log"; then
             stop_writers
             rows_at_stop="$(q "SELECT COUNT(*) FROM \`$DB\`.\`$table\`" 2>/dev/null || echo '?')"
