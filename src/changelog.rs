@@ -1,4 +1,5 @@
-//! The changelog table `_<t>_ghc`: a heartbeat row written every 100 ms, and the cut-over
+//! The changelog table `_<t>_ghc`: a heartbeat row written every 100 ms
+//! (`--heartbeat-interval-millis`), and the cut-over
 //! markers. Both travel through the binlog like any write, so seeing a marker come back on the
 //! stream proves that everything written before it has been read (and, once applied, replayed).
 
@@ -17,7 +18,6 @@ pub const MARKER_HINT: &str = "cut-over-marker";
 const HEARTBEAT_HINT: &str = "heartbeat";
 const HEARTBEAT_ID: u64 = 1;
 const MARKER_ID: u64 = 2;
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Creates the changelog table. Column order matters: the reader takes (hint, value) as columns 1 and 2.
 pub async fn create(conn: &mut Conn, names: &TableNames) -> Result<()> {
@@ -55,9 +55,9 @@ pub async fn last_marker(conn: &mut Conn, names: &TableNames) -> Result<Option<u
     Ok(value.and_then(|v| v.parse().ok()))
 }
 
-/// Writes the heartbeat until the run stops. A failed write is logged, not fatal: the heartbeat
+/// Writes the heartbeat every `interval` until the run stops. A failed write is logged, not fatal: the heartbeat
 /// only keeps the stream moving and (later) measures lag.
-pub fn spawn_heartbeat(server: Server, names: TableNames, state: Arc<RunState>) -> tokio::task::JoinHandle<()> {
+pub fn spawn_heartbeat(server: Server, names: TableNames, state: Arc<RunState>, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut conn: Option<Conn> = None;
         while !state.stopping() {
@@ -71,7 +71,7 @@ pub fn spawn_heartbeat(server: Server, names: TableNames, state: Arc<RunState>) 
                     conn = None;
                 }
             }
-            tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+            tokio::time::sleep(interval).await;
         }
     })
 }

@@ -26,14 +26,9 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "gcp",
     "aliyun-rds",
     "azure",
-    "force-named-cut-over",
-    "force-named-panic",
-    "nice-ratio",
     "throttle-http",
-    "critical-load-hibernate-seconds",
     "skip-renamed-columns",
     "skip-strict-mode",
-    "heartbeat-interval-millis",
     "allow-nullable-unique-key",
     "approve-renamed-columns-on-replica",
     "mysql-wait-replication-timeout",
@@ -301,6 +296,14 @@ pub struct Cli {
     /// Look again after this long before aborting on --critical-load (0: abort at once).
     #[arg(long, default_value_t = 0)]
     pub critical_load_interval_millis: u64,
+    /// On --critical-load, instead of aborting, pause the copy for this many seconds without
+    /// reading the server's status, then look again; repeated as often as it is met (0: abort).
+    #[arg(long, default_value_t = 0)]
+    pub critical_load_hibernate_seconds: u64,
+    /// How often the heartbeat is written to the changelog table, which replica lag is measured
+    /// with (10 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=1000))]
+    pub heartbeat_interval_millis: u64,
     /// First try the ALTER on the table itself with ALGORITHM=INSTANT (a metadata-only change,
     /// with a lock wait of --cut-over-lock-timeout-seconds); fall back to the online copy when
     /// the server cannot do it instantly or the lock is not granted in time.
@@ -334,6 +337,18 @@ pub struct Cli {
     /// Loopback TCP port for the same live commands (binds 127.0.0.1 only).
     #[arg(long)]
     pub serve_tcp_port: Option<u16>,
+    /// The `unpostpone` (`cut-over`) command must name the table (`unpostpone=<table>`);
+    /// without the name it is refused.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub force_named_cut_over: bool,
+    /// The `panic` command must name the table (`panic=<table>`); without the name it is
+    /// refused.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub force_named_panic: bool,
+    /// After each chunk, a copy worker sleeps this many times the time the chunk took (0 to
+    /// 100; 1 halves the copy's pace). Also the live `nice-ratio=R`.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_nice_ratio)]
+    pub nice_ratio: f64,
     /// Directory of hook executables, named like gh-ost's (gh-ost-on-startup, ...) or
     /// alterego-on-startup, ...; they get gh-ost's GH_OST_* environment variables.
     #[arg(long)]
@@ -463,6 +478,10 @@ pub struct Config {
     pub hooks_path: Option<PathBuf>,
     pub serve_socket_file: Option<PathBuf>,
     pub serve_tcp_port: Option<u16>,
+    /// `--force-named-cut-over`, `--force-named-panic`.
+    pub force_named_commands: NamedCommands,
+    pub nice_ratio: f64,
+    pub heartbeat_interval: Duration,
     pub throttler: crate::throttle::Throttler,
     pub postpone_cut_over_flag_file: Option<PathBuf>,
     pub cut_over_lock_timeout: Duration,
@@ -506,6 +525,14 @@ fn parse_cut_over(text: &str) -> std::result::Result<String, String> {
         }
         other => Err(format!("`{other}` is not one of atomic, default")),
     }
+}
+
+/// gh-ost's `--force-named-cut-over` and `--force-named-panic`: which live commands must name
+/// the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NamedCommands {
+    pub cut_over: bool,
+    pub panic: bool,
 }
 
 /// How `--include-triggers` names the new table's triggers (see `triggers::new_name`).
@@ -727,6 +754,9 @@ impl Config {
             hooks_path: cli.hooks_path,
             serve_socket_file: cli.serve_socket_file,
             serve_tcp_port: cli.serve_tcp_port,
+            force_named_commands: NamedCommands { cut_over: cli.force_named_cut_over, panic: cli.force_named_panic },
+            nice_ratio: cli.nice_ratio,
+            heartbeat_interval: Duration::from_millis(cli.heartbeat_interval_millis),
             throttler: crate::throttle::Throttler {
                 replicas: cli.throttle_control_replicas,
                 max_lag: Duration::from_millis(cli.max_lag_millis),
@@ -736,6 +766,7 @@ impl Config {
                 max_load: cli.max_load,
                 critical_load: cli.critical_load,
                 critical_load_interval: Duration::from_millis(cli.critical_load_interval_millis),
+                critical_load_hibernate: Duration::from_secs(cli.critical_load_hibernate_seconds),
                 throttle_query: cli.throttle_query.filter(|q| !q.trim().is_empty()),
             },
             postpone_cut_over_flag_file: cli.postpone_cut_over_flag_file,
@@ -746,6 +777,14 @@ impl Config {
             status_json: cli.status_json,
             status_interval: Duration::from_millis(cli.status_interval_millis),
         })
+    }
+}
+
+/// `--nice-ratio`: from 0 (off) to 100, as gh-ost takes it.
+pub fn parse_nice_ratio(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ratio) if (0.0..=100.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("`{text}` is not a nice ratio from 0 to 100")),
     }
 }
 
@@ -900,9 +939,9 @@ mod tests {
         assert!(check_flags(&args(&["--check-flag", "-alter=x", "--execute", "-max-lag-millis=1", "--password=x", "-help", "-version"])).unwrap().is_ok());
         assert!(check_flags(&args(&["--check-flag=false", "--no-such-flag"])).is_none());
         assert!(check_flags(&args(&["-check-flag=true", "--alter=x"])).unwrap().is_ok());
-        let e = check_flags(&args(&["-check-flag", "--nice-ratio=1", "--no-such-flag", "--pass=x"])).unwrap().unwrap_err();
+        let e = check_flags(&args(&["-check-flag", "--gtid", "--no-such-flag", "--pass=x"])).unwrap().unwrap_err();
         assert_eq!(e.kind, crate::error::ExitKind::Usage);
-        assert!(e.message.contains("--nice-ratio, --no-such-flag, --pass"), "{}", e.message);
+        assert!(e.message.contains("--gtid, --no-such-flag, --pass"), "{}", e.message);
     }
 
     #[test]

@@ -415,6 +415,7 @@ impl Copier {
                 RunState::count(&self.state.rows_copied, copied);
                 self.state.replay_pace.lock().expect("pace lock").committed(crate::state::since_epoch(), copied);
                 self.resize(copied, started.elapsed());
+                self.be_nice(started.elapsed()).await;
             }
         }
         .await;
@@ -422,6 +423,15 @@ impl Copier {
             self.state.copy_workers.fetch_sub(1, Ordering::Relaxed);
         }
         result
+    }
+
+    /// gh-ost's `--nice-ratio` (live: `nice-ratio=R`): a pause of the ratio times what the chunk
+    /// took, so the copy's share of the server's time shrinks by that factor.
+    async fn be_nice(&self, took: std::time::Duration) {
+        let ratio = *self.state.live.nice_ratio.lock().expect("live lock");
+        if ratio > 0.0 {
+            tokio::time::sleep(took.mul_f64(ratio)).await;
+        }
     }
 
     /// The next chunk, of the current chunk size from where the last one ended, once the run is

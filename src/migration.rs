@@ -64,9 +64,18 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     state.live.max_lag_ms.store(config.throttler.max_lag.as_millis() as u64, Ordering::Relaxed);
     *state.live.max_load.lock().expect("live lock") = config.throttler.max_load.clone();
     *state.live.critical_load.lock().expect("live lock") = config.throttler.critical_load.clone();
+    *state.live.nice_ratio.lock().expect("live lock") = config.nice_ratio;
+    *state.live.throttle_query.lock().expect("live lock") = config.throttler.throttle_query.clone();
+    *state.live.postpone_flag_file.lock().expect("live lock") = config.postpone_cut_over_flag_file.clone();
     state.set_phase("inspecting");
     let hooks = table_names(config).map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute, config.hooks_hints.clone())).ok();
-    let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.initially_drop_socket_file, config.serve_tcp_port, state.clone(), hooks.clone()).await?;
+    let connection = &config.connection;
+    let commands = crate::control::Context {
+        table: config.table.clone(),
+        named: config.force_named_commands,
+        server: connection.socket.as_ref().map_or_else(|| format!("{}:{}", connection.host, connection.port), |s| s.display().to_string()),
+    };
+    let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.initially_drop_socket_file, config.serve_tcp_port, state.clone(), hooks.clone(), commands).await?;
     // A panic (a bug) still goes through the cleanup below, like any failure.
     let migration = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(migrate(config, &created, &state, hooks.as_ref())));
     let result = tokio::select! {
@@ -751,7 +760,7 @@ impl Migration {
             stream::spawn(runtime.clone(), self.server.clone(), start.clone(), self.config.server_id, tables, tx, self.state.clone()),
             apply::spawn(runtime, self.server.clone(), self.plan.clone(), rx.clone(), self.state.clone(), apply::Settings { sessions: self.config.apply_threads, retries: self.config.retries }),
         ];
-        let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone());
+        let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone(), self.config.heartbeat_interval);
         let display = progress::spawn(self.state.clone(), self.config.progress, self.config.status_interval, self.hooks.clone());
         let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), lag, self.config.chunk_time, self.state.clone());
 
@@ -959,15 +968,17 @@ impl Migration {
         Ok(())
     }
 
-    /// Holds the swap while the postpone flag file exists; the applier keeps the shadow current.
+    /// Holds the swap while the postpone flag file exists (the live setting's: the
+    /// `postpone-cut-over-flag-file=` command can change it); the applier keeps the shadow
+    /// current.
     async fn wait_while_postponed(&self) -> Result<()> {
-        let Some(flag) = self.config.postpone_cut_over_flag_file.as_ref() else { return Ok(()) };
-        if flag.exists() {
+        let flag = || self.state.live.postpone_flag_file.lock().expect("live lock").clone().filter(|f| f.exists());
+        if let Some(flag) = flag() {
             self.state.set_phase("postponed");
             tracing::info!("cut-over postponed while {} exists", flag.display());
             self.hooks.run(Hook::BeginPostponed, &self.state, &[]).await?;
         }
-        while flag.exists() && !self.state.live.unpostponed.load(Ordering::SeqCst) {
+        while flag().is_some() && !self.state.live.unpostponed.load(Ordering::SeqCst) {
             self.check_failure()?;
             self.recheck_changed_rows(RECHECK_WHILE_POSTPONED).await?;
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -23,6 +23,13 @@ pub struct Live {
     pub operator_throttle: AtomicBool,
     /// Set by the `unpostpone` command: the swap no longer waits for the postpone flag file.
     pub unpostponed: AtomicBool,
+    /// gh-ost's `--nice-ratio`: after each chunk, a copy worker sleeps this many times the time
+    /// the chunk took (0 to 100).
+    pub nice_ratio: Mutex<f64>,
+    /// gh-ost's `--throttle-query`.
+    pub throttle_query: Mutex<Option<String>>,
+    /// `--postpone-cut-over-flag-file`: while this file exists, the swap waits.
+    pub postpone_flag_file: Mutex<Option<std::path::PathBuf>>,
 }
 
 #[derive(Default)]

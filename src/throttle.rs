@@ -56,6 +56,9 @@ pub enum Verdict {
     Go,
     Wait(String),
     Abort(String),
+    /// `--critical-load` met (twice, `--critical-load-interval-millis` apart): an abort, or,
+    /// with `--critical-load-hibernate-seconds`, a pause.
+    CriticalLoad(String),
 }
 
 /// A replica to measure lag on.
@@ -99,6 +102,9 @@ pub struct Throttler {
     pub max_load: LoadLimits,
     pub critical_load: LoadLimits,
     pub critical_load_interval: Duration,
+    /// gh-ost's `--critical-load-hibernate-seconds`: on critical load, pause this long instead
+    /// of aborting (zero: abort).
+    pub critical_load_hibernate: Duration,
     /// gh-ost's `--throttle-query`: run on the primary once a second; a result above zero
     /// throttles.
     pub throttle_query: Option<String>,
@@ -118,7 +124,7 @@ impl Throttler {
                 tokio::time::sleep(self.critical_load_interval).await;
             }
             if let Some(still) = over_limit(conn, &critical_load).await? {
-                return Ok(Verdict::Abort(format!("critical load: {still} (first seen {over})")));
+                return Ok(Verdict::CriticalLoad(format!("critical load: {still} (first seen {over})")));
             }
         }
         if let Some(path) = [&self.throttle_flag_file, &self.additional_throttle_flag_file].into_iter().flatten().find(|p| p.exists()) {
@@ -280,7 +286,7 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
     state.lag_limit_ms.store(lag_limit.current(max_lag).as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     tokio::spawn(async move {
         let mut lag = lag;
-        let mut throttle_query = ThrottleQuery { sql: throttler.throttle_query.clone(), last: None };
+        let mut throttle_query = ThrottleQuery { last: None };
         let mut conn: Option<Conn> = None;
         while !state.stopping() {
             if conn.is_none() {
@@ -300,7 +306,7 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 state.lag_limit_ms.store(limit.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
                 state.replicas_lagging.store(lag_verdict != Verdict::Go, std::sync::atomic::Ordering::SeqCst);
                 let verdict = match throttler.check(c, &state.live).await {
-                    Ok(Verdict::Go) => match throttle_query.check(c).await {
+                    Ok(Verdict::Go) => match throttle_query.check(c, &state.live).await {
                         Verdict::Go => Ok(lag_verdict),
                         wait => Ok(wait),
                     },
@@ -309,7 +315,11 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 match verdict {
                     Ok(Verdict::Go) => state.set_throttle(None),
                     Ok(Verdict::Wait(why)) => state.set_throttle(Some(why)),
-                    Ok(Verdict::Abort(why)) => state.fail(Error::new(crate::error::ExitKind::Aborted, why)),
+                    Ok(Verdict::CriticalLoad(why)) if !throttler.critical_load_hibernate.is_zero() => {
+                        hibernate(&throttler, &state, &why).await;
+                        conn = None;
+                    }
+                    Ok(Verdict::Abort(why) | Verdict::CriticalLoad(why)) => state.fail(Error::new(crate::error::ExitKind::Aborted, why)),
                     Err(e) => {
                         tracing::warn!("checking throttles: {e}");
                         conn = None;
@@ -321,10 +331,24 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
     })
 }
 
-/// `--throttle-query`, run at most once a second: its last verdict is kept in between.
+/// gh-ost's `--critical-load-hibernate-seconds`: the copy pauses for that long, and no status
+/// is read meanwhile (the replay and the heartbeat go on: they keep the shadow current and the
+/// lag measured); then the checks start again, and a critical load still there hibernates
+/// again. The connection is dropped for the duration.
+async fn hibernate(throttler: &Throttler, state: &crate::state::RunState, why: &str) {
+    let seconds = throttler.critical_load_hibernate.as_secs();
+    tracing::warn!("{why}: hibernating for {seconds} s (--critical-load-hibernate-seconds) instead of aborting");
+    state.set_throttle(Some(format!("hibernating for {seconds} s after {why}")));
+    let until = std::time::Instant::now() + throttler.critical_load_hibernate;
+    while std::time::Instant::now() < until && !state.stopping() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `--throttle-query` (the live setting, which the `throttle-query=` command changes), run at
+/// most once a second: its last verdict, and the query it came from, are kept in between.
 struct ThrottleQuery {
-    sql: Option<String>,
-    last: Option<(std::time::Instant, Verdict)>,
+    last: Option<(std::time::Instant, String, Verdict)>,
 }
 
 impl ThrottleQuery {
@@ -333,10 +357,10 @@ impl ThrottleQuery {
     /// Wait while the query's first column is above zero. The query is the operator's own SQL,
     /// run as given; an error throttles too (the run cannot tell whether it may go on), naming
     /// the error.
-    async fn check(&mut self, conn: &mut Conn) -> Verdict {
-        let Some(sql) = &self.sql else { return Verdict::Go };
-        if let Some((at, verdict)) = &self.last {
-            if at.elapsed() < Self::INTERVAL {
+    async fn check(&mut self, conn: &mut Conn, live: &crate::state::Live) -> Verdict {
+        let Some(sql) = live.throttle_query.lock().expect("live lock").clone() else { return Verdict::Go };
+        if let Some((at, last_sql, verdict)) = &self.last {
+            if at.elapsed() < Self::INTERVAL && *last_sql == sql {
                 return verdict.clone();
             }
         }
@@ -348,7 +372,7 @@ impl ThrottleQuery {
             },
             Err(e) => Verdict::Wait(format!("throttle-query failed: {}", crate::error::describe_mysql_error(&e))),
         };
-        self.last = Some((std::time::Instant::now(), verdict.clone()));
+        self.last = Some((std::time::Instant::now(), sql, verdict.clone()));
         verdict
     }
 }

@@ -714,6 +714,68 @@ async fn socket_commands_steer_a_running_migration() {
     assert!(!socket.exists(), "the socket file was left behind");
 }
 
+/// gh-ost's command forms and live settings: with --critical-load always met and
+/// --critical-load-hibernate-seconds, the run hibernates instead of aborting until the limit is
+/// cleared live; gh-ost's aliases (`pause`, `continue`, `info`) work; with --force-named-panic
+/// and --force-named-cut-over, `panic` and `unpostpone` without the table's name are refused
+/// and a wrong name is ignored; `nice-ratio`, `coordinates` and `applier` answer; pointing
+/// `postpone-cut-over-flag-file=` at a file that does not exist lets the swap go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gh_ost_command_forms_and_live_settings() {
+    let mut conn = setup("ghost_commands").await;
+    let socket = flag("ghost-commands.sock");
+    let postpone = existing_flag("ghost-commands-postpone");
+    let mut child = start(
+        "ghost_commands",
+        &[
+            "--serve-socket-file",
+            socket.to_str().unwrap(),
+            "--postpone-cut-over-flag-file",
+            postpone.to_str().unwrap(),
+            "--force-named-cut-over",
+            "--force-named-panic",
+            "--nice-ratio=0.5",
+            "--heartbeat-interval-millis=50",
+            "--critical-load",
+            "Threads_running=1",
+            "--critical-load-hibernate-seconds=1",
+        ],
+    );
+    wait_for_pipeline(&mut conn, &mut child).await;
+    let status_json = || command(&socket, "status-json");
+    wait_for_status("hibernation on critical load", status_json, |s| s["throttle"].as_str().is_some_and(|t| t.starts_with("hibernating for 1 s after critical load: Threads_running="))).await;
+    assert_copy_paused(&mut conn, &mut child).await;
+    assert_eq!(command(&socket, "critical-load=").await, "critical-load=");
+
+    assert_eq!(command(&socket, "nice-ratio=?").await, "0.5");
+    assert_eq!(command(&socket, "nice-ratio=0").await, "nice-ratio=0");
+    assert!(command(&socket, "coordinates").await.starts_with("replayed up to binlog "));
+    assert!(command(&socket, "applier").await.starts_with("applier: 127.0.0.1:"));
+    assert!(command(&socket, "info").await.starts_with("state: "));
+    assert_eq!(command(&socket, "pause").await, "throttled");
+    wait_for_status("the pause command", status_json, |s| s["throttle"] == "throttled by an operator command").await;
+    assert_eq!(command(&socket, "continue").await, "throttle released");
+    assert!(command(&socket, "panic").await.contains("--force-named-panic is set"));
+    assert!(command(&socket, "panic=other").await.contains("this run migrates `t`; ignored"));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shadow_rows(&mut conn).await != Some(ROWS) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy did not finish once critical-load was cleared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(command(&socket, "unpostpone").await.contains("--force-named-cut-over is set"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(child.try_wait().unwrap().is_none(), "swapped on an unnamed unpostpone");
+    let elsewhere = flag("ghost-commands-never-there");
+    assert_eq!(command(&socket, &format!("postpone-cut-over-flag-file={}", elsewhere.display())).await, format!("postpone-cut-over-flag-file={}", elsewhere.display()));
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("hibernating for 1 s (--critical-load-hibernate-seconds) instead of aborting"), "{stderr}");
+    assert!(postpone.exists(), "the swap went ahead with the first flag file still there");
+    let (count, sum): (u64, u64) = conn.query_first("SELECT COUNT(*), SUM(a) FROM t").await.unwrap().unwrap();
+    assert_eq!((count, sum), (ROWS, ROWS * (ROWS + 1) / 2));
+}
+
 /// This machine's IPv4 addresses outside 127.0.0.0/8.
 fn non_loopback_addresses() -> Vec<std::net::Ipv4Addr> {
     let mut found = Vec::new();
