@@ -117,6 +117,15 @@ pub struct AlterSummary {
     pub dropped_columns: Vec<String>,
 }
 
+impl AlterSummary {
+    /// gh-ost's `--skip-renamed-columns`: each renamed column taken for a dropped one, its data
+    /// not copied, beside a new column.
+    pub fn renames_as_drops(mut self) -> AlterSummary {
+        self.dropped_columns.extend(self.renamed_columns.drain(..).map(|(old, _)| old));
+        self
+    }
+}
+
 /// Reads the `--alter` value for `table`. Accepts an optional leading `ALTER TABLE [db.]table`
 /// as gh-ost does, and refuses what cannot run as an online copy.
 pub fn summarize(alter: &str, table: &str) -> Result<AlterSummary> {

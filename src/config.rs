@@ -22,12 +22,7 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "test-on-replica",
     "test-on-replica-skip-replica-stop",
     "assume-master-host",
-    "tungsten",
-    "gcp",
-    "aliyun-rds",
-    "azure",
     "throttle-http",
-    "skip-renamed-columns",
     "skip-strict-mode",
     "allow-nullable-unique-key",
     "approve-renamed-columns-on-replica",
@@ -40,7 +35,6 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "old-table",
     "gtid",
     "master-user",
-    "force-table-names",
 ];
 
 /// Flags that would put a password on the command line and that alterego refuses, saying how
@@ -150,6 +144,14 @@ pub struct Cli {
     /// Allow column renames (`CHANGE old new ...`, `RENAME COLUMN`); the data moves to the new name.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub approve_renamed_columns: bool,
+    /// Take a column rename for a dropped column and a new one: no data is copied between them
+    /// (the new column gets its default).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), conflicts_with = "approve_renamed_columns")]
+    pub skip_renamed_columns: bool,
+    /// Name the helper tables after this instead of the table: `_<NAME>_gho`, `_<NAME>_ghc`,
+    /// `_<NAME>_ghk`, `_<NAME>_del` (for a table whose name is too long for them).
+    #[arg(long)]
+    pub force_table_names: Option<String>,
     /// Accept zero dates (`0000-00-00`) where the server's sql_mode refuses them: the ALTER
     /// runs on the shadow table under the server's sql_mode without NO_ZERO_DATE and
     /// NO_ZERO_IN_DATE (without this flag, under the server's sql_mode as it is, so it fails
@@ -211,6 +213,18 @@ pub struct Cli {
     /// connection for up to a minute, then fails the run.
     #[arg(long)]
     pub mysql_timeout: Option<f64>,
+    /// gh-ost's switches for Aliyun RDS, Azure and 1st-generation GCP, which skip its check
+    /// of @@port and its host-name lookup; accepted: alterego makes neither.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub aliyun_rds: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub azure: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub gcp: bool,
+    /// gh-ost's Tungsten topology switch; accepted: alterego migrates on the server it is given
+    /// and reads that server's binlog, which is all gh-ost asks of a Tungsten master.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub tungsten: bool,
     /// gh-ost's check that the server's @@port is the one connected to; accepted: alterego
     /// makes no such check.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
@@ -454,6 +468,10 @@ pub struct Config {
     pub initially_drop_old_table: bool,
     pub resume: Resume,
     pub approve_renamed_columns: bool,
+    /// `--skip-renamed-columns`: renamed columns are dropped and added, their data not copied.
+    pub skip_renamed_columns: bool,
+    /// `--force-table-names`: what the helper tables are named after.
+    pub force_table_names: Option<String>,
     pub allow_zero_in_date: bool,
     pub initially_drop_socket_file: bool,
     /// `--timestamp-old-table`: the start time in the old table's name.
@@ -735,6 +753,8 @@ impl Config {
             },
             initially_drop_old_table: cli.initially_drop_old_table,
             approve_renamed_columns: cli.approve_renamed_columns,
+            skip_renamed_columns: cli.skip_renamed_columns,
+            force_table_names: cli.force_table_names.filter(|n| !n.is_empty()),
             allow_zero_in_date: cli.allow_zero_in_date,
             hooks_hints: [cli.hooks_hint, cli.hooks_hint_owner, cli.hooks_hint_token],
             initially_drop_socket_file: cli.initially_drop_socket_file,

@@ -349,6 +349,7 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
     server::check_server(server, conn, &config.database).await?;
     config.throttler.validate(conn).await?;
     let summary = alter::summarize(&config.alter, &config.table)?;
+    let summary = if config.skip_renamed_columns { summary.renames_as_drops() } else { summary };
     plan::check_renames(&summary, config.approve_renamed_columns)?;
     let Some(original) = inspect::load(conn, &names.database, &names.original).await? else { return Err(missing_table(conn, names).await) };
     let fks = inspect::foreign_keys(conn, &names.database, &names.original).await?;
@@ -547,7 +548,7 @@ async fn prove_alter(
 /// The run's table names: `_t_gho`, `_t_ghc`, `_t_ghk`, and the old table `_t_del` (or, with
 /// `--timestamp-old-table`, `_t_<when the run started>_del`).
 fn table_names(config: &Config) -> Result<TableNames> {
-    let names = TableNames::new(&config.database, &config.table)?;
+    let names = TableNames::named_after(&config.database, &config.table, config.force_table_names.as_deref().unwrap_or(&config.table))?;
     match &config.old_table_timestamp {
         Some(timestamp) => names.with_timestamped_old(timestamp),
         None => Ok(names),

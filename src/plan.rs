@@ -21,30 +21,39 @@ pub struct TableNames {
     /// The finished copy chunks (see `checkpoint`).
     pub checkpoint: String,
     pub old: String,
+    /// What the helper tables are named after: the table, or gh-ost's `--force-table-names`.
+    pub helper_base: String,
 }
 
 impl TableNames {
     pub fn new(database: &str, table: &str) -> Result<TableNames> {
-        if table.chars().count() + 5 > 64 {
+        TableNames::named_after(database, table, table)
+    }
+
+    /// The names, with the helper tables named after `base` (`_<base>_gho`...) rather than the
+    /// table (gh-ost's `--force-table-names`).
+    pub fn named_after(database: &str, table: &str, base: &str) -> Result<TableNames> {
+        if base.chars().count() + 5 > 64 {
             return Err(Error::refused(
-                format!("table name `{table}` is too long: the shadow table `_{table}_gho` would exceed MySQL's 64-character limit"),
-                "rename the table to 59 characters or fewer first",
+                format!("table name `{base}` is too long for the helper tables: the shadow table `_{base}_gho` would exceed MySQL's 64-character limit"),
+                "name the helper tables after something of 59 characters or fewer with --force-table-names, or rename the table first",
             ));
         }
         Ok(TableNames {
             database: database.into(),
             original: table.into(),
-            shadow: format!("_{table}_gho"),
-            changelog: format!("_{table}_ghc"),
-            checkpoint: format!("_{table}_ghk"),
-            old: format!("_{table}_del"),
+            shadow: format!("_{base}_gho"),
+            changelog: format!("_{base}_ghc"),
+            checkpoint: format!("_{base}_ghk"),
+            old: format!("_{base}_del"),
+            helper_base: base.into(),
         })
     }
 
     /// gh-ost's `--timestamp-old-table`: the old table becomes `_<table>_<timestamp>_del`, so
     /// that each migration's old table has a name of its own.
     pub fn with_timestamped_old(mut self, timestamp: &str) -> Result<TableNames> {
-        let old = format!("_{}_{timestamp}_del", self.original);
+        let old = format!("_{}_{timestamp}_del", self.helper_base);
         if old.chars().count() > 64 {
             return Err(Error::refused(
                 format!("table name `{}` is too long for --timestamp-old-table: `{old}` would exceed MySQL's 64-character limit", self.original),
@@ -463,5 +472,7 @@ mod tests {
     fn long_table_names_are_refused() {
         assert!(TableNames::new("d", &"x".repeat(60)).is_err());
         assert_eq!(TableNames::new("d", "orders").unwrap().shadow, "_orders_gho");
+        let forced = TableNames::named_after("d", &"x".repeat(64), "tmp").unwrap();
+        assert_eq!((forced.original.len(), forced.shadow.as_str(), forced.old.as_str()), (64, "_tmp_gho", "_tmp_del"));
     }
 }

@@ -404,6 +404,10 @@ async fn gh_ost_hints_and_accepted_flags() {
         "-checkpoint",
         "-checkpoint-seconds=30",
         "-timestamp-old-table",
+        "-aliyun-rds",
+        "-azure",
+        "-gcp",
+        "-tungsten",
     ];
     let (code, stderr) = finish(start("hints", &extra));
     assert_eq!(code, Some(0), "{stderr}");

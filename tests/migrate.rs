@@ -233,6 +233,36 @@ async fn renamed_column_with_approval() {
     simple_case("rename", &w, "CHANGE COLUMN b b_renamed VARCHAR(40)", &["--approve-renamed-columns"], "id, u, a, b_renamed, c", "id, u, a, b, c").await;
 }
 
+/// gh-ost's `--skip-renamed-columns`: the renamed column is taken for a dropped one and a new
+/// one, so its data is not copied; the other columns equal the oracle's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn renamed_column_skipped() {
+    let w = simple_workload(&["a", "c"], &[&["1", "2"], &["3", "NULL"]]);
+    simple_case("skiprename", &w, "CHANGE COLUMN b b_renamed VARCHAR(40)", &["--skip-renamed-columns"], "id, u, a, c", "id, u, a, c").await;
+    let mut conn = server().conn(Some("skiprename")).await;
+    let carried: Option<u64> = conn.query_first("SELECT COUNT(*) FROM t WHERE b_renamed IS NOT NULL").await.unwrap();
+    assert_eq!(carried, Some(0), "data was copied into the renamed column");
+}
+
+/// gh-ost's `--force-table-names`: the helper tables are named after the given name, which
+/// lets a table whose name leaves no room for `_<name>_gho` be migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helper_tables_named_with_force_table_names() {
+    let db = "forcenames";
+    let table = "t".repeat(64);
+    let mut conn = server().fresh_database(db).await;
+    conn.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY, a VARCHAR(20)) ENGINE=InnoDB")).await.unwrap();
+    conn.query_drop(format!("INSERT INTO {table} SELECT seq, CONCAT('v', seq) FROM {}", common::seq(1, 3000))).await.unwrap();
+    let refused = server().alterego(&["--database", db, "--table", &table, "--alter", "ADD COLUMN b INT", "--execute"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--force-table-names"), "{}", stderr(&refused));
+    let output = server().alterego(&["--database", db, "--table", &table, "--alter", "ADD COLUMN b INT", "--execute", "--force-table-names=short", "--chunk-size", "500"]);
+    assert_success(&output);
+    assert_eq!(tables(&mut conn).await, vec!["_short_del".to_string(), table.clone()]);
+    let n = assert_same_rows(&mut conn, &format!("SELECT id, a FROM {table} ORDER BY id"), "SELECT id, a FROM _short_del ORDER BY id").await;
+    assert_eq!(n, 3000);
+}
+
 /// `MODIFY ID ...` on the key column `id`, spelled in another case (gh-ost's
 /// `modify-change-case-pk` case, which gh-ost refuses): the key is the same column, and the
 /// result equals the oracle.
