@@ -189,7 +189,7 @@ async fn apply_group(conns: &mut [Conn], server: &Server, plan: &Plan, group: &[
     let all: Vec<&Change> = group.iter().flat_map(|b| &b.changes).collect();
     let wanted = effective_changes(&plan.key_positions, &all, keys.pending);
     let record = match (record_position, group.last()) {
-        (true, Some(last)) => Some(crate::checkpoint::record_position(&plan.names, &last.end)),
+        (true, Some(last)) => Some(crate::checkpoint::record_position(&plan.names, &last.end, last.end_gtid.as_deref())),
         _ => None,
     };
     if conns.len() < 2 || wanted.len() < MIN_CHANGES_TO_SPLIT {
@@ -259,7 +259,7 @@ pub async fn apply_with_retries(conn: &mut Conn, server: &Server, plan: &Plan, g
     let wanted = effective_changes(&plan.key_positions, &all, keys.pending);
     // Recorded in the group's own transaction: the position is exactly what the shadow holds.
     let record = match (record_position && session == Session::Own, group.last()) {
-        (true, Some(last)) => Some(crate::checkpoint::record_position(&plan.names, &last.end)),
+        (true, Some(last)) => Some(crate::checkpoint::record_position(&plan.names, &last.end, last.end_gtid.as_deref())),
         _ => None,
     };
     apply_on_one_session(conn, server, plan, (&all, &wanted), retries, session, record.as_ref()).await

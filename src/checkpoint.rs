@@ -214,10 +214,14 @@ pub async fn write_header(conn: &mut Conn, names: &TableNames, header: &Header) 
     crate::changelog::write(conn, names, HEADER_ID, HEADER_HINT, json).await
 }
 
-/// The statement that records the applied binlog position, and its parameters; run in the
-/// applier's transaction.
-pub fn record_position(names: &TableNames, position: &BinlogPosition) -> (String, Vec<Value>) {
-    crate::changelog::write_statement(names, POSITION_ID, POSITION_HINT, format!("{}:{}", position.file, position.pos))
+/// The statement that records the applied binlog position (with `--gtid`, and the GTID
+/// position there, on a line of its own), and its parameters; run in the applier's transaction.
+pub fn record_position(names: &TableNames, position: &BinlogPosition, gtid: Option<&str>) -> (String, Vec<Value>) {
+    let text = match gtid {
+        Some(gtid) => format!("{}:{}\n{gtid}", position.file, position.pos),
+        None => format!("{}:{}", position.file, position.pos),
+    };
+    crate::changelog::write_statement(names, POSITION_ID, POSITION_HINT, text)
 }
 
 /// A previous run's checkpoint: its header and the binlog position its applier reached.
@@ -225,6 +229,8 @@ pub fn record_position(names: &TableNames, position: &BinlogPosition) -> (String
 pub struct Saved {
     pub header: Header,
     pub position: BinlogPosition,
+    /// The GTID position at `position`, when the run had `--gtid`.
+    pub gtid: Option<String>,
 }
 
 /// Reads the checkpoint left in the changelog, if there is one.
@@ -234,8 +240,12 @@ pub async fn load(conn: &mut Conn, names: &TableNames) -> Result<Option<Saved>> 
     let find = |id| rows.iter().find(|(i, _)| *i == id).map(|(_, v)| v.as_str());
     let (Some(header), Some(position)) = (find(HEADER_ID), find(POSITION_ID)) else { return Ok(None) };
     let header = parse_header(header)?;
+    let (position, gtid) = match position.split_once('\n') {
+        Some((position, gtid)) => (position, Some(gtid.to_string())),
+        None => (position, None),
+    };
     let position = parse_position(position).ok_or_else(|| Error::failed(format!("the checkpoint's binlog position `{position}` is not FILE:POSITION")))?;
-    Ok(Some(Saved { header, position }))
+    Ok(Some(Saved { header, position, gtid }))
 }
 
 /// Reads a header of any format this version knows; refuses newer ones.

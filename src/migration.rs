@@ -19,7 +19,8 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 use crate::alter::{self, AlterSummary};
-use crate::binlog::stream::{self, Tables};
+use crate::binlog::gtid::GtidPosition;
+use crate::binlog::stream::{self, Start, Tables};
 use crate::checkpoint;
 use crate::config::{Config, Resume};
 use crate::copy::{ChunkSizer, Copier, CopyWork};
@@ -347,6 +348,9 @@ struct Checked {
 
 async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableNames) -> Result<Checked> {
     server::check_server(server, conn, &config.database).await?;
+    if config.gtid {
+        check_gtid(server, conn).await?;
+    }
     config.throttler.validate(conn).await?;
     let summary = alter::summarize(&config.alter, &config.table)?;
     let summary = if config.skip_renamed_columns { summary.renames_as_drops() } else { summary };
@@ -440,14 +444,89 @@ async fn resume_point(server: &Server, conn: &mut Conn, config: &Config, names: 
     if without_auto_increment(&original_ddl) != without_auto_increment(&saved.header.original_ddl) {
         return Err(Error::refused(format!("{} has changed since the interrupted run started", names.q(&names.original)), start_over));
     }
-    if !server.binlog_files(conn).await?.contains(&saved.position.file) {
-        return Err(Error::refused(
-            format!("the binlog file {} that the interrupted run must be resumed from has been purged from the server", saved.position.file),
-            format!("{start_over}; keep binlogs longer than a run may be interrupted"),
-        ));
+    match (config.gtid, &saved.gtid) {
+        (true, None) => return Err(Error::refused("--gtid: the interrupted run followed the binlog by file and position, not by GTID", format!("resume it without --gtid, or {start_over}"))),
+        (true, Some(gtid)) if !gtid_still_served(server, conn, gtid).await? => {
+            return Err(Error::refused(
+                format!("transactions after the interrupted run's GTID position `{gtid}` have been purged from the server's binlog (gtid_purged)"),
+                format!("{start_over}; keep binlogs longer than a run may be interrupted"),
+            ))
+        }
+        (true, Some(_)) => {}
+        (false, _) if !server.binlog_files(conn).await?.contains(&saved.position.file) => {
+            return Err(Error::refused(
+                format!("the binlog file {} that the interrupted run must be resumed from has been purged from the server", saved.position.file),
+                format!("{start_over}; keep binlogs longer than a run may be interrupted"),
+            ))
+        }
+        (false, _) => {}
     }
     tracing::info!("resuming the interrupted run (checkpoint format {}, written by alterego {}) from binlog {}", saved.header.format, saved.header.tool_version, saved.position);
     Ok(saved)
+}
+
+/// Refuses `--gtid` where the server keeps no GTIDs: MySQL without `gtid_mode=ON` (MariaDB
+/// always logs them).
+async fn check_gtid(server: &Server, conn: &mut Conn) -> Result<()> {
+    if server.facts.flavor == Flavor::MariaDb {
+        return Ok(());
+    }
+    let mode: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_mode").await.context(|| "reading gtid_mode".into())?;
+    match mode.as_deref() {
+        Some("ON") => Ok(()),
+        other => Err(Error::refused(
+            format!("--gtid needs gtid_mode=ON on MySQL; this server has gtid_mode={}", other.unwrap_or("(none)")),
+            "run without --gtid (the binlog is then followed by file and position), or turn GTIDs on (gtid_mode and enforce_gtid_consistency)",
+        )),
+    }
+}
+
+/// `--gtid`: the end of the binlog now, as a position and as the GTID position there.
+async fn gtid_now(server: &Server, conn: &mut Conn) -> Result<(BinlogPosition, GtidPosition)> {
+    let flavor = server.facts.flavor;
+    let statement = server::binlog_status_statement(flavor, server.facts.version);
+    let row: Option<mysql_async::Row> = conn.query_first(statement).await.context(|| format!("running {statement}"))?;
+    let text: String = match flavor {
+        // MySQL's status row carries the executed set, read with the position.
+        Flavor::MySql => row.as_ref().and_then(|r| r.get::<Option<String>, _>(4)).flatten().unwrap_or_default(),
+        Flavor::MariaDb => String::new(),
+    };
+    let position = server::position_of(row)?;
+    let text = match flavor {
+        Flavor::MySql => text,
+        Flavor::MariaDb => conn
+            .exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (&position.file, position.pos))
+            .await
+            .context(|| format!("reading the GTID position at {position}"))?
+            .flatten()
+            .unwrap_or_default(),
+    };
+    let gtid = parse_gtid(flavor, &text).map_err(|e| Error::failed(format!("the server's GTID position: {e}")))?;
+    Ok((position, gtid))
+}
+
+/// MySQL: whether the server still has every transaction after `saved` (none of them is in
+/// `gtid_purged`). MariaDB has no such test: its dump refuses a position it cannot serve.
+async fn gtid_still_served(server: &Server, conn: &mut Conn, saved: &str) -> Result<bool> {
+    if server.facts.flavor == Flavor::MariaDb {
+        return Ok(true);
+    }
+    let covered: Option<i64> = conn.exec_first("SELECT GTID_SUBSET(@@GLOBAL.gtid_purged, ?)", (saved,)).await.context(|| "comparing the checkpoint's GTIDs with gtid_purged".into())?;
+    Ok(covered == Some(1))
+}
+
+/// A GTID position of the server's flavor, from its text.
+fn parse_gtid(flavor: Flavor, text: &str) -> std::result::Result<GtidPosition, String> {
+    match flavor {
+        Flavor::MariaDb => GtidPosition::parse_mariadb(text),
+        Flavor::MySql => GtidPosition::parse_mysql(text),
+    }
+}
+
+/// The GTID position a resumed `--gtid` run reads from (`resume_point` made sure it has one).
+fn saved_gtid(server: &Server, saved: &checkpoint::Saved) -> Result<GtidPosition> {
+    let text = saved.gtid.as_deref().unwrap_or_default();
+    parse_gtid(server.facts.flavor, text).map_err(|e| Error::failed(format!("the checkpoint's GTID position: {e}")))
 }
 
 /// The plan of a resumed run, from the shadow table it left and the definition it recorded.
@@ -735,8 +814,12 @@ impl Migration {
         }
         let changelog_info = inspect::load(conn, &names.database, &names.changelog).await?.ok_or_else(|| Error::failed("the changelog table vanished"))?;
         let start = match &resumed {
-            Some(saved) => saved.position.clone(),
-            None => self.server.binlog_position(conn).await?,
+            Some(saved) => Start { position: saved.position.clone(), gtid: self.config.gtid.then(|| saved_gtid(&self.server, saved)).transpose()? },
+            None if self.config.gtid => {
+                let (position, gtid) = gtid_now(&self.server, conn).await?;
+                Start { position, gtid: Some(gtid) }
+            }
+            None => Start { position: self.server.binlog_position(conn).await?, gtid: None },
         };
         // The reader sees DDL from `start` on; what came between the inspection and `start`
         // shows in the definition.
@@ -745,7 +828,10 @@ impl Migration {
             return Err(Error::failed(format!("the original table was changed by DDL during the migration, after alterego read its definition: {}", names.q(&names.original)))
                 .with_fix("run the migration again once no other DDL touches the table"));
         }
-        tracing::info!("reading the binlog from {start}");
+        match &start.gtid {
+            Some(gtid) => tracing::info!("reading the binlog by GTID from `{gtid}` (at {})", start.position),
+            None => tracing::info!("reading the binlog from {}", start.position),
+        }
         let tables = Tables {
             database: names.database.clone(),
             original: names.original.clone(),
@@ -774,7 +860,7 @@ impl Migration {
         result
     }
 
-    async fn copy_and_cut_over(&self, rx: crossbeam_channel::Receiver<stream::Batch>, resumed: Option<&checkpoint::Saved>, start: &BinlogPosition) -> Result<()> {
+    async fn copy_and_cut_over(&self, rx: crossbeam_channel::Receiver<stream::Batch>, resumed: Option<&checkpoint::Saved>, start: &Start) -> Result<()> {
         self.hooks.run(Hook::BeforeRowCopy, &self.state, &[]).await?;
         self.state.set_phase("copying");
         let copier = Copier::new(self.server.clone(), self.plan.clone(), self.state.clone(), self.config.retries, ChunkSizer { target: self.config.chunk_time });
@@ -827,7 +913,7 @@ impl Migration {
     /// so that from here on the run can be resumed. Tried again from the start after a lost
     /// connection (a server restart), up to `--default-retries` times: each step is a read or
     /// an upsert.
-    async fn first_checkpoint(&self, copier: &Copier, start: &BinlogPosition) -> Result<CopyWork> {
+    async fn first_checkpoint(&self, copier: &Copier, start: &Start) -> Result<CopyWork> {
         let mut attempt = 1;
         loop {
             match self.write_first_checkpoint(copier, start).await {
@@ -841,7 +927,7 @@ impl Migration {
         }
     }
 
-    async fn write_first_checkpoint(&self, copier: &Copier, start: &BinlogPosition) -> Result<CopyWork> {
+    async fn write_first_checkpoint(&self, copier: &Copier, start: &Start) -> Result<CopyWork> {
         let max = copier.max_key().await?;
         let names = &self.plan.names;
         let mut conn = self.server.conn().await?;
@@ -854,7 +940,7 @@ impl Migration {
             max_key: max.as_deref().map(checkpoint::key_to_json),
         };
         checkpoint::write_header(&mut conn, names, &header).await?;
-        let (sql, params) = checkpoint::record_position(names, start);
+        let (sql, params) = checkpoint::record_position(names, &start.position, start.gtid.as_ref().map(ToString::to_string).as_deref());
         conn.exec_drop(sql, params).await.context(|| "recording the starting binlog position".into())?;
         let ranges = max.iter().map(|m| (None, m.clone())).collect();
         Ok(CopyWork { max, ranges, fresh: true, shared_locks: self.config.copy_with_locks, through_client: self.config.copy_through_client })

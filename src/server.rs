@@ -286,7 +286,7 @@ impl Server {
 }
 
 /// The binlog status statement's row as a position; none means the binary log is off.
-fn position_of(row: Option<Row>) -> Result<BinlogPosition> {
+pub fn position_of(row: Option<Row>) -> Result<BinlogPosition> {
     let row = row.ok_or_else(|| Error::refused("the binary log is off (SHOW MASTER STATUS is empty)", "start the server with log_bin enabled"))?;
     Ok(BinlogPosition { file: row.get::<String, _>(0).unwrap_or_default(), pos: row.get::<u64, _>(1).unwrap_or_default() })
 }

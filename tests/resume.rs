@@ -84,25 +84,49 @@ async fn logged_chunk_ranges(conn: &mut Conn, db: &str) -> Vec<(i64, i64)> {
 }
 
 /// One test purges the server's old binlogs, which the others' killed runs must be resumed
-/// from: it runs alone.
+/// from, and the kill tests switch the general log on and read it: each of those runs alone.
 static BINLOGS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_copy_then_resume_copies_no_finished_chunk_again() {
-    let _kept = BINLOGS.read().await;
-    let db = "resume";
+    let log = killed_and_resumed("resume", &[], None).await;
+    assert!(log.contains("reading the binlog from "), "{log}");
+}
+
+/// gh-ost's `--gtid`: the killed run and the resumed one follow the binlog by GTID, and the
+/// resume asks the server for the transactions after the recorded GTID position. The file
+/// and offset recorded beside it are made to name a file the server never had: a resume by
+/// them would be refused as purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_mid_copy_then_resume_by_gtid() {
+    let unknown_file = "UPDATE _t_ghc SET value = CONCAT('never-there.000001:4', SUBSTRING(value, LOCATE('\\n', value))) WHERE hint = 'applied-position'";
+    let log = killed_and_resumed("resume_gtid", &["--gtid"], Some(unknown_file)).await;
+    assert!(log.contains("reading the binlog by GTID from `") && log.contains("(at never-there.000001:4)"), "{log}");
+}
+
+/// Kills a run (`extra` flags) mid-copy under writes, runs `tamper` if given, and resumes it
+/// with the same command: no finished chunk is copied again, and the result equals the
+/// oracle. Returns the resumed run's log.
+async fn killed_and_resumed(db: &'static str, extra: &[&'static str], tamper: Option<&str>) -> String {
+    // Alone: it reads the general log, which it switches on and empties.
+    let _alone = BINLOGS.write().await;
     let srv = server();
     let mut conn = setup(db).await;
     let running = workload().start(srv.opts(Some(db)), 5);
-    let mut child = spawn(&args(db, ALTER, &[]));
+    let mut child = spawn(&args(db, ALTER, extra));
     kill_after_chunks(&mut conn, &mut child, 30).await;
     let finished = finished_chunks(&mut conn).await;
     assert!(tables(&mut conn).await.contains(&"_t_gho".to_string()), "kill -9 must leave the shadow table for the resume");
+    if let Some(sql) = tamper {
+        conn.query_drop(sql).await.unwrap();
+        assert_eq!(conn.affected_rows(), 1, "{sql}");
+    }
 
     conn.query_drop("SET GLOBAL log_output = 'TABLE'").await.unwrap();
     conn.query_drop("TRUNCATE mysql.general_log").await.unwrap();
     conn.query_drop("SET GLOBAL general_log = 1").await.unwrap();
-    let resumed = tokio::task::spawn_blocking(move || srv.alterego(&args(db, ALTER, &[]))).await.unwrap();
+    let resume_args = args(db, ALTER, extra).into_iter().map(String::from).collect::<Vec<_>>();
+    let resumed = tokio::task::spawn_blocking(move || srv.alterego(&resume_args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap();
     conn.query_drop("SET GLOBAL general_log = 0").await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stats = running.stop().await;
@@ -122,6 +146,7 @@ async fn kill_9_mid_copy_then_resume_copies_no_finished_chunk_again() {
     assert!(n as i64 > ROWS / 2);
     assert_eq!(tables(&mut conn).await, vec!["_t_del".to_string(), "t".into(), "t_oracle".into()]);
     eprintln!("{} chunks finished before kill -9, {} copied after the resume; {} writer transactions", finished.len(), copied.len(), stats.transactions.load(std::sync::atomic::Ordering::Relaxed));
+    log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -137,6 +162,11 @@ async fn resume_refuses_a_changed_alter_and_purged_binlogs() {
     let out = srv.alterego(&args(db, "ADD COLUMN c BIGINT", &[]));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("had another ALTER: `ADD COLUMN c INT DEFAULT 5`") && stderr(&out).contains("--no-resume"), "{}", stderr(&out));
+    assert_eq!(tables(&mut conn).await, left, "a refused resume must leave the interrupted run's tables");
+
+    let out = srv.alterego(&args(db, ALTER, &["--gtid"]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--gtid: the interrupted run followed the binlog by file and position"), "{}", stderr(&out));
     assert_eq!(tables(&mut conn).await, left, "a refused resume must leave the interrupted run's tables");
 
     let current: (String, u64) = conn.query_first(common::flavor().binlog_status()).await.unwrap().map(|r: mysql_async::Row| (r.get(0).unwrap(), r.get(1).unwrap())).unwrap();

@@ -6,6 +6,7 @@
 //! through a bounded channel, so a slow applier slows the reader instead of growing memory.
 
 pub mod decode;
+pub mod gtid;
 pub mod json;
 pub mod mariadb;
 pub mod stream;

@@ -28,6 +28,7 @@ use mysql_async::{BinlogStreamRequest, Conn, Value};
 use tokio::runtime::Handle;
 
 use super::decode::{Cell, RowDecoder, RowImage};
+use super::gtid::{Gtid, GtidPosition};
 use super::mariadb;
 use crate::error::{describe_mysql_error, Error, Result};
 use crate::inspect::Column;
@@ -64,6 +65,8 @@ pub struct Batch {
     /// Position just after the transaction's commit event; for a part before the last, the
     /// end of the transaction before (so only the last part moves the applied position).
     pub end: BinlogPosition,
+    /// With `--gtid`: the GTID position at `end`.
+    pub end_gtid: Option<String>,
     /// The memory the changes take, counted until the batch is dropped.
     _memory: MemoryTicket,
 }
@@ -72,7 +75,7 @@ pub struct Batch {
 impl Batch {
     /// A batch outside any reader, for the applier's tests.
     pub fn for_test(changes: Vec<Change>, markers: Vec<u64>) -> Batch {
-        Batch { changes, markers, end: BinlogPosition::default(), _memory: MemoryTicket { bytes: 0, counter: Arc::default() } }
+        Batch { changes, markers, end: BinlogPosition::default(), end_gtid: None, _memory: MemoryTicket { bytes: 0, counter: Arc::default() } }
     }
 }
 
@@ -128,11 +131,19 @@ pub struct Tables {
 /// How long the reader keeps trying to reconnect before it gives up.
 const RECONNECT_DEADLINE: Duration = Duration::from_secs(120);
 
+/// Where the reader starts: a binlog position, and with `--gtid` the GTID position there,
+/// which the reader then asks the server by (and reconnects by).
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub position: BinlogPosition,
+    pub gtid: Option<GtidPosition>,
+}
+
 /// Starts the reader thread. It runs until `state` says stop, or fails the run.
-pub fn spawn(runtime: Handle, server: Server, start: BinlogPosition, server_id: u32, tables: Tables, tx: Sender<Batch>, state: Arc<RunState>) -> std::thread::JoinHandle<()> {
+pub fn spawn(runtime: Handle, server: Server, start: Start, server_id: u32, tables: Tables, tx: Sender<Batch>, state: Arc<RunState>) -> std::thread::JoinHandle<()> {
     let reader_state = state.clone();
     spawn_stage("binlog-reader", runtime.clone(), state, move || {
-        Reader { runtime, server, server_id, tables, tx, state: reader_state, committed: start, decoders: HashMap::new(), connected_once: false }.run()
+        Reader { runtime, server, server_id, tables, tx, state: reader_state, committed: start.position, gtid: start.gtid, pending_gtid: None, decoders: HashMap::new(), connected_once: false }.run()
     })
 }
 
@@ -144,6 +155,10 @@ struct Reader {
     tx: Sender<Batch>,
     state: Arc<RunState>,
     committed: BinlogPosition,
+    /// With `--gtid`: the GTID position at `committed`.
+    gtid: Option<GtidPosition>,
+    /// The GTID of the transaction being read, until its commit.
+    pending_gtid: Option<Gtid>,
     decoders: HashMap<u64, Target>,
     /// Whether a stream was ever opened: until then a failure to open one is final.
     connected_once: bool,
@@ -275,14 +290,16 @@ impl Reader {
                     .with_fix("make sure no session sets binlog_transaction_compression=ON during the migration, and run it again"));
             }
             if raw_type == mariadb::GTID_EVENT {
-                if let Some((domain, seq)) = mariadb::gtid(event.data()) {
-                    tracing::trace!("gtid {domain}-{}-{seq}", header.server_id());
-                }
+                self.pending_gtid = mariadb::gtid(event.data()).map(|(domain, seq)| Gtid::MariaDb { domain, server: header.server_id(), seq });
                 // A transaction starts: whatever is buffered belonged to one that never
                 // committed (cut off by a crash), and must not be merged into this one.
                 txn.changes.clear();
                 txn.markers.clear();
                 continue;
+            }
+            if raw_type == EventType::GTID_TAGGED_LOG_EVENT as u8 && self.gtid.is_some() {
+                return Err(Error::failed(format!("a tagged GTID at {file}:{}, which --gtid cannot follow (mysql_common does not read them)", header.log_pos()))
+                    .with_fix("run the migration without --gtid (the binlog is then followed by file and position)"));
             }
             let data = event.read_data().map_err(|e| Error::failed(format!("undecodable binlog event at {file}:{}: {e}", header.log_pos())))?;
             match data {
@@ -292,13 +309,17 @@ impl Reader {
                     // connection's first FORMAT_DESCRIPTION names the file we asked for, with
                     // stray checksum bytes (mysql_async issue 189): it is skipped.
                     let name = rotate.name().to_string();
-                    if seen_format_description && name != file {
+                    if !seen_format_description && self.gtid.is_some() {
+                        // Asked by GTID, the server names the file it starts in.
+                        file = runtime.block_on(self.file_named_in(&name))?;
+                    } else if seen_format_description && name != file {
                         txn.changes.clear();
                         txn.markers.clear();
                         file = name;
                         self.committed = BinlogPosition { file: file.clone(), pos: rotate.position() };
                     }
                 }
+                Some(EventData::GtidEvent(gtid)) => self.pending_gtid = Some(Gtid::MySql { uuid: gtid.sid(), gno: gtid.gno() }),
                 Some(EventData::TableMapEvent(tme)) => {
                     let target = self.target_for(&tme)?;
                     self.decoders.insert(tme.table_id(), target);
@@ -344,8 +365,32 @@ impl Reader {
         }
         // MySQL 8.0.26 and later read `source_heartbeat_period`; MariaDB and older MySQL the other.
         conn.query_drop("SET @master_heartbeat_period = 1000000000, @source_heartbeat_period = 1000000000").await?;
-        let request = BinlogStreamRequest::new(self.server_id).with_filename(self.committed.file.as_bytes()).with_pos(self.committed.pos);
+        let request = BinlogStreamRequest::new(self.server_id);
+        let request = match &self.gtid {
+            None => request.with_filename(self.committed.file.as_bytes()).with_pos(self.committed.pos),
+            Some(position @ GtidPosition::MariaDb(_)) => {
+                conn.exec_drop("SET @slave_connect_state = ?", (position.to_string(),)).await?;
+                conn.query_drop("SET @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0").await?;
+                request.with_filename(b"").with_pos(4u64)
+            }
+            Some(set @ GtidPosition::MySql(_)) => {
+                let sids = set.to_string().split(',').filter(|s| !s.is_empty()).map(str::parse::<mysql_async::Sid<'static>>).collect::<std::io::Result<Vec<_>>>()?;
+                request.with_gtid().with_gtid_set(sids).with_pos(4u64)
+            }
+        };
         conn.get_binlog_stream(request).await
+    }
+
+    /// The binlog file an artificial ROTATE names: its name can carry stray checksum bytes
+    /// (mysql_async issue 189), so it is the longest of the server's files that begins it.
+    async fn file_named_in(&self, name: &str) -> Result<String> {
+        let mut conn = self.server.conn().await?;
+        let files = self.server.binlog_files(&mut conn).await?;
+        files
+            .into_iter()
+            .filter(|f| name.starts_with(f.as_str()))
+            .max_by_key(String::len)
+            .ok_or_else(|| Error::failed(format!("the binlog stream started in a file that SHOW BINARY LOGS does not list (`{}`)", name.escape_debug())))
     }
 
     fn target_for(&self, tme: &mysql_async::binlog::events::TableMapEvent<'_>) -> Result<Target> {
@@ -393,6 +438,9 @@ impl Reader {
 
     fn commit(&mut self, txn: &mut Transaction, file: &str, pos: u32) -> Result<()> {
         self.committed = BinlogPosition { file: file.to_string(), pos: u64::from(pos) };
+        if let (Some(position), Some(gtid)) = (self.gtid.as_mut(), self.pending_gtid.take()) {
+            position.add(gtid);
+        }
         *self.state.reader_position.lock().expect("position lock") = self.committed.clone();
         self.send(std::mem::take(&mut txn.changes), std::mem::take(&mut txn.markers), self.committed.clone());
         Ok(())
@@ -409,7 +457,8 @@ impl Reader {
         counter.fetch_add(bytes, Ordering::Relaxed);
         RunState::count(&self.state.changes_read, changes.len() as u64);
         RunState::count(&self.state.backlog, 1);
-        let mut pending = Batch { changes, markers, end, _memory: MemoryTicket { bytes, counter: counter.clone() } };
+        let end_gtid = self.gtid.as_ref().map(GtidPosition::to_string);
+        let mut pending = Batch { changes, markers, end, end_gtid, _memory: MemoryTicket { bytes, counter: counter.clone() } };
         loop {
             match self.tx.send_timeout(pending, Duration::from_millis(200)) {
                 Ok(()) => return,
