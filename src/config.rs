@@ -404,6 +404,23 @@ pub struct Cli {
     /// How often a status line (and a JSON status line) is written, in milliseconds.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
     pub status_interval_millis: u64,
+    /// How often the on-status hook runs, in seconds (gh-ost's flag); by default as often as
+    /// the status line (--status-interval-millis).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub hooks_status_interval: Option<u64>,
+    /// How many times in a row the binlog reader tries to reconnect before the run fails; 0:
+    /// as many times as fit in two minutes (also the limit when this is set).
+    #[arg(long, default_value_t = 0)]
+    pub binlogsyncer_max_reconnect_attempts: u32,
+    /// gh-ost's skip of its check that the RENAME holds the metadata lock, which needs
+    /// performance_schema; accepted: alterego's equivalent check (a lock probe on the shadow
+    /// table) needs none, and always runs.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub skip_metadata_lock_check: bool,
+    /// gh-ost's permission to enable performance_schema's metadata lock instruments; accepted:
+    /// alterego changes no server setting, and its cut-over does not use them.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_setup_metadata_lock_instruments: bool,
     /// Show a progress bar (default: when stderr is a terminal).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub progress: Option<bool>,
@@ -514,6 +531,10 @@ pub struct Config {
     pub progress: bool,
     pub status_json: Option<PathBuf>,
     pub status_interval: Duration,
+    /// `--hooks-status-interval`: how often the on-status hook runs.
+    pub hooks_status_interval: Duration,
+    /// `--binlogsyncer-max-reconnect-attempts` (0: no limit but the reader's deadline).
+    pub max_reconnect_attempts: u32,
 }
 
 /// The long names (and visible aliases) of alterego's flags.
@@ -803,6 +824,8 @@ impl Config {
             progress: cli.progress.unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr())),
             status_json: cli.status_json,
             status_interval: Duration::from_millis(cli.status_interval_millis),
+            hooks_status_interval: cli.hooks_status_interval.map_or(Duration::from_millis(cli.status_interval_millis), Duration::from_secs),
+            max_reconnect_attempts: cli.binlogsyncer_max_reconnect_attempts,
         })
     }
 }

@@ -844,11 +844,19 @@ impl Migration {
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let runtime = tokio::runtime::Handle::current();
         let threads = [
-            stream::spawn(runtime.clone(), self.server.clone(), start.clone(), self.config.server_id, tables, tx, self.state.clone()),
+            stream::spawn(
+                runtime.clone(),
+                self.server.clone(),
+                start.clone(),
+                stream::ReaderSettings { server_id: self.config.server_id, max_reconnect_attempts: self.config.max_reconnect_attempts },
+                tables,
+                tx,
+                self.state.clone(),
+            ),
             apply::spawn(runtime, self.server.clone(), self.plan.clone(), rx.clone(), self.state.clone(), apply::Settings { sessions: self.config.apply_threads, retries: self.config.retries }),
         ];
         let heartbeat = changelog::spawn_heartbeat(self.server.clone(), names.clone(), self.state.clone(), self.config.heartbeat_interval);
-        let display = progress::spawn(self.state.clone(), self.config.progress, self.config.status_interval, self.hooks.clone());
+        let display = progress::spawn(self.state.clone(), self.config.progress, self.config.status_interval, self.config.hooks_status_interval, self.hooks.clone());
         let control = throttle::spawn_control(self.server.clone(), self.config.throttler.clone(), lag, self.config.chunk_time, self.state.clone());
 
         let result = self.copy_and_cut_over(rx, resumed.as_ref(), &start).await;

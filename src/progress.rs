@@ -1,6 +1,7 @@
 //! What a person watching the run sees: on a terminal, an `indicatif` bar with rows copied of
 //! the estimate, rate, ETA, applied changes, backlog, replica lag, phase and throttle reason; otherwise one status line at a
-//! steady interval. The same interval paces the `--status-json` status lines and the on-status hook.
+//! steady interval. The same interval paces the `--status-json` status lines and, unless
+//! `--hooks-status-interval` gives it one of its own, the on-status hook.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,24 +11,34 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::state::RunState;
 
-/// Shows progress until the run stops, and writes a `--status-json` line every `interval`.
-pub fn spawn(state: Arc<RunState>, terminal: bool, interval: Duration, hooks: crate::hooks::Hooks) -> tokio::task::JoinHandle<()> {
+/// Shows progress until the run stops, writes a `--status-json` line every `interval`, and runs
+/// the on-status hook every `hook_interval`.
+pub fn spawn(state: Arc<RunState>, terminal: bool, interval: Duration, hook_interval: Duration, hooks: crate::hooks::Hooks) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let json = tokio::spawn(status_lines(state.clone(), interval, hooks));
+        let json = tokio::spawn(status_lines(state.clone(), interval));
+        let hook = tokio::spawn(status_hooks(state.clone(), hook_interval, hooks));
         if terminal {
             show_bar(&state).await
         } else {
             log_lines(&state, interval).await
         }
         json.abort();
+        hook.abort();
     })
 }
 
-/// At every interval: a `--status-json` line and the on-status hook.
-async fn status_lines(state: Arc<RunState>, interval: Duration, hooks: crate::hooks::Hooks) {
+/// A `--status-json` line at every interval.
+async fn status_lines(state: Arc<RunState>, interval: Duration) {
     while !state.stopping() {
         tokio::time::sleep(interval).await;
         state.emit("status", serde_json::json!({}));
+    }
+}
+
+/// The on-status hook at every interval.
+async fn status_hooks(state: Arc<RunState>, interval: Duration, hooks: crate::hooks::Hooks) {
+    while !state.stopping() {
+        tokio::time::sleep(interval).await;
         hooks.run(crate::hooks::Hook::Status, &state, &[("GH_OST_STATUS", status(&state))]).await.ok();
     }
 }

@@ -621,6 +621,41 @@ async fn status_and_begin_postponed_hooks_run_at_their_stages() {
     assert_eq!(names, vec!["gh-ost-on-begin-postponed", "gh-ost-on-before-cut-over"]);
 }
 
+/// gh-ost's `--hooks-status-interval`: the on-status hook runs at its own interval, in
+/// seconds, while the status lines keep theirs (`--status-interval-millis`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_on_status_hook_keeps_its_own_interval() {
+    let mut conn = setup("hooks_interval").await;
+    let (dir, log) = empty_hooks_dir("hooks-interval");
+    progress_hook(&dir, "gh-ost-on-status", &log);
+    let hold = existing_flag("hooks-interval-hold");
+    let status = flag("hooks-interval.jsonl");
+    let mut child = start(
+        "hooks_interval",
+        &[
+            "--hooks-path",
+            dir.to_str().unwrap(),
+            "--status-interval-millis",
+            "100",
+            "--hooks-status-interval",
+            "2",
+            "--status-json",
+            status.to_str().unwrap(),
+            "--throttle-flag-file",
+            hold.to_str().unwrap(),
+        ],
+    );
+    wait_for_pipeline(&mut conn, &mut child).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let hooks_ran = hook_lines(&log).len();
+    let status_lines = json_lines(&std::fs::read_to_string(&status).unwrap()).iter().filter(|l| l["event"] == "status").count();
+    std::fs::remove_file(&hold).unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!((1..=2).contains(&hooks_ran), "on-status ran {hooks_ran} times in about 3 s at a 2 s interval");
+    assert!(status_lines >= 10, "only {status_lines} status lines in about 3 s at a 100 ms interval");
+}
+
 /// Sends one command to the control socket and returns the answer.
 async fn command(socket: &std::path::Path, cmd: &str) -> String {
     ask(tokio::net::UnixStream::connect(socket), cmd).await

@@ -139,18 +139,28 @@ pub struct Start {
     pub gtid: Option<GtidPosition>,
 }
 
+/// How the reader presents itself and how long it keeps reconnecting.
+#[derive(Debug, Clone, Copy)]
+pub struct ReaderSettings {
+    /// The server id it reads the binlog as (`--replica-server-id`).
+    pub server_id: u32,
+    /// Failed reconnects in a row after which the run fails (gh-ost's
+    /// `--binlogsyncer-max-reconnect-attempts`); 0: only `RECONNECT_DEADLINE` limits them.
+    pub max_reconnect_attempts: u32,
+}
+
 /// Starts the reader thread. It runs until `state` says stop, or fails the run.
-pub fn spawn(runtime: Handle, server: Server, start: Start, server_id: u32, tables: Tables, tx: Sender<Batch>, state: Arc<RunState>) -> std::thread::JoinHandle<()> {
+pub fn spawn(runtime: Handle, server: Server, start: Start, settings: ReaderSettings, tables: Tables, tx: Sender<Batch>, state: Arc<RunState>) -> std::thread::JoinHandle<()> {
     let reader_state = state.clone();
     spawn_stage("binlog-reader", runtime.clone(), state, move || {
-        Reader { runtime, server, server_id, tables, tx, state: reader_state, committed: start.position, gtid: start.gtid, pending_gtid: None, decoders: HashMap::new(), connected_once: false }.run()
+        Reader { runtime, server, settings, tables, tx, state: reader_state, committed: start.position, gtid: start.gtid, pending_gtid: None, decoders: HashMap::new(), connected_once: false }.run()
     })
 }
 
 struct Reader {
     runtime: Handle,
     server: Server,
-    server_id: u32,
+    settings: ReaderSettings,
     tables: Tables,
     tx: Sender<Batch>,
     state: Arc<RunState>,
@@ -193,6 +203,7 @@ impl Reader {
     fn run(&mut self) -> Result<()> {
         let mut lost_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
+        let mut attempts = 0;
         loop {
             let before = self.committed.clone();
             let end = match self.stream()? {
@@ -205,11 +216,17 @@ impl Reader {
                     if self.committed != before {
                         lost_since = None;
                         backoff = Duration::from_millis(100);
+                        attempts = 0;
                     }
                     let since = *lost_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > RECONNECT_DEADLINE {
                         return Err(Error::failed(format!("the binlog stream was lost and could not be resumed within {}s: {why}", RECONNECT_DEADLINE.as_secs())));
                     }
+                    let max = self.settings.max_reconnect_attempts;
+                    if max > 0 && attempts >= max {
+                        return Err(Error::failed(format!("the binlog stream was lost and {attempts} attempts to resume it failed (--binlogsyncer-max-reconnect-attempts): {why}")));
+                    }
+                    attempts += 1;
                     tracing::warn!("binlog stream lost ({why}); resuming from {} in {:?}", self.committed, backoff);
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -365,7 +382,7 @@ impl Reader {
         }
         // MySQL 8.0.26 and later read `source_heartbeat_period`; MariaDB and older MySQL the other.
         conn.query_drop("SET @master_heartbeat_period = 1000000000, @source_heartbeat_period = 1000000000").await?;
-        let request = BinlogStreamRequest::new(self.server_id);
+        let request = BinlogStreamRequest::new(self.settings.server_id);
         let request = match &self.gtid {
             None => request.with_filename(self.committed.file.as_bytes()).with_pos(self.committed.pos),
             Some(position @ GtidPosition::MariaDb(_)) => {
