@@ -22,14 +22,10 @@ const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "test-on-replica",
     "test-on-replica-skip-replica-stop",
     "assume-master-host",
-    "throttle-http",
     "skip-strict-mode",
     "allow-nullable-unique-key",
     "approve-renamed-columns-on-replica",
     "mysql-wait-replication-timeout",
-    "throttle-http-interval-millis",
-    "throttle-http-timeout-millis",
-    "ignore-http-errors",
     "table-engine",
     "revert",
     "old-table",
@@ -299,6 +295,19 @@ pub struct Cli {
     /// fails), the copy pauses. It runs as given: keep it light.
     #[arg(long)]
     pub throttle_query: Option<String>,
+    /// A URL sent a HEAD request every --throttle-http-interval-millis; while it answers
+    /// anything but 200 (or fails, unless --ignore-http-errors), the copy pauses.
+    #[arg(long)]
+    pub throttle_http: Option<String>,
+    /// How often the --throttle-http URL is checked.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..))]
+    pub throttle_http_interval_millis: u64,
+    /// How long a --throttle-http request may take before it counts as failed.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub throttle_http_timeout_millis: u64,
+    /// A --throttle-http request that fails (no connection, a timeout) does not throttle.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub ignore_http_errors: bool,
     /// While this file exists, everything runs but the swap waits.
     #[arg(long)]
     pub postpone_cut_over_flag_file: Option<PathBuf>,
@@ -531,6 +540,8 @@ pub struct Config {
     pub progress: bool,
     pub status_json: Option<PathBuf>,
     pub status_interval: Duration,
+    /// `--throttle-http`: the URL whose answer throttles the copy.
+    pub throttle_http: Option<String>,
     /// `--hooks-status-interval`: how often the on-status hook runs.
     pub hooks_status_interval: Duration,
     /// `--binlogsyncer-max-reconnect-attempts` (0: no limit but the reader's deadline).
@@ -816,6 +827,11 @@ impl Config {
                 critical_load_interval: Duration::from_millis(cli.critical_load_interval_millis),
                 critical_load_hibernate: Duration::from_secs(cli.critical_load_hibernate_seconds),
                 throttle_query: cli.throttle_query.filter(|q| !q.trim().is_empty()),
+                http: crate::throttle::HttpChecks {
+                    interval: Duration::from_millis(cli.throttle_http_interval_millis),
+                    timeout: Duration::from_millis(cli.throttle_http_timeout_millis),
+                    ignore_errors: cli.ignore_http_errors,
+                },
             },
             postpone_cut_over_flag_file: cli.postpone_cut_over_flag_file,
             cut_over_lock_timeout: Duration::from_secs(cli.cut_over_lock_timeout_seconds),
@@ -824,6 +840,7 @@ impl Config {
             progress: cli.progress.unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr())),
             status_json: cli.status_json,
             status_interval: Duration::from_millis(cli.status_interval_millis),
+            throttle_http: cli.throttle_http.filter(|u| !u.trim().is_empty()),
             hooks_status_interval: cli.hooks_status_interval.map_or(Duration::from_millis(cli.status_interval_millis), Duration::from_secs),
             max_reconnect_attempts: cli.binlogsyncer_max_reconnect_attempts,
         })
@@ -923,8 +940,8 @@ mod tests {
 
     #[test]
     fn names_unsupported_ghost_flags() {
-        let e = normalize_args(args(&["-throttle-http=http://localhost/throttle"])).unwrap_err();
-        assert!(e.message.contains("--throttle-http"), "{}", e.message);
+        let e = normalize_args(args(&["-test-on-replica"])).unwrap_err();
+        assert!(e.message.contains("--test-on-replica"), "{}", e.message);
         // gh-ost flag names are not taken for mysql's `-p<password>`.
         assert!(normalize_args(args(&["-panic-on-warnings", "-postpone-cut-over-flag-file=/tmp/p"])).is_ok());
     }

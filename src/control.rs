@@ -15,12 +15,12 @@ use crate::config::{parse_nice_ratio, NamedCommands};
 use crate::error::{Error, ExitKind, Result};
 use crate::hooks::{Hook, Hooks};
 use crate::state::{Live, RunState};
-use crate::throttle::LoadLimits;
+use crate::throttle::{redacted_url, LoadLimits};
 
 const HELP: &str = "commands: status (info), sup, status-json, help, coordinates, applier, inspector, \
 throttle (pause, suspend), no-throttle (unthrottle, resume, continue), unpostpone (no-postpone, cut-over), panic; \
 settings: chunk-size=N, max-lag-millis=N, max-load=NAME=N,..., critical-load=NAME=N,..., threads=N, nice-ratio=R, \
-throttle-query=SQL, postpone-cut-over-flag-file=PATH, dml-batch-size=N; NAME=? reads a value; \
+throttle-query=SQL, throttle-http=URL, postpone-cut-over-flag-file=PATH, dml-batch-size=N; NAME=? reads a value; \
 throttle, no-throttle, unpostpone and panic also take the table's name (unpostpone=TABLE)";
 
 /// What the commands need besides the run's state: the table's name (gh-ost's named forms,
@@ -80,15 +80,25 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: Arc<RunStat
     // Commands that change something are logged; reads (status, NAME=?) only at debug level,
     // so a dashboard polling the socket does not flood the log.
     let reads = matches!(command, "status" | "info" | "sup" | "status-json" | "help" | "coordinates" | "applier" | "inspector") || command.ends_with("=?");
+    let shown = shown(command);
     if reads {
-        tracing::debug!("command `{command}`");
+        tracing::debug!("command `{shown}`");
     } else {
-        tracing::info!("command `{command}`: {}", reply.lines().next().unwrap_or_default());
+        tracing::info!("command `{shown}`: {}", reply.lines().next().unwrap_or_default());
     }
     let _ = reader.get_mut().write_all(format!("{reply}\n").as_bytes()).await;
     let _ = reader.get_mut().shutdown().await;
     if let Some(hooks) = hooks {
-        hooks.run(Hook::InteractiveCommand, &state, &[("GH_OST_COMMAND", command.to_string())]).await.ok();
+        hooks.run(Hook::InteractiveCommand, &state, &[("GH_OST_COMMAND", shown)]).await.ok();
+    }
+}
+
+/// A command as the log and the hooks see it: a `throttle-http=` URL without a password or
+/// query that could carry a secret.
+fn shown(command: &str) -> String {
+    match command.split_once('=') {
+        Some(("throttle-http", url)) if url != "?" && !url.is_empty() => format!("throttle-http={}", redacted_url(url)),
+        _ => command.to_string(),
     }
 }
 
@@ -200,6 +210,10 @@ fn set(name: &str, value: &str, live: &Live) -> String {
             *live.throttle_query.lock().expect("live lock") = Some(value.to_string()).filter(|q| !q.trim().is_empty());
             format!("throttle-query={value}")
         }
+        "throttle-http" => {
+            *live.throttle_http.lock().expect("live lock") = Some(value.to_string()).filter(|u| !u.trim().is_empty());
+            format!("throttle-http={}", if value.is_empty() { String::new() } else { redacted_url(value) })
+        }
         "postpone-cut-over-flag-file" => {
             *live.postpone_flag_file.lock().expect("live lock") = Some(PathBuf::from(value)).filter(|_| !value.is_empty());
             format!("postpone-cut-over-flag-file={value}")
@@ -221,6 +235,7 @@ fn read_setting(name: &str, state: &RunState) -> String {
     match name {
         "nice-ratio" => live.nice_ratio.lock().expect("live lock").to_string(),
         "throttle-query" => live.throttle_query.lock().expect("live lock").clone().unwrap_or_default(),
+        "throttle-http" => live.throttle_http.lock().expect("live lock").as_deref().map(redacted_url).unwrap_or_default(),
         "postpone-cut-over-flag-file" => live.postpone_flag_file.lock().expect("live lock").as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         "dml-batch-size" => format!("ignored: {DML_BATCHES}"),
         "chunk-size" => live.chunk_size.load(Ordering::Relaxed).to_string(),
@@ -294,6 +309,18 @@ mod tests {
         assert!(execute("applier", &state).contains("127.0.0.1:3306"));
         assert_eq!(execute("panic", &state), "aborting");
         assert!(state.stopping());
+    }
+
+    #[test]
+    fn throttle_http_urls_are_shown_without_secrets() {
+        let state = RunState::default();
+        assert_eq!(execute("throttle-http=https://u:pw@example.com:8443/ok?key=1", &state), "throttle-http=https://example.com:8443/ok");
+        assert_eq!(state.live.throttle_http.lock().unwrap().as_deref(), Some("https://u:pw@example.com:8443/ok?key=1"));
+        assert_eq!(execute("throttle-http=?", &state), "https://example.com:8443/ok");
+        assert_eq!(shown("throttle-http=http://u:pw@h/x?t=1"), "throttle-http=http://h/x");
+        assert_eq!(shown("throttle-http=?"), "throttle-http=?");
+        assert_eq!(execute("throttle-http=", &state), "throttle-http=");
+        assert_eq!(*state.live.throttle_http.lock().unwrap(), None);
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     *state.live.critical_load.lock().expect("live lock") = config.throttler.critical_load.clone();
     *state.live.nice_ratio.lock().expect("live lock") = config.nice_ratio;
     *state.live.throttle_query.lock().expect("live lock") = config.throttler.throttle_query.clone();
+    *state.live.throttle_http.lock().expect("live lock") = config.throttle_http.clone();
     *state.live.postpone_flag_file.lock().expect("live lock") = config.postpone_cut_over_flag_file.clone();
     state.set_phase("inspecting");
     let hooks = table_names(config).map(|names| Hooks::new(config.hooks_path.clone(), &names, &config.alter, &config.connection.host, !config.execute, config.hooks_hints.clone())).ok();

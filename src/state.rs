@@ -28,6 +28,8 @@ pub struct Live {
     pub nice_ratio: Mutex<f64>,
     /// gh-ost's `--throttle-query`.
     pub throttle_query: Mutex<Option<String>>,
+    /// gh-ost's `--throttle-http`: the URL checked.
+    pub throttle_http: Mutex<Option<String>>,
     /// `--postpone-cut-over-flag-file`: while this file exists, the swap waits.
     pub postpone_flag_file: Mutex<Option<std::path::PathBuf>>,
 }

@@ -108,6 +108,60 @@ pub struct Throttler {
     /// gh-ost's `--throttle-query`: run on the primary once a second; a result above zero
     /// throttles.
     pub throttle_query: Option<String>,
+    /// gh-ost's `--throttle-http` checks (the URL itself is a live setting).
+    pub http: HttpChecks,
+}
+
+/// How gh-ost's `--throttle-http` URL is checked: a HEAD request every `interval`, given up
+/// after `timeout`; any answer but 200 throttles, and so does a request that fails, unless
+/// `ignore_errors` (`--ignore-http-errors`).
+#[derive(Debug, Clone, Default)]
+pub struct HttpChecks {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub ignore_errors: bool,
+}
+
+impl HttpChecks {
+    /// Checks the live setting's URL every interval until the run stops, keeping the last
+    /// verdict in `verdict`. A task of its own: a slow endpoint holds up no other check.
+    fn spawn(self, state: std::sync::Arc<crate::state::RunState>, verdict: std::sync::Arc<std::sync::Mutex<Verdict>>) -> tokio::task::JoinHandle<()> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(self.timeout)).build().into();
+        tokio::spawn(async move {
+            while !state.stopping() {
+                let url = state.live.throttle_http.lock().expect("live lock").clone();
+                let now = match url {
+                    None => Verdict::Go,
+                    Some(url) => {
+                        let (agent, ignore_errors) = (agent.clone(), self.ignore_errors);
+                        tokio::task::spawn_blocking(move || head(&agent, &url, ignore_errors)).await.unwrap_or_else(|e| Verdict::Wait(format!("throttle-http check failed: {e}")))
+                    }
+                };
+                *verdict.lock().expect("verdict lock") = now;
+                tokio::time::sleep(self.interval).await;
+            }
+        })
+    }
+}
+
+/// One `--throttle-http` check: HEAD `url`.
+fn head(agent: &ureq::Agent, url: &str, ignore_errors: bool) -> Verdict {
+    match agent.head(url).call() {
+        Ok(response) if response.status() == 200 => Verdict::Go,
+        Ok(response) => Verdict::Wait(format!("throttle-http {} answered {}", redacted_url(url), response.status().as_u16())),
+        Err(ureq::Error::StatusCode(code)) => Verdict::Wait(format!("throttle-http {} answered {code}", redacted_url(url))),
+        Err(_) if ignore_errors => Verdict::Go,
+        Err(e) => Verdict::Wait(format!("throttle-http {} failed: {e}", redacted_url(url))),
+    }
+}
+
+/// A URL as it may be shown: scheme, host, port and path, without a user, password or query
+/// that could carry a secret.
+pub fn redacted_url(url: &str) -> String {
+    match url.parse::<ureq::http::Uri>() {
+        Ok(uri) => format!("{}://{}{}{}", uri.scheme_str().unwrap_or("http"), uri.host().unwrap_or_default(), uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default(), uri.path()),
+        Err(_) => "(a URL that does not parse)".into(),
+    }
 }
 
 impl Throttler {
@@ -284,6 +338,8 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
     let mut lag_limit = LagLimit::new(chunk_time);
     let max_lag = Duration::from_millis(state.live.max_lag_ms.load(std::sync::atomic::Ordering::Relaxed));
     state.lag_limit_ms.store(lag_limit.current(max_lag).as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    let http_verdict = std::sync::Arc::new(std::sync::Mutex::new(Verdict::Go));
+    let http = throttler.http.clone().spawn(state.clone(), http_verdict.clone());
     tokio::spawn(async move {
         let mut lag = lag;
         let mut throttle_query = ThrottleQuery { last: None };
@@ -307,7 +363,10 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
                 state.replicas_lagging.store(lag_verdict != Verdict::Go, std::sync::atomic::Ordering::SeqCst);
                 let verdict = match throttler.check(c, &state.live).await {
                     Ok(Verdict::Go) => match throttle_query.check(c, &state.live).await {
-                        Verdict::Go => Ok(lag_verdict),
+                        Verdict::Go => match http_verdict.lock().expect("verdict lock").clone() {
+                            Verdict::Go => Ok(lag_verdict),
+                            wait => Ok(wait),
+                        },
                         wait => Ok(wait),
                     },
                     other => other,
@@ -328,6 +387,7 @@ pub fn spawn_control(server: crate::server::Server, throttler: Throttler, lag: L
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        http.abort();
     })
 }
 

@@ -656,6 +656,45 @@ async fn the_on_status_hook_keeps_its_own_interval() {
     assert!(status_lines >= 10, "only {status_lines} status lines in about 3 s at a 100 ms interval");
 }
 
+/// A local HTTP endpoint for `--throttle-http` that answers every request with `status`.
+fn http_endpoint(status: u16) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let _ = std::io::Write::write_all(&mut stream, format!("HTTP/1.1 {status} Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+        }
+    });
+    port
+}
+
+/// gh-ost's `--throttle-http`: while the URL answers 503 the copy pauses, the reason naming
+/// the URL without its password or query; pointed live at a port nothing listens on, with
+/// `--ignore-http-errors`, the failing requests do not throttle, and the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_http_pauses_the_copy_while_the_url_says_so() {
+    let mut conn = setup("throttle_http").await;
+    let socket = flag("throttle-http.sock");
+    let port = http_endpoint(503);
+    let url = format!("http://probe:s3cret@127.0.0.1:{port}/health?token=t0ken");
+    let mut child = start("throttle_http", &["--serve-socket-file", socket.to_str().unwrap(), "--throttle-http", &url, "--throttle-http-interval-millis", "50", "--ignore-http-errors"]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    let reason = format!("throttle-http http://127.0.0.1:{port}/health answered 503");
+    wait_for_status("the 503 answer", || command(&socket, "status-json"), |s| s["throttle"] == reason.as_str()).await;
+    assert_copy_paused(&mut conn, &mut child).await;
+    assert_eq!(command(&socket, "throttle-http=?").await, format!("http://127.0.0.1:{port}/health"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    assert_eq!(command(&socket, &format!("throttle-http=http://127.0.0.1:{closed}/")).await, format!("throttle-http=http://127.0.0.1:{closed}/"));
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("throttled: {reason}")), "{stderr}");
+    assert!(!stderr.contains("s3cret") && !stderr.contains("t0ken"), "the URL's secrets reached the log: {stderr}");
+    let (count, sum): (u64, u64) = conn.query_first("SELECT COUNT(*), SUM(a) FROM t").await.unwrap().unwrap();
+    assert_eq!((count, sum), (ROWS, ROWS * (ROWS + 1) / 2));
+}
+
 /// Sends one command to the control socket and returns the answer.
 async fn command(socket: &std::path::Path, cmd: &str) -> String {
     ask(tokio::net::UnixStream::connect(socket), cmd).await
