@@ -413,6 +413,18 @@ pub struct Cli {
     /// How often a status line (and a JSON status line) is written, in milliseconds.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
     pub status_interval_millis: u64,
+    /// Send the run's progress, backlog, replica lag and throttle state every second as StatsD
+    /// gauges under gh-ost's names (`gh_ost.row_copy.rows_copied`...): `host:port` (UDP) or the
+    /// path of a Unix datagram socket.
+    #[arg(long)]
+    pub statsd_addr: Option<String>,
+    /// A tag on every StatsD metric, `key:value`; repeatable.
+    #[arg(long)]
+    pub statsd_tags: Vec<String>,
+    /// gh-ost's interval for Go runtime gauges; accepted and ignored: alterego has no such
+    /// runtime to report on.
+    #[arg(long, default_value_t = 10)]
+    pub runtime_metrics_interval: u64,
     /// How often the on-status hook runs, in seconds (gh-ost's flag); by default as often as
     /// the status line (--status-interval-millis).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -542,6 +554,8 @@ pub struct Config {
     pub status_interval: Duration,
     /// `--throttle-http`: the URL whose answer throttles the copy.
     pub throttle_http: Option<String>,
+    /// `--statsd-addr`, `--statsd-tags`.
+    pub statsd: Option<StatsdSettings>,
     /// `--hooks-status-interval`: how often the on-status hook runs.
     pub hooks_status_interval: Duration,
     /// `--binlogsyncer-max-reconnect-attempts` (0: no limit but the reader's deadline).
@@ -589,6 +603,15 @@ fn parse_cut_over(text: &str) -> std::result::Result<String, String> {
 pub struct NamedCommands {
     pub cut_over: bool,
     pub panic: bool,
+}
+
+/// gh-ost's `--statsd-addr` and `--statsd-tags`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsdSettings {
+    /// `host:port` (UDP) or the path of a Unix datagram socket.
+    pub addr: String,
+    /// `key:value` (or a bare value) tags on every metric.
+    pub tags: Vec<String>,
 }
 
 /// How `--include-triggers` names the new table's triggers (see `triggers::new_name`).
@@ -841,6 +864,7 @@ impl Config {
             status_json: cli.status_json,
             status_interval: Duration::from_millis(cli.status_interval_millis),
             throttle_http: cli.throttle_http.filter(|u| !u.trim().is_empty()),
+            statsd: cli.statsd_addr.filter(|a| !a.is_empty()).map(|addr| StatsdSettings { addr, tags: cli.statsd_tags }),
             hooks_status_interval: cli.hooks_status_interval.map_or(Duration::from_millis(cli.status_interval_millis), Duration::from_secs),
             max_reconnect_attempts: cli.binlogsyncer_max_reconnect_attempts,
         })

@@ -23,6 +23,7 @@ pub mod error;
 pub mod hooks;
 pub mod indexes;
 pub mod inspect;
+pub mod metrics;
 pub mod migration;
 pub mod plan;
 pub mod progress;

@@ -77,6 +77,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
         named: config.force_named_commands,
         server: connection.socket.as_ref().map_or_else(|| format!("{}:{}", connection.host, connection.port), |s| s.display().to_string()),
     };
+    let metrics = config.statsd.as_ref().map(|statsd| crate::metrics::spawn(statsd, state.clone())).transpose()?;
     let _listeners = crate::control::serve(config.serve_socket_file.clone(), config.initially_drop_socket_file, config.serve_tcp_port, state.clone(), hooks.clone(), commands).await?;
     // A panic (a bug) still goes through the cleanup below, like any failure.
     let migration = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(migrate(config, &created, &state, hooks.as_ref())));
@@ -87,6 +88,10 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     state.stop();
     if let Some(socket) = &config.serve_socket_file {
         let _ = std::fs::remove_file(socket);
+    }
+    if let Some(metrics) = metrics {
+        // The last values, the run's final counts, go out before the process ends.
+        metrics.await.ok();
     }
     let result = result.map_err(|e| if e.kind == ExitKind::Aborted { e } else { state.take_failure().unwrap_or(e) });
     let result = result.map_err(|e| if e.is_out_of_space() { out_of_space(e, config, state.new_table_bytes.load(Ordering::Relaxed)) } else { e });

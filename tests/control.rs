@@ -695,6 +695,45 @@ async fn throttle_http_pauses_the_copy_while_the_url_says_so() {
     assert_eq!((count, sum), (ROWS, ROWS * (ROWS + 1) / 2));
 }
 
+/// gh-ost's `--statsd-addr` and `--statsd-tags`: the run's gauges reach a StatsD listener
+/// under gh-ost's names with the tags given: the throttle while the flag file holds the copy,
+/// and, at the end, every row copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statsd_gauges_carry_gh_osts_names_and_the_tags() {
+    let mut conn = setup("statsd").await;
+    let listener = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    listener.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let collecting = received.clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let collector = std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(n) = listener.recv(&mut buffer) {
+                collecting.lock().unwrap().extend(String::from_utf8_lossy(&buffer[..n]).lines().map(String::from));
+            }
+        }
+    });
+    let hold = existing_flag("statsd-hold");
+    let mut child =
+        start("statsd", &["--statsd-addr", &addr, "--statsd-tags", "env:test", "--statsd-tags=service:orders", "--runtime-metrics-interval=5", "--throttle-flag-file", hold.to_str().unwrap()]);
+    wait_for_pipeline(&mut conn, &mut child).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::fs::remove_file(&hold).unwrap();
+    let (code, stderr) = finish(child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    collector.join().unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines = received.lock().unwrap().clone();
+    let tags = "|#env:test,service:orders";
+    assert!(lines.iter().any(|l| l == &format!("gh_ost.throttle.active:1|g{tags}")), "{lines:?}");
+    assert!(lines.iter().any(|l| l == &format!("gh_ost.row_copy.rows_copied:{ROWS}|g{tags}")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("gh_ost.dml.events_applied:") && l.ends_with(tags)), "{lines:?}");
+}
+
 /// Sends one command to the control socket and returns the answer.
 async fn command(socket: &std::path::Path, cmd: &str) -> String {
     ask(tokio::net::UnixStream::connect(socket), cmd).await
