@@ -18,9 +18,6 @@ use crate::error::{Error, Result};
 /// gh-ost flags alterego does not implement yet. Each is refused by name.
 const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
     "switch-to-rbr",
-    "migrate-on-replica",
-    "test-on-replica",
-    "test-on-replica-skip-replica-stop",
     "assume-master-host",
     "skip-strict-mode",
     "allow-nullable-unique-key",
@@ -143,6 +140,19 @@ pub struct Cli {
     /// (the new column gets its default).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), conflicts_with = "approve_renamed_columns")]
     pub skip_renamed_columns: bool,
+    /// Migrate the replica --host names, alone: its binlog is read and the table swapped there,
+    /// and the primary is not touched. Without it a replica is refused, since gh-ost lines
+    /// point at a replica to migrate the primary.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub migrate_on_replica: bool,
+    /// Try the migration on the replica --host names: everything but the swap; at the end its
+    /// replication is stopped and the new table left as `_<table>_gho`, equal to the table as
+    /// of the stop, for comparing. Nothing on the primary is touched.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), conflicts_with = "migrate_on_replica")]
+    pub test_on_replica: bool,
+    /// With --test-on-replica: leave replication running at the end.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), requires = "test_on_replica")]
+    pub test_on_replica_skip_replica_stop: bool,
     /// Follow the binlog by GTID rather than by file and position: the reader asks the server
     /// for the transactions after a GTID position, and the checkpoint records one, so a killed
     /// run resumes by GTID (MySQL: needs gtid_mode=ON).
@@ -516,6 +526,8 @@ pub struct Config {
     pub force_table_names: Option<String>,
     /// `--gtid`: the binlog followed, and the checkpoint kept, by GTID.
     pub gtid: bool,
+    /// `--migrate-on-replica`, `--test-on-replica`.
+    pub on_replica: OnReplica,
     pub allow_zero_in_date: bool,
     pub initially_drop_socket_file: bool,
     /// `--timestamp-old-table`: the start time in the old table's name.
@@ -603,6 +615,18 @@ fn parse_cut_over(text: &str) -> std::result::Result<String, String> {
 pub struct NamedCommands {
     pub cut_over: bool,
     pub panic: bool,
+}
+
+/// Whether the server given is meant to be a replica, and what to do there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReplica {
+    /// It must not be a replica: alterego migrates where it connects.
+    No,
+    /// gh-ost's `--migrate-on-replica`: migrate the replica alone.
+    Migrate,
+    /// gh-ost's `--test-on-replica`: everything but the swap, replication stopped at the end
+    /// unless `--test-on-replica-skip-replica-stop`.
+    Test { stop_replication: bool },
 }
 
 /// gh-ost's `--statsd-addr` and `--statsd-tags`.
@@ -817,6 +841,11 @@ impl Config {
             skip_renamed_columns: cli.skip_renamed_columns,
             force_table_names: cli.force_table_names.filter(|n| !n.is_empty()),
             gtid: cli.gtid,
+            on_replica: match (cli.migrate_on_replica, cli.test_on_replica) {
+                (true, _) => OnReplica::Migrate,
+                (_, true) => OnReplica::Test { stop_replication: !cli.test_on_replica_skip_replica_stop },
+                _ => OnReplica::No,
+            },
             allow_zero_in_date: cli.allow_zero_in_date,
             hooks_hints: [cli.hooks_hint, cli.hooks_hint_owner, cli.hooks_hint_token],
             initially_drop_socket_file: cli.initially_drop_socket_file,
@@ -964,8 +993,8 @@ mod tests {
 
     #[test]
     fn names_unsupported_ghost_flags() {
-        let e = normalize_args(args(&["-test-on-replica"])).unwrap_err();
-        assert!(e.message.contains("--test-on-replica"), "{}", e.message);
+        let e = normalize_args(args(&["-revert"])).unwrap_err();
+        assert!(e.message.contains("--revert"), "{}", e.message);
         // gh-ost flag names are not taken for mysql's `-p<password>`.
         assert!(normalize_args(args(&["-panic-on-warnings", "-postpone-cut-over-flag-file=/tmp/p"])).is_ok());
     }

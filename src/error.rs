@@ -168,6 +168,8 @@ pub mod codes {
     pub const INVALID_DEFAULT: u16 = 1067;
     /// ER_MASTER_FATAL_ERROR_READING_BINLOG: the server cannot send the binlog from there.
     pub const FATAL_READING_BINLOG: u16 = 1236;
+    /// A statement needs a global privilege the account lacks (ER_SPECIFIC_ACCESS_DENIED_ERROR).
+    pub const ACCESS_DENIED_GLOBAL: u16 = 1227;
 
     /// ER_CHECKREAD: a row changed since the transaction's snapshot was read for a write
     /// (MariaDB 11.6+'s `innodb_snapshot_isolation`, on by default).

@@ -22,7 +22,7 @@ use crate::alter::{self, AlterSummary};
 use crate::binlog::gtid::GtidPosition;
 use crate::binlog::stream::{self, Start, Tables};
 use crate::checkpoint;
-use crate::config::{Config, Resume};
+use crate::config::{Config, OnReplica, Resume};
 use crate::copy::{ChunkSizer, Copier, CopyWork};
 use crate::cutover::CutOver;
 use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
@@ -45,6 +45,8 @@ pub enum Outcome {
     Migrated,
     /// `--attempt-instant-ddl` changed the table in place, with no copy.
     Instant,
+    /// `--test-on-replica`: everything but the swap.
+    TestedOnReplica,
 }
 
 /// Runs the whole migration as configured. A failure or a signal at any point removes the
@@ -218,6 +220,17 @@ async fn migrate(config: &Config, created: &Created, state: &Arc<RunState>, hook
     migration.execute(&mut conn, created, resumed, lag).await?;
     // A fresh connection: the first one may not have survived a server restart mid-run.
     migration.finish(&mut server.conn().await?, created).await?;
+    if let OnReplica::Test { stop_replication } = config.on_replica {
+        report!(
+            config,
+            "Tested on the replica: {} holds the new table, equal to {} as of the end of the test ({}); compare them, then drop {}.",
+            names.q(&names.shadow),
+            names.q(&names.original),
+            if stop_replication { "replication is stopped: START it again afterwards" } else { "replication kept running, so the table has moved on since" },
+            names.q(&names.shadow)
+        );
+        return Ok(Outcome::TestedOnReplica);
+    }
     report!(
         config,
         "Migrated {}: copied {} rows in {:.1} s, replayed {} binlog changes (left out {}: superseded, or to rows not copied yet), verified {} rows in {:.1} s, cut-over lock held {} ms; {}.",
@@ -329,6 +342,39 @@ impl Created {
     }
 }
 
+/// alterego migrates on the server it connects to, where gh-ost, pointed at a replica, reads
+/// its binlog there and migrates the primary: a replica is refused unless
+/// `--migrate-on-replica` or `--test-on-replica` says the replica itself is meant. Those need a
+/// replica that writes what it replicates to its binlog, or replicated writes to the table
+/// would never reach the reader, and be lost from the new table.
+async fn check_replication(server: &Server, conn: &mut Conn, config: &Config) -> Result<()> {
+    let host = &config.connection.host;
+    match (server.replication(conn).await?, config.on_replica) {
+        (server::Replication::None, OnReplica::No) => Ok(()),
+        (server::Replication::From(source), OnReplica::No) => Err(Error::refused(
+            format!("{host} is a replica (of {source}): alterego migrates the server it connects to, so the primary would keep the old table"),
+            "point --host at the primary (gh-ost, given a replica, read the binlog there and migrated the primary), or pass --migrate-on-replica to migrate this replica alone (--test-on-replica to try it there)",
+        )),
+        (server::Replication::None, _) => Err(Error::refused(
+            format!("--migrate-on-replica or --test-on-replica: {host} is no replica"),
+            "point --host at a replica, or run without the flag to migrate this server",
+        )),
+        (server::Replication::From(_), _) => {
+            let logs = match server::global_variable(conn, "log_replica_updates").await? {
+                Some(value) => value,
+                None => server::global_variable(conn, "log_slave_updates").await?.unwrap_or_default(),
+            };
+            if logs.eq_ignore_ascii_case("ON") {
+                return Ok(());
+            }
+            Err(Error::refused(
+                format!("{host} does not write what it replicates to its binlog (log_replica_updates is OFF): the writes to the table that reach it from its primary would be lost from the new table"),
+                "set log_replica_updates=ON (log_slave_updates on MariaDB) on the replica and restart it, or migrate the primary",
+            ))
+        }
+    }
+}
+
 /// Without `--include-triggers`, a table with triggers is refused: they would stay with the
 /// old table.
 async fn refuse_triggers(conn: &mut Conn, names: &TableNames) -> Result<triggers::Carried> {
@@ -357,6 +403,7 @@ async fn check(server: &Server, conn: &mut Conn, config: &Config, names: &TableN
     if config.gtid {
         check_gtid(server, conn).await?;
     }
+    check_replication(server, conn, config).await?;
     config.throttler.validate(conn).await?;
     let summary = alter::summarize(&config.alter, &config.table)?;
     let summary = if config.skip_renamed_columns { summary.renames_as_drops() } else { summary };
@@ -905,6 +952,9 @@ impl Migration {
         }
         self.hooks.run(Hook::BeforeCutOver, &self.state, &[]).await?;
         self.recheck_changed_rows(RECHECK_BEFORE_CUT_OVER).await?;
+        if let OnReplica::Test { stop_replication } = self.config.on_replica {
+            return self.end_test_on_replica(stop_replication).await;
+        }
 
         self.state.set_phase("cutting over");
         let cut_over = CutOver {
@@ -919,6 +969,26 @@ impl Migration {
             triggers: self.triggers.clone(),
         };
         cut_over.run().await?;
+        self.state.set_phase("done");
+        Ok(())
+    }
+
+    /// gh-ost's `--test-on-replica` in place of the swap: replication is stopped (unless asked
+    /// not to), so the table stands still; the shadow catches up with everything written
+    /// before, the rows replayed since the verification are compared, and the shadow is left
+    /// as it is, equal to the table, for people to compare.
+    async fn end_test_on_replica(&self, stop_replication: bool) -> Result<()> {
+        self.state.set_phase("ending the test");
+        let mut conn = self.server.conn().await?;
+        if stop_replication {
+            let stop = server::stop_replication_statement(self.server.facts.flavor, self.server.facts.version);
+            conn.query_drop(stop).await.context(|| stop.to_string())?;
+            tracing::info!("--test-on-replica: replication stopped ({stop}); START it again once the tables are compared");
+        }
+        let now = self.server.binlog_position_retrying(&mut conn, self.config.retries).await?;
+        self.state.wait_applied(&now).await;
+        self.check_failure()?;
+        self.recheck_changed_rows(0).await?;
         self.state.set_phase("done");
         Ok(())
     }

@@ -118,6 +118,56 @@ pub fn replica_hosts_statement(flavor: Flavor, version: Version) -> &'static str
     }
 }
 
+/// The statement that shows a replica's own replication (empty on a server that is none).
+pub fn replica_status_statement(flavor: Flavor, version: Version) -> &'static str {
+    match flavor {
+        Flavor::MySql if version >= Version(8, 0, 22) => "SHOW REPLICA STATUS",
+        _ => "SHOW SLAVE STATUS",
+    }
+}
+
+/// The statement that stops a replica's SQL thread (gh-ost's `--test-on-replica`).
+pub fn stop_replication_statement(flavor: Flavor, version: Version) -> &'static str {
+    match flavor {
+        Flavor::MySql if version >= Version(8, 0, 22) => "STOP REPLICA SQL_THREAD",
+        _ => "STOP SLAVE SQL_THREAD",
+    }
+}
+
+/// Whether the server replicates from another one, as far as can be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replication {
+    /// It is no replica.
+    None,
+    /// It replicates from this source (`host:port`, or "its source" when only MariaDB's
+    /// `Slaves_running` could be read).
+    From(String),
+}
+
+impl Server {
+    /// Reads whether the server is a replica: `SHOW REPLICA STATUS`, or, without the privilege
+    /// it needs (MariaDB's `SLAVE MONITOR`), the `Slaves_running` status, which tells whether
+    /// replication runs now.
+    pub async fn replication(&self, conn: &mut Conn) -> Result<Replication> {
+        let statement = replica_status_statement(self.facts.flavor, self.facts.version);
+        match conn.query_first::<Row, _>(statement).await {
+            Ok(None) => Ok(Replication::None),
+            Ok(Some(row)) => {
+                let field = |names: [&str; 2]| names.iter().find_map(|n| row.get_opt::<String, _>(*n).and_then(|v| v.ok())).unwrap_or_default();
+                Ok(Replication::From(format!("{}:{}", field(["Source_Host", "Master_Host"]), field(["Source_Port", "Master_Port"]))))
+            }
+            Err(mysql_async::Error::Server(e)) if e.code == crate::error::codes::ACCESS_DENIED_GLOBAL => {
+                let running: Option<(String, String)> = conn.query_first("SHOW GLOBAL STATUS LIKE 'Slaves_running'").await.context(|| "reading Slaves_running".into())?;
+                Ok(match running.and_then(|(_, n)| n.parse::<u64>().ok()) {
+                    Some(n) if n > 0 => Replication::From("its source".into()),
+                    _ => Replication::None,
+                })
+            }
+            Err(e) => Err(e).context(|| format!("running {statement}")),
+        }
+    }
+}
+
 /// Whether the server can log an `ALTER` in two phases (`binlog_alter_two_phase`, MariaDB
 /// 10.8+), so that replicas applying in parallel run it beside the rest of their replication.
 pub fn logs_alter_in_two_phases(flavor: Flavor, version: Version) -> bool {

@@ -470,7 +470,14 @@ impl TestServer {
     /// `slave_pos`; MySQL: GTID auto-position from the primary's `gtid_executed`), and
     /// reporting its address so that the primary lists it among its replicas.
     pub fn start_replica(&self) -> TestServer {
-        let replica = TestServer::start(&["--server-id=2", "--report-host=127.0.0.1", "--report-port={port}"]);
+        self.start_replica_with(&[])
+    }
+
+    /// [`TestServer::start_replica`], with more server options.
+    pub fn start_replica_with(&self, extra: &[&str]) -> TestServer {
+        let mut options = vec!["--server-id=2", "--report-host=127.0.0.1", "--report-port={port}"];
+        options.extend_from_slice(extra);
+        let replica = TestServer::start(&options);
         if flavor().is_mysql() {
             let executed = self.sql("SELECT REPLACE(@@GLOBAL.gtid_executed, '\\n', '')");
             replica.sql(&format!(
