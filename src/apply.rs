@@ -32,8 +32,8 @@ use tokio::runtime::Handle;
 
 use crate::binlog::decode::Cell;
 use crate::binlog::stream::{Batch, Change};
-use crate::copy::{KeyState, Pending};
 use crate::error::{codes, Error, Result};
+use crate::pending::{KeyState, Pending};
 use crate::plan::Plan;
 use crate::server::{in_transaction, Server};
 use crate::sql::{format_key, Placeholder};

@@ -14,6 +14,7 @@ use clap::builder::BoolishValueParser;
 use clap::Parser;
 
 use crate::error::{Error, Result};
+use crate::server::Connection;
 
 /// gh-ost flags alterego does not implement yet. Each is refused by name.
 const UNSUPPORTED_GHOST_FLAGS: &[&str] = &[
@@ -326,10 +327,10 @@ pub struct Cli {
     pub panic_flag_file: Option<PathBuf>,
     /// Pause the copy while a global status value is at or over its limit, e.g. "Threads_running=25".
     #[arg(long, default_value = "")]
-    pub max_load: crate::throttle::LoadLimits,
+    pub max_load: crate::limits::LoadLimits,
     /// Abort (exit 4) when a global status value is at or over its limit, e.g. "Threads_running=100".
     #[arg(long, default_value = "")]
-    pub critical_load: crate::throttle::LoadLimits,
+    pub critical_load: crate::limits::LoadLimits,
     /// Look again after this long before aborting on --critical-load (0: abort at once).
     #[arg(long, default_value_t = 0)]
     pub critical_load_interval_millis: u64,
@@ -465,31 +466,6 @@ pub struct Cli {
 
 const AFTER_HELP: &str = "Password: from ALTEREGO_PASSWORD, --ask-pass, or the option file's [client] password; --password works too, but others can see it until alterego hides it.\n\
 Exit codes: 0 success, 1 failed (cleaned up), 2 invalid usage, 3 refused before starting, 4 aborted, 5 cut-over failed.";
-
-/// How to reach the server.
-#[derive(Clone)]
-pub struct Connection {
-    pub host: String,
-    pub port: u16,
-    pub socket: Option<PathBuf>,
-    pub user: String,
-    pub password: Option<String>,
-    pub tls: crate::tls::Tls,
-}
-
-/// Everything but the password, which never reaches a log.
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("socket", &self.socket)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
-            .field("tls", &self.tls)
-            .finish()
-    }
-}
 
 /// What to do with a checkpoint an interrupted run left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

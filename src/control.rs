@@ -14,8 +14,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use crate::config::{parse_nice_ratio, NamedCommands};
 use crate::error::{Error, ExitKind, Result};
 use crate::hooks::{Hook, Hooks};
+use crate::limits::LoadLimits;
 use crate::state::{Live, RunState};
-use crate::throttle::{redacted_url, LoadLimits};
+use crate::throttle::redacted_url;
 
 const HELP: &str = "commands: status (info), sup, status-json, help, coordinates, applier, inspector, \
 throttle (pause, suspend), no-throttle (unthrottle, resume, continue), unpostpone (no-postpone, cut-over), panic; \
@@ -115,7 +116,7 @@ pub fn execute(command: &str, state: &RunState, context: &Context) -> String {
     match name {
         "status" | "info" => status_text(state),
         "sup" => format!("{}; copied {} of about {} rows", state.phase(), state.rows_copied.load(Ordering::Relaxed), state.rows_estimated.load(Ordering::Relaxed)),
-        "status-json" => crate::status::snapshot(state, "status").to_string(),
+        "status-json" => state.snapshot("status").to_string(),
         "help" => HELP.into(),
         "coordinates" => format!("replayed up to binlog {}", state.applied_position.lock().expect("position lock")),
         "applier" | "inspector" => format!("{name}: {} (alterego migrates on, and reads the binlog of, this one server)", context.server),
@@ -248,7 +249,7 @@ fn read_setting(name: &str, state: &RunState) -> String {
 }
 
 fn status_text(state: &RunState) -> String {
-    let s = crate::status::snapshot(state, "status");
+    let s = state.snapshot("status");
     format!(
         "state: {}\ncopied: {} of about {} rows\napplied changes: {}\nbacklog: {} transactions\nreplica lag: {}\nthrottle: {}\nchunk-size: {}, threads: {} ({} copying), max-lag-millis: {}, max-load: {}, critical-load: {}",
         s["state"].as_str().unwrap_or_default(),

@@ -10,7 +10,6 @@
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, Row};
 
-use crate::config::Connection;
 use crate::error::{Context, Error, ExitKind, Result};
 
 /// How long a connection the run needs keeps being tried while the server does not answer.
@@ -185,6 +184,31 @@ pub struct BinlogPosition {
 impl std::fmt::Display for BinlogPosition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+/// How to reach the server.
+#[derive(Clone)]
+pub struct Connection {
+    pub host: String,
+    pub port: u16,
+    pub socket: Option<std::path::PathBuf>,
+    pub user: String,
+    pub password: Option<String>,
+    pub tls: crate::tls::Tls,
+}
+
+/// Everything but the password, which never reaches a log.
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("socket", &self.socket)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("tls", &self.tls)
+            .finish()
     }
 }
 

@@ -17,8 +17,8 @@ pub struct Live {
     /// Copy workers (fixed for the run; readable with `threads=?`).
     pub threads: AtomicU64,
     pub max_lag_ms: AtomicU64,
-    pub max_load: Mutex<crate::throttle::LoadLimits>,
-    pub critical_load: Mutex<crate::throttle::LoadLimits>,
+    pub max_load: Mutex<crate::limits::LoadLimits>,
+    pub critical_load: Mutex<crate::limits::LoadLimits>,
     /// Set by the `throttle` command, cleared by `no-throttle`.
     pub operator_throttle: AtomicBool,
     /// Set by the `unpostpone` command: the swap no longer waits for the postpone flag file.
@@ -52,8 +52,8 @@ pub struct RunState {
     pub changes_skipped: AtomicU64,
     /// The keys replayed since the last point at which every row was compared.
     pub changed_keys: crate::compare::ChangedKeys,
-    /// The keys the copy has not handed out yet (see `copy::PendingKeys`).
-    pub pending_keys: crate::copy::PendingKeys,
+    /// The keys the copy has not handed out yet (see `pending::PendingKeys`).
+    pub pending_keys: crate::pending::PendingKeys,
     /// Whether a watched replica lagged the copy's lag limit or more (or could not tell) at the
     /// last check: the cut-over waits while it does.
     pub replicas_lagging: AtomicBool,
@@ -62,7 +62,7 @@ pub struct RunState {
     /// The highest replica lag at the last check, in milliseconds; `None` when not measured.
     pub replica_lag_ms: Mutex<Option<u64>>,
     /// How fast the slowest watched replica replays the copy's chunks (caps their size).
-    pub replay_pace: Mutex<crate::throttle::ReplayPace>,
+    pub replay_pace: Mutex<crate::limits::ReplayPace>,
     /// Where `--status-json` lines go, if anywhere.
     pub status: Option<crate::status::StatusSink>,
     /// How long the successful cut-over held the table lock, in milliseconds.
@@ -125,9 +125,32 @@ impl RunState {
         self.emit("state", serde_json::json!({}));
     }
 
-    /// Writes a `--status-json` line for `event`, with extra fields.
+    /// Writes a `--status-json` line for `event`, with extra fields merged in.
     pub fn emit(&self, event: &str, extra: serde_json::Value) {
-        crate::status::emit(self.status.as_ref(), self, event, extra);
+        let Some(sink) = &self.status else { return };
+        let mut line = self.snapshot(event);
+        if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
+            line.extend(extra);
+        }
+        sink.write(&line);
+    }
+
+    /// The fields every status line carries (see `status`).
+    pub fn snapshot(&self, event: &str) -> serde_json::Value {
+        let lag = *self.replica_lag_ms.lock().expect("lag lock");
+        serde_json::json!({
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "event": event,
+            "state": self.phase(),
+            "rows_copied": self.rows_copied.load(Ordering::Relaxed),
+            "rows_estimated": self.rows_estimated.load(Ordering::Relaxed),
+            "changes_applied": self.changes_applied.load(Ordering::Relaxed),
+            "changes_skipped": self.changes_skipped.load(Ordering::Relaxed),
+            "backlog": self.backlog.load(Ordering::Relaxed),
+            "copy_workers": self.copy_workers.load(Ordering::Relaxed),
+            "replica_lag_ms": lag,
+            "throttle": self.throttle_reason(),
+        })
     }
 
     /// A marker number never used before, in this run or an earlier one on its changelog.
@@ -230,6 +253,20 @@ pub fn spawn_stage(name: &str, runtime: tokio::runtime::Handle, state: std::sync
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_lines_carry_the_core_fields_and_extras() {
+        let state = RunState::default();
+        state.rows_copied.store(7, Ordering::Relaxed);
+        let mut line = state.snapshot("state");
+        line.as_object_mut().unwrap().extend(serde_json::json!({"exit_code": 1}).as_object().unwrap().clone());
+        let parsed: serde_json::Value = serde_json::from_str(&line.to_string()).unwrap();
+        assert_eq!(parsed["rows_copied"], 7);
+        assert_eq!(parsed["replica_lag_ms"], serde_json::Value::Null);
+        assert_eq!(parsed["throttle"], serde_json::Value::Null);
+        assert_eq!(parsed["exit_code"], 1);
+        assert_eq!(parsed["event"], "state");
+    }
 
     #[test]
     fn markers_pass_an_interrupted_runs_and_never_repeat() {
