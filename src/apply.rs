@@ -16,7 +16,7 @@
 //!
 //! Invariants: each row's changes are applied in the order they were committed on the original
 //! table; a row image never overwrites a *different* row (the key guard in
-//! `sql::upsert_clause` turns a collision on another unique key into an error, which fails the
+//! `guard::upsert_clause` turns a collision on another unique key into an error, which fails the
 //! run naming the keys); the applied position only moves after every change before it is committed. Replaying
 //! a group again is harmless (upserts carry full images, deletes are by key), which is what
 //! makes a crash between the shares' commits and the position record safe.
@@ -33,6 +33,7 @@ use tokio::runtime::Handle;
 use crate::binlog::decode::Cell;
 use crate::binlog::stream::{Batch, Change};
 use crate::error::{codes, Error, Result};
+use crate::guard::{collides, is_collision};
 use crate::pending::{KeyState, Pending};
 use crate::plan::Plan;
 use crate::server::{in_transaction, Server};
@@ -410,38 +411,6 @@ fn explain_failure(e: Error, plan: &Plan, failing_keys: &str) -> Error {
     }
 }
 
-/// Whether an error is two different rows colliding: a duplicate entry, or the key guard of
-/// `sql::upsert_clause` (error 1048 on a key column, or the guard's marker refused). Error 1048
-/// on another column is a NULL that a NOT NULL column of the new table cannot take.
-pub fn is_collision(error: &Error, key: &[String]) -> bool {
-    error.server_code().is_some_and(|code| collides(code, &error.message, key))
-}
-
-/// Whether a server error (code and message) is two different rows colliding.
-fn collides(code: u16, message: &str, key: &[String]) -> bool {
-    if message.contains(crate::sql::COLLISION_MARKER) {
-        return true;
-    }
-    match code {
-        codes::DUPLICATE_KEY => true,
-        codes::BAD_NULL => null_column(message).is_some_and(|c| key.iter().any(|k| k.eq_ignore_ascii_case(&c))),
-        _ => false,
-    }
-}
-
-/// The column of a "Column 'x' cannot be null" message.
-fn null_column(message: &str) -> Option<String> {
-    let start = message.find("Column '")? + 8;
-    let end = message[start..].find("' cannot be null")? + start;
-    Some(message[start..end].to_string())
-}
-
-/// Whether a duplicate-entry message is about index `name`: MariaDB writes `for key 'name'`,
-/// MySQL 8 `for key 'table.name'`.
-pub fn names_index(message: &str, name: &str) -> bool {
-    message.contains(&format!("for key '{name}'")) || message.contains(&format!(".{name}'"))
-}
-
 /// The session a group is replayed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Session {
@@ -542,7 +511,7 @@ fn statement(plan: &Plan, run: &[&Change]) -> (String, Vec<Value>) {
                     Change::Delete(_) => unreachable!("runs hold one kind of change"),
                 })
                 .collect();
-            (crate::sql::upsert_tuples(&shadow, &plan.target_names(), &tuples, &plan.guarded_key()), params)
+            (crate::guard::upsert_tuples(&shadow, &plan.target_names(), &tuples, &plan.guarded_key()), params)
         }
         Change::Delete(_) => {
             let placeholders = plan.key_placeholders();
@@ -682,21 +651,5 @@ mod tests {
         tx.send(Batch::for_test(vec![upsert(3, "c")], vec![])).unwrap();
         let group = gather(Batch::for_test(vec![upsert(1, "a")], vec![]), &rx, &hold, Duration::from_secs(5));
         assert_eq!(group.len(), 2, "the group ends with the marker's transaction");
-    }
-
-    #[test]
-    fn tells_collisions_from_null_violations() {
-        let key = vec!["id".to_string()];
-        assert!(is_collision(&Error::failed("ERROR 1048 (23000): Column 'id' cannot be null"), &key));
-        assert!(!is_collision(&Error::failed("ERROR 1048 (23000): Column 'note' cannot be null"), &key));
-        assert!(is_collision(&Error::failed("ERROR 1062 (23000): Duplicate entry 'x' for key 'u'"), &key));
-        assert!(!is_collision(&Error::failed("ERROR 1406 (22001): Data too long for column 'b'"), &key));
-    }
-
-    #[test]
-    fn duplicate_messages_name_their_index() {
-        assert!(names_index("Duplicate entry '5' for key 'PRIMARY'", "PRIMARY"));
-        assert!(names_index("Duplicate entry '5' for key 't.PRIMARY'", "PRIMARY"));
-        assert!(!names_index("Duplicate entry '5' for key 'uk'", "PRIMARY"));
     }
 }

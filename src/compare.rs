@@ -104,10 +104,6 @@ impl ChangedKeys {
         self.keys.lock().expect("changed keys lock").as_ref().map_or(0, HashMap::len)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The recorded keys (kept recorded), or `None` when nothing records them: no verification
     /// ran (`--skip-checksum`).
     pub fn recorded(&self) -> Option<Vec<Vec<Value>>> {

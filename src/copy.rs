@@ -32,14 +32,14 @@ use std::sync::Arc;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Value};
 
-use crate::apply::{is_collision, names_index};
 use crate::checkpoint::{self, KeyRange};
 use crate::error::{codes, Context, Error, Result};
+use crate::guard::{is_collision, names_index, upsert_clause, upsert_rows};
 use crate::pending::{integer, Pending};
 use crate::plan::Plan;
 use crate::server::{in_transaction, rolled_back, Server};
 use crate::sql::format_key;
-use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, upsert_clause, upsert_rows, Placeholder};
+use crate::sql::{column_list, quote_ident, tuple_after, tuple_compare_params, tuple_up_to, Placeholder};
 use crate::state::RunState;
 
 /// The most copy workers a run can have (`--threads`, `threads=N`).

@@ -8,8 +8,9 @@
 
 use crate::alter::AlterSummary;
 use crate::error::{Error, Result};
+use crate::guard::Guard;
 use crate::inspect::{Column, TableInfo};
-use crate::sql::{qualified, Guard, Placeholder};
+use crate::sql::{qualified, Placeholder};
 
 /// Names of the tables a migration of `table` uses, gh-ost style.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct TableNames {
 }
 
 impl TableNames {
+    /// The names for `table`, its helper tables named after it (the tests' shorthand for
+    /// [`TableNames::named_after`]).
+    #[cfg(test)]
     pub fn new(database: &str, table: &str) -> Result<TableNames> {
         TableNames::named_after(database, table, table)
     }
@@ -145,7 +149,7 @@ impl Plan {
     }
 
     /// The chosen key's columns in the new table, each with the guard its type needs (see
-    /// `sql::upsert_clause`).
+    /// `guard::upsert_clause`).
     pub fn guarded_key(&self) -> Vec<(String, Guard)> {
         let data_type = |column_type: &str| column_type.split(['(', ' ']).next().unwrap_or_default().to_string();
         self.key_target.iter().zip(&self.key_positions).map(|(name, &p)| (name.clone(), Guard::for_type(&data_type(&self.columns[p].target_type)))).collect()

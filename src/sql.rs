@@ -89,68 +89,6 @@ pub fn key_equals(key: &[String], exprs: &[String]) -> String {
     key.iter().zip(exprs).map(|(k, e)| format!("{} = {}", quote_ident(k), e)).collect::<Vec<_>>().join(" AND ")
 }
 
-/// The key guard's value for a numeric or temporal key column: a string no such column takes.
-pub const COLLISION_MARKER: &str = "alterego: rows collide";
-
-/// How the key guard of [`upsert_clause`] makes a collision fail on one key column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guard {
-    /// NULL, which a NOT NULL column refuses in strict mode (error 1048).
-    Null,
-    /// [`COLLISION_MARKER`], which numeric and temporal columns refuse (errors 1366, 1292, the
-    /// marker quoted). Such columns may take NULL silently in an UPDATE: an AUTO_INCREMENT
-    /// column turns it into 0, a TIMESTAMP without explicit defaults into the current time,
-    /// either of which would merge two rows.
-    Marker,
-}
-
-impl Guard {
-    /// The guard for a column of `data_type` (`int`, `varchar`...).
-    pub fn for_type(data_type: &str) -> Guard {
-        const NUMERIC_OR_TEMPORAL: &[&str] = &["tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "date", "datetime", "timestamp", "time", "year"];
-        if NUMERIC_OR_TEMPORAL.iter().any(|t| data_type.eq_ignore_ascii_case(t)) {
-            Guard::Marker
-        } else {
-            Guard::Null
-        }
-    }
-
-    fn value(self) -> String {
-        match self {
-            Guard::Null => "NULL".into(),
-            Guard::Marker => format!("'{COLLISION_MARKER}'"),
-        }
-    }
-}
-
-/// The ON DUPLICATE KEY UPDATE clause shared by copy and apply, for the chosen key's columns
-/// and their guards.
-///
-/// A duplicate on the chosen key is the same row arriving again: its columns are overwritten.
-/// A duplicate on any *other* unique key is two different rows colliding: the guard assigns a
-/// key column a value it refuses in strict mode (see [`Guard`]), an error instead of merging
-/// the two rows (what `REPLACE` or a plain upsert would silently do). The guards come first
-/// because MySQL evaluates the assignments left to right. Existing values are qualified with
-/// `table` so that an `INSERT ... SELECT` from a table with the same column names is not
-/// ambiguous.
-pub fn upsert_clause(table: &str, key: &[(String, Guard)], columns: &[String]) -> String {
-    let same_key = key.iter().map(|(k, _)| format!("BINARY {table}.{q} <=> BINARY VALUES({q})", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
-    let guards = key.iter().map(|(k, guard)| format!("{q} = IF({same_key}, {table}.{q}, {})", guard.value(), q = quote_ident(k)));
-    let sets = columns.iter().filter(|c| !key.iter().any(|(k, _)| k == *c)).map(|c| format!("{q} = VALUES({q})", q = quote_ident(c)));
-    format!("ON DUPLICATE KEY UPDATE {}", guards.chain(sets).collect::<Vec<_>>().join(", "))
-}
-
-/// Multi-row upsert of row images: `INSERT INTO t (cols) VALUES (...), (...) ON DUPLICATE ...`.
-pub fn upsert_rows(table: &str, columns: &[String], placeholders: &[Placeholder], key: &[(String, Guard)], rows: usize) -> String {
-    let one = format!("({})", placeholders.iter().map(Placeholder::expr).collect::<Vec<_>>().join(", "));
-    upsert_tuples(table, columns, &vec![one; rows], key)
-}
-
-/// Multi-row upsert of the given row tuples, each `(expr, ...)` over `columns`.
-pub fn upsert_tuples(table: &str, columns: &[String], tuples: &[String], key: &[(String, Guard)]) -> String {
-    format!("INSERT INTO {table} ({}) VALUES {} {}", column_list(columns), tuples.join(", "), upsert_clause(table, key, columns))
-}
-
 /// Deletes rows by key: `DELETE FROM t WHERE (k = ?) OR (k = ?)`.
 pub fn delete_rows(table: &str, key: &[String], placeholders: &[Placeholder], rows: usize) -> String {
     format!("DELETE FROM {table} WHERE {}", any_key(key, placeholders, rows))
@@ -191,19 +129,6 @@ mod tests {
         assert_eq!(tuple_after(&s(&["a", "b", "c"]), &q), "(`a` > ? OR (`a` = ? AND `b` > ?) OR (`a` = ? AND `b` = ? AND `c` > ?))");
         assert_eq!(tuple_up_to(&s(&["a", "b"]), &q[..2]), "(`a` < ? OR (`a` = ? AND `b` <= ?))");
         assert_eq!(tuple_compare_params(&[1, 2, 3]), vec![1, 1, 2, 1, 2, 3]);
-    }
-
-    #[test]
-    fn upsert_guards_other_unique_keys() {
-        let sql = upsert_rows("`t`", &s(&["id", "v"]), &[Placeholder::Plain, Placeholder::Hex("latin1".into())], &[("id".into(), Guard::Null)], 2);
-        assert_eq!(
-            sql,
-            "INSERT INTO `t` (`id`, `v`) VALUES (?, CONVERT(UNHEX(?) USING latin1)), (?, CONVERT(UNHEX(?) USING latin1)) \
-             ON DUPLICATE KEY UPDATE `id` = IF(BINARY `t`.`id` <=> BINARY VALUES(`id`), `t`.`id`, NULL), `v` = VALUES(`v`)"
-        );
-        let auto_increment = upsert_rows("`t`", &s(&["id"]), &[Placeholder::Plain], &[("id".into(), Guard::for_type("bigint"))], 1);
-        assert!(auto_increment.ends_with("`id` = IF(BINARY `t`.`id` <=> BINARY VALUES(`id`), `t`.`id`, 'alterego: rows collide')"), "{auto_increment}");
-        assert_eq!((Guard::for_type("timestamp"), Guard::for_type("varchar"), Guard::for_type("enum")), (Guard::Marker, Guard::Null, Guard::Null));
     }
 
     #[test]
