@@ -104,7 +104,7 @@ refusal!(leftover_shadow_table, [TABLE, "CREATE TABLE _t_gho (id INT PRIMARY KEY
 refusal!(leftover_changelog_table, [TABLE, "CREATE TABLE _t_ghc (id INT PRIMARY KEY)"], [], 3, "--initially-drop-ghost-table");
 refusal!(leftover_old_table, [TABLE, "CREATE TABLE _t_del (id INT PRIMARY KEY)"], [], 3, "--initially-drop-old-table");
 refusal!(alter_names_another_table, [TABLE], ["--alter", "ALTER TABLE other ADD COLUMN z INT"], 2, "--alter names table `other`");
-refusal!(unsupported_ghost_flag, [TABLE], ["-throttle-http=http://localhost/throttle"], 2, "--throttle-http is not supported");
+refusal!(unsupported_ghost_flag, [TABLE], ["-assume-master-host=primary.example"], 2, "--assume-master-host is not supported");
 refusal!(unknown_status_in_max_load, [TABLE], ["--max-load", "No_such_status=5"], 2, "no status variable `No_such_status`");
 refusal!(password_on_the_command_line, [TABLE], ["-psecret"], 2, "ALTEREGO_PASSWORD");
 refusal!(table_name_too_long, [], ["--table", "a_table_name_that_is_far_too_long_for_a_shadow_table_suffix_xx"], 3, "too long");
