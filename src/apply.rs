@@ -404,9 +404,11 @@ fn explain_failure(e: Error, plan: &Plan, failing_keys: &str) -> Error {
         None => e,
         Some(_) if is_collision(&e, &plan.key_target) => {
             Error::failed(format!("a replayed change collides with a different row on a unique key of the new table (rows with key {failing_keys}): {}", e.message))
+                .with_code(e.code)
                 .with_fix("the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values); fix the data or the ALTER and run again")
         }
         Some(_) => Error::failed(format!("a replayed change does not fit the new schema (rows with key {failing_keys}): {}", e.message))
+            .with_code(e.code)
             .with_fix("the ALTER would truncate, overflow or reject values (a narrower type, fewer ENUM/SET members, NOT NULL over NULLs): fix those rows or change the ALTER"),
     }
 }

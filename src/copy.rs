@@ -34,7 +34,7 @@ use mysql_async::{Conn, Row, Value};
 
 use crate::checkpoint::{self, KeyRange};
 use crate::error::{codes, Context, Error, Result};
-use crate::guard::{is_collision, names_index, upsert_clause, upsert_rows};
+use crate::guard::{collides, is_collision, names_index, upsert_clause, upsert_rows};
 use crate::pending::{integer, Pending};
 use crate::plan::Plan;
 use crate::server::{in_transaction, rolled_back, Server};
@@ -521,8 +521,8 @@ impl Copier {
     /// found by copying the chunk row by row in a transaction that is rolled back.
     async fn explain_rejected_chunk(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value], error: Error) -> Error {
         match self.first_rejected_row(conn, lower, upper).await {
-            Ok(Some((key, reason))) => self.rejection(&format_key(&key), reason),
-            _ => self.rejection(&format!("in the range after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper)), error.message),
+            Ok(Some((key, code, reason))) => self.rejection(&format_key(&key), Some(code), reason),
+            _ => self.rejection(&format!("in the range after {} up to {}", lower.map_or("the start".into(), format_key), format_key(upper)), error.code, error.message),
         }
     }
 
@@ -530,15 +530,17 @@ impl Copier {
     async fn explain_rejected_row(&self, conn: &mut Conn, key: &[Value], error: Error) -> Error {
         let reason = rolled_back(conn, async |c| c.exec_drop(self.row_insert(false), key.to_vec()).await.err()).await;
         match reason {
-            Ok(Some(mysql_async::Error::Server(e))) => self.rejection(&format_key(key), format!("ERROR {} ({}): {}", e.code, e.state, e.message)),
-            _ => self.rejection(&format_key(key), error.message),
+            Ok(Some(mysql_async::Error::Server(e))) => self.rejection(&format_key(key), Some(e.code), format!("ERROR {} ({}): {}", e.code, e.state, e.message)),
+            _ => self.rejection(&format_key(key), error.code, error.message),
         }
     }
 
-    fn rejection(&self, key: &str, reason: String) -> Error {
-        let collision = reason.contains("Duplicate entry") || is_collision(&Error::failed(reason.clone()), &self.plan.key_target);
+    /// The error for a row (or range) the new table rejects, with the server's error number and
+    /// words.
+    fn rejection(&self, key: &str, code: Option<u16>, reason: String) -> Error {
+        let collision = code.is_some_and(|code| collides(code, &reason, &self.plan.key_target));
         let what = if collision { "collides with another row on a unique key of the new table" } else { "does not fit the new schema" };
-        Error::failed(format!("the row with key {key} {what}: {reason}; nothing was swapped, the original table is untouched")).with_fix(if collision {
+        Error::failed(format!("the row with key {key} {what}: {reason}; nothing was swapped, the original table is untouched")).with_code(code).with_fix(if collision {
             "the ALTER would merge or drop rows (e.g. a new UNIQUE index over duplicate values): remove the duplicates or change the ALTER"
         } else {
             "the ALTER would truncate, overflow or reject values (a narrower type, fewer ENUM/SET members, NOT NULL over NULLs): fix those rows or change the ALTER"
@@ -546,7 +548,7 @@ impl Copier {
     }
 
     /// The first row of a chunk the shadow table rejects, and the server's reason.
-    async fn first_rejected_row(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<Option<(Vec<Value>, String)>, mysql_async::Error> {
+    async fn first_rejected_row(&self, conn: &mut Conn, lower: Option<&[Value]>, upper: &[Value]) -> std::result::Result<Option<(Vec<Value>, u16, String)>, mysql_async::Error> {
         let (range, params) = self.range(lower, upper);
         let keys: Vec<Row> = conn.exec(format!("SELECT {k} FROM {} WHERE {range} ORDER BY {k}", self.walk.source(), k = column_list(&self.plan.key_source)), params).await?;
         let sql = self.row_insert(false);
@@ -554,7 +556,7 @@ impl Copier {
             for key in keys.into_iter().map(Row::unwrap) {
                 match c.exec_drop(sql.as_str(), key.clone()).await {
                     Err(mysql_async::Error::Server(e)) if !(e.code == codes::DUPLICATE_KEY && names_index(&e.message, &self.plan.shadow_key_name)) => {
-                        return Ok(Some((key, format!("ERROR {} ({}): {}", e.code, e.state, e.message))));
+                        return Ok(Some((key, e.code, format!("ERROR {} ({}): {}", e.code, e.state, e.message))));
                     }
                     Err(mysql_async::Error::Server(_)) | Ok(()) => {}
                     Err(other) => return Err(other),

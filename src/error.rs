@@ -1,8 +1,10 @@
 //! Errors as a user interface: every failure carries what went wrong, what to do about it, and
 //! the exit code that tells a cron script which of the documented outcomes happened.
 //!
-//! Invariant: the exit code of an error is decided where the error is raised (a refusal before
-//! anything was created is `Refused`, a failure after that is `Failed`), never guessed at the top.
+//! Invariants: the exit code of an error is decided where the error is raised (a refusal before
+//! anything was created is `Refused`, a failure after that is `Failed`), never guessed at the
+//! top; the server's error number is kept from the driver's error as a field
+//! ([`Error::server`], [`Context`]), never read back from a message.
 
 use std::fmt;
 
@@ -46,13 +48,22 @@ pub struct Error {
     /// Raised by a lost connection or a transient server error (a deadlock, a lock wait
     /// timeout): doing the same again may succeed.
     pub transient: bool,
+    /// The server's error number, when the server raised the error (kept from the driver's
+    /// error, never read back from the message).
+    pub code: Option<u16>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), fix: None, transient: false }
+        Error { kind, message: message.into(), fix: None, transient: false, code: None }
+    }
+
+    /// A failure the driver reported, `message` saying what was being done: it keeps the
+    /// server's error number and whether trying again may help.
+    pub fn server(e: &mysql_async::Error, message: impl Into<String>) -> Self {
+        Error { transient: is_transient(e), code: server_code(e), ..Error::failed(message) }
     }
 
     pub fn usage(message: impl Into<String>, fix: impl Into<String>) -> Self {
@@ -72,6 +83,12 @@ impl Error {
         self
     }
 
+    /// The server's error number behind an error built from its words.
+    pub fn with_code(mut self, code: Option<u16>) -> Self {
+        self.code = code;
+        self
+    }
+
     /// Re-labels the error's outcome, e.g. a database error during preflight becomes a refusal.
     pub fn with_kind(mut self, kind: ExitKind) -> Self {
         self.kind = kind;
@@ -80,9 +97,7 @@ impl Error {
 
     /// The MySQL server error code behind this error, if it came from the server.
     pub fn server_code(&self) -> Option<u16> {
-        let start = self.message.find("ERROR ")? + 6;
-        let digits: String = self.message[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
-        digits.parse().ok()
+        self.code
     }
 
     /// The server's own words in the message (`ERROR 1114 (HY000): ...`, up to the next `; `).
@@ -119,7 +134,7 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, mysql_async::Error> {
     fn context(self, doing: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| Error { transient: is_transient(&e), ..Error::failed(format!("{}: {}", doing(), describe_mysql_error(&e))) })
+        self.map_err(|e| Error::server(&e, format!("{}: {}", doing(), describe_mysql_error(&e))))
     }
 }
 
@@ -202,19 +217,22 @@ mod tests {
 
     #[test]
     fn recognizes_running_out_of_space() {
-        let full = Error::failed("the row with key (5) does not fit the new schema: ERROR 1114 (HY000): The table '_t_gho' is full; nothing was swapped");
+        let full = Error::failed("the row with key (5) does not fit the new schema: ERROR 1114 (HY000): The table '_t_gho' is full; nothing was swapped").with_code(Some(1114));
         assert!(full.is_out_of_space());
         assert_eq!(full.server_reason(), Some("ERROR 1114 (HY000): The table '_t_gho' is full"));
-        assert!(Error::failed("copying: ERROR 1021 (HY000): Disk full (/tmp/x); waiting for someone to free some space...").is_out_of_space());
+        assert!(Error::failed("copying: ERROR 1021 (HY000): Disk full (/tmp/x); waiting for someone to free some space...").with_code(Some(1021)).is_out_of_space());
         assert!(Error::failed("ERROR 3 (HY000): Error writing file './d/t.frm' (Errcode: 28 \"No space left on device\")").is_out_of_space());
         assert!(Error::failed("ERROR 1030 (HY000): Got error 28 \"No space left on device\" from storage engine InnoDB").is_out_of_space());
-        assert!(!Error::failed("ERROR 1062 (23000): Duplicate entry '28' for key 'PRIMARY'").is_out_of_space());
+        assert!(!Error::failed("ERROR 1062 (23000): Duplicate entry '28' for key 'PRIMARY'").with_code(Some(1062)).is_out_of_space());
     }
 
     #[test]
-    fn finds_server_code_in_context_chain() {
-        let e = Error::failed("copying rows: ERROR 1062 (23000): Duplicate entry");
+    fn keeps_the_server_code_through_contexts() {
+        let driver = mysql_async::Error::Server(mysql_async::ServerError { code: 1062, message: "Duplicate entry".into(), state: "23000".into() });
+        let e = Err::<(), _>(driver).context(|| "copying rows".into()).context(|| "chunk 3".into()).unwrap_err();
         assert_eq!(e.server_code(), Some(1062));
-        assert_eq!(Error::failed("no code").server_code(), None);
+        assert_eq!(e.message, "chunk 3: copying rows: ERROR 1062 (23000): Duplicate entry");
+        assert!(!e.transient);
+        assert_eq!(Error::failed("text that says ERROR 1062 is not read back").server_code(), None);
     }
 }

@@ -127,10 +127,13 @@ mod tests {
     #[test]
     fn tells_collisions_from_null_violations() {
         let key = vec!["id".to_string()];
-        assert!(is_collision(&Error::failed("ERROR 1048 (23000): Column 'id' cannot be null"), &key));
-        assert!(!is_collision(&Error::failed("ERROR 1048 (23000): Column 'note' cannot be null"), &key));
-        assert!(is_collision(&Error::failed("ERROR 1062 (23000): Duplicate entry 'x' for key 'u'"), &key));
-        assert!(!is_collision(&Error::failed("ERROR 1406 (22001): Data too long for column 'b'"), &key));
+        let server = |code: u16, text: &str| Error::failed(format!("ERROR {code} (23000): {text}")).with_code(Some(code));
+        assert!(is_collision(&server(1048, "Column 'id' cannot be null"), &key));
+        assert!(!is_collision(&server(1048, "Column 'note' cannot be null"), &key));
+        assert!(is_collision(&server(1062, "Duplicate entry 'x' for key 'u'"), &key));
+        assert!(!is_collision(&server(1406, "Data too long for column 'b'"), &key));
+        assert!(is_collision(&server(1366, "Incorrect integer value: 'alterego: rows collide' for column `d`.`t`.`id` at row 1"), &key));
+        assert!(!is_collision(&Error::failed("ERROR 1062 (23000): Duplicate entry, as text only"), &key), "the number comes from the driver");
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
     let result = match result {
         Err(e) => {
             let waiting = [(state.pending_rename.load(Ordering::SeqCst), "the cut-over's RENAME"), (state.pending_lock.load(Ordering::SeqCst), "the cut-over's LOCK TABLES")];
-            let (kind, message, fix) = (e.kind, e.message.clone(), e.fix.clone());
+            let (kind, message, fix, code) = (e.kind, e.message.clone(), e.fix.clone(), e.code);
             let cleanup = created.remove(&waiting, e);
             // The cleanup may wait up to a minute for a server that went away; a signal then
             // ends the run at once, saying what is left to drop. Not while a cut-over statement
@@ -111,7 +111,7 @@ pub async fn run(config: &Config) -> Result<Outcome> {
                 removed = cleanup => Err(removed),
                 signal = signals.received(), if !statement_waits => {
                     eprintln!("alterego: {signal} received during the cleanup, which was abandoned; {}", created.left_behind());
-                    Err(Error { kind, message, fix, transient: false })
+                    Err(Error { kind, message, fix, transient: false, code })
                 }
             }
         }
@@ -717,7 +717,7 @@ fn alter_refused(doing: &str, e: &mysql_async::Error, allow_zero_in_date: bool) 
     } else {
         "fix the --alter text; it is run as `ALTER TABLE <table> <your text>` under the server's sql_mode"
     };
-    Error::refused(format!("{doing}: {}", describe_mysql_error(e)), fix)
+    Error::refused(format!("{doing}: {}", describe_mysql_error(e)), fix).with_code(crate::error::server_code(e))
 }
 
 /// How the shadow's plain secondary indexes are built, given the replicas watched.
@@ -824,7 +824,7 @@ async fn try_instant(conn: &mut Conn, config: &Config, names: &TableNames, summa
                 tracing::info!("the ALTER cannot run instantly ({}); migrating with an online copy", describe_mysql_error(&e));
                 Ok(false)
             }
-            _ => Err(Error::failed(format!("the instant ALTER failed: {}", describe_mysql_error(&e)))),
+            _ => Err(Error::server(&e, format!("the instant ALTER failed: {}", describe_mysql_error(&e)))),
         },
     }
 }

@@ -313,7 +313,7 @@ impl Server {
             let transient = crate::error::is_transient(&e);
             if !transient || attempt >= attempts {
                 let tries = if transient { format!(" (after {attempt} attempts)") } else { String::new() };
-                return Err(Error::failed(format!("{doing}{tries}: {}", crate::error::describe_mysql_error(&e))));
+                return Err(Error::server(&e, format!("{doing}{tries}: {}", crate::error::describe_mysql_error(&e))));
             }
             tracing::warn!("{doing} (attempt {attempt}): {}; retrying", crate::error::describe_mysql_error(&e));
             tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt.min(20)))).await;

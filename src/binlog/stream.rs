@@ -273,7 +273,7 @@ impl Reader {
             // fail now instead of retrying for minutes. A connection refused or reset is a
             // server (re)starting, and is tried again like a lost stream.
             Err(e) if !self.connected_once && crate::error::server_code(&e).is_some() => {
-                return Err(Error::failed(format!("the binlog reader could not start reading at {}: {}", self.committed, describe_mysql_error(&e)))
+                return Err(Error::server(&e, format!("the binlog reader could not start reading at {}: {}", self.committed, describe_mysql_error(&e)))
                     .with_fix("check that the user has REPLICATION SLAVE and that the binlog file is still on the server (SHOW BINARY LOGS)"))
             }
             Err(e) if is_torn_tail(&e) => return Ok(StreamEnd::TornTail(describe_mysql_error(&e))),
