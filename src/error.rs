@@ -127,6 +127,43 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The run's one retry policy for work that may pass when tried again: at most `attempts`
+/// tries, the pause before the next growing by `step` per attempt made, up to `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    pub step: std::time::Duration,
+    pub max: std::time::Duration,
+}
+
+impl Retry {
+    /// `attempts` tries, pauses growing by `step` up to ten of them.
+    pub fn new(attempts: u32, step: std::time::Duration) -> Retry {
+        Retry { attempts, step, max: step * 10 }
+    }
+
+    /// The pause after attempt `attempt` (the first is 1).
+    pub fn pause(&self, attempt: u32) -> std::time::Duration {
+        (self.step * attempt.max(1)).min(self.max)
+    }
+
+    /// Runs `op` until it succeeds, fails with an error `again` does not take, or the attempts
+    /// are spent. Each retry is logged as `<doing> (attempt N): <error>; <then>`.
+    pub async fn run<T>(&self, doing: &str, then: &str, again: impl Fn(&Error) -> bool, mut op: impl AsyncFnMut() -> Result<T>) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Err(e) if again(&e) && attempt < self.attempts => {
+                    tracing::warn!("{doing} (attempt {attempt}): {e}; {then}");
+                    tokio::time::sleep(self.pause(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 /// Adds what the tool was doing to a lower-level error.
 pub trait Context<T> {
     fn context(self, doing: impl FnOnce() -> String) -> Result<T>;
@@ -224,6 +261,15 @@ mod tests {
         assert!(Error::failed("ERROR 3 (HY000): Error writing file './d/t.frm' (Errcode: 28 \"No space left on device\")").is_out_of_space());
         assert!(Error::failed("ERROR 1030 (HY000): Got error 28 \"No space left on device\" from storage engine InnoDB").is_out_of_space());
         assert!(!Error::failed("ERROR 1062 (23000): Duplicate entry '28' for key 'PRIMARY'").with_code(Some(1062)).is_out_of_space());
+    }
+
+    #[test]
+    fn retry_pauses_grow_to_their_bound() {
+        let ms = std::time::Duration::from_millis;
+        let retry = Retry::new(5, ms(500));
+        assert_eq!((retry.pause(1), retry.pause(3), retry.pause(10), retry.pause(50)), (ms(500), ms(1500), ms(5000), ms(5000)));
+        let server = Retry { attempts: 60, step: ms(100), max: ms(2000) };
+        assert_eq!((server.pause(20), server.pause(40)), (ms(2000), ms(2000)));
     }
 
     #[test]

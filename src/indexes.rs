@@ -178,7 +178,7 @@ impl DeferredIndexes {
                 other => return other,
             };
             tracing::warn!("building the secondary index {} (attempt {attempt}): {error}; trying again", self.names[i]);
-            tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
+            tokio::time::sleep(crate::error::Retry::new(retries, std::time::Duration::from_millis(500)).pause(attempt)).await;
             attempt += 1;
             server.reconnect_if_lost(conn).await;
             if self.is_built(conn, names, i).await {

@@ -25,7 +25,7 @@ use crate::checkpoint;
 use crate::config::{Config, OnReplica, Resume};
 use crate::copy::{ChunkSizer, Copier, CopyWork};
 use crate::cutover::CutOver;
-use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result};
+use crate::error::{describe_mysql_error, Context, Error, ExitKind, Result, Retry};
 use crate::hooks::{Hook, Hooks};
 use crate::indexes::{self, without_auto_increment, Deferral, DeferredIndexes};
 use crate::inspect::{self, TableInfo};
@@ -998,17 +998,8 @@ impl Migration {
     /// connection (a server restart), up to `--default-retries` times: each step is a read or
     /// an upsert.
     async fn first_checkpoint(&self, copier: &Copier, start: &Start) -> Result<CopyWork> {
-        let mut attempt = 1;
-        loop {
-            match self.write_first_checkpoint(copier, start).await {
-                Err(e) if e.transient && attempt < self.config.retries => {
-                    tracing::warn!("recording the first checkpoint (attempt {attempt}): {e}; trying again");
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt.min(10)))).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let retry = Retry::new(self.config.retries, std::time::Duration::from_millis(200));
+        retry.run("recording the first checkpoint", "trying again", |e: &Error| e.transient, async || self.write_first_checkpoint(copier, start).await).await
     }
 
     async fn write_first_checkpoint(&self, copier: &Copier, start: &Start) -> Result<CopyWork> {

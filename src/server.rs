@@ -316,7 +316,7 @@ impl Server {
                 return Err(Error::server(&e, format!("{doing}{tries}: {}", crate::error::describe_mysql_error(&e))));
             }
             tracing::warn!("{doing} (attempt {attempt}): {}; retrying", crate::error::describe_mysql_error(&e));
-            tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt.min(20)))).await;
+            tokio::time::sleep(crate::error::Retry { attempts, step: std::time::Duration::from_millis(100), max: std::time::Duration::from_secs(2) }.pause(attempt)).await;
             self.reconnect_if_lost(conn).await;
         }
     }

@@ -22,7 +22,7 @@ use mysql_async::{Conn, Value};
 use crate::compare::{differing_keys, mismatch, row_text, Readers};
 use crate::copy::{key_range, ChunkSizer, Copier, KeyWalk};
 use crate::cutover::flush_to_marker;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Result, Retry};
 use crate::plan::{ColumnMapping, Plan};
 use crate::server::Server;
 use crate::sql::format_key;
@@ -107,17 +107,14 @@ impl Verifier {
     /// server restart), a transient error, or a snapshot that a deferred index build (running
     /// beside the verification) invalidated, up to `--default-retries` attempts.
     async fn compare_retrying(&self, only: Option<Vec<Range>>) -> Result<(Report, Vec<Difference>)> {
-        let mut attempt = 1;
-        loop {
-            match self.compare(only.clone()).await {
-                Err(e) if (e.transient || e.server_code() == Some(crate::error::codes::TABLE_DEF_CHANGED)) && attempt < self.retries => {
-                    tracing::warn!("verifying (attempt {attempt}): {e}; starting the comparison again");
-                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let invalidated = |e: &Error| e.transient || e.server_code() == Some(crate::error::codes::TABLE_DEF_CHANGED);
+        self.retry().run("verifying", "starting the comparison again", invalidated, async || self.compare(only.clone()).await).await
+    }
+
+    /// The verification's retries: `--default-retries` attempts, half a second more between
+    /// each.
+    fn retry(&self) -> Retry {
+        Retry::new(self.retries, Duration::from_millis(500))
     }
 
     /// Compares all ranges (or only those given) at one consistent point; returns the report
@@ -211,18 +208,7 @@ impl Verifier {
     /// matched at the last point, and the replay alone changed these since.
     pub async fn recheck_changed(&self) -> Result<usize> {
         let started = Instant::now();
-        let mut attempt = 1;
-        let (mut snapshots, changed) = loop {
-            match self.consistent_snapshots(1, true).await {
-                Ok(point) => break point,
-                Err(e) if e.transient && attempt < self.retries => {
-                    tracing::warn!("rechecking changed rows (attempt {attempt}): {e}; trying again");
-                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let (mut snapshots, changed) = self.retry().run("rechecking changed rows", "trying again", |e: &Error| e.transient, async || self.consistent_snapshots(1, true).await).await?;
         let snapshot = &mut snapshots[0];
         let differing = differing_keys(Readers::One(snapshot), &self.plan, &changed).await;
         snapshot.query_drop("COMMIT").await.ok();
