@@ -42,7 +42,6 @@ pub struct RunState {
     pub copy_workers: AtomicU64,
     pub verified_rows: AtomicU64,
     pub rows_estimated: AtomicU64,
-    pub changes_read: AtomicU64,
     pub changes_applied: AtomicU64,
     /// Transactions read from the binlog but not applied yet.
     pub backlog: AtomicU64,
@@ -91,7 +90,6 @@ pub struct RunState {
     /// none). On MySQL it may hold the shadow while it waits for the original, and the cleanup's
     /// `DROP` of the shadow would wait behind it: a run that stops kills it first.
     pub pending_lock: AtomicU32,
-    pub reader_position: Mutex<BinlogPosition>,
     pub applied_position: Mutex<BinlogPosition>,
     phase: Mutex<&'static str>,
     /// Why the copy is paused, if it is.

@@ -458,7 +458,6 @@ impl Reader {
         if let (Some(position), Some(gtid)) = (self.gtid.as_mut(), self.pending_gtid.take()) {
             position.add(gtid);
         }
-        *self.state.reader_position.lock().expect("position lock") = self.committed.clone();
         self.send(std::mem::take(&mut txn.changes), std::mem::take(&mut txn.markers), self.committed.clone());
         Ok(())
     }
@@ -472,7 +471,6 @@ impl Reader {
         }
         let bytes = approximate_bytes(&changes);
         counter.fetch_add(bytes, Ordering::Relaxed);
-        RunState::count(&self.state.changes_read, changes.len() as u64);
         RunState::count(&self.state.backlog, 1);
         let end_gtid = self.gtid.as_ref().map(GtidPosition::to_string);
         let mut pending = Batch { changes, markers, end, end_gtid, _memory: MemoryTicket { bytes, counter: counter.clone() } };
