@@ -173,7 +173,7 @@ fn record_applied(state: &RunState, group: &[Batch], skipped: usize) {
     RunState::count(&state.changes_skipped, skipped as u64);
     state.backlog.fetch_sub(group.len() as u64, Ordering::Relaxed);
     if let Some(last) = group.last() {
-        *state.applied_position.lock().expect("position lock") = last.end.clone();
+        state.set_applied(last.end.clone());
     }
     if let Some(&marker) = group.iter().flat_map(|b| &b.markers).max() {
         state.applied_marker.fetch_max(marker, Ordering::SeqCst);

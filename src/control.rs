@@ -118,7 +118,7 @@ pub fn execute(command: &str, state: &RunState, context: &Context) -> String {
         "sup" => format!("{}; copied {} of about {} rows", state.phase(), state.rows_copied.load(Ordering::Relaxed), state.rows_estimated.load(Ordering::Relaxed)),
         "status-json" => state.snapshot("status").to_string(),
         "help" => HELP.into(),
-        "coordinates" => format!("replayed up to binlog {}", state.applied_position.lock().expect("position lock")),
+        "coordinates" => format!("replayed up to binlog {}", state.applied_position()),
         "applier" | "inspector" => format!("{name}: {} (alterego migrates on, and reads the binlog of, this one server)", context.server),
         "throttle" | "pause" | "suspend" | "no-throttle" | "unthrottle" | "resume" | "continue" | "unpostpone" | "no-postpone" | "cut-over" | "panic" => match named_command(name, arg, context) {
             Ok(()) => run_command(name, state),

@@ -466,14 +466,14 @@ impl CutOver {
         let locked_at = Instant::now();
         let end = self.server.binlog_position(&mut watcher).await?;
         // The applier is paused at the marker; replay the rest on the session holding the locks.
-        while self.state.applied_position.lock().expect("position lock").clone() < end {
+        while self.state.applied_position() < end {
             let Ok(batch) = self.changes.recv_timeout(self.lock_timeout) else {
                 a.query_drop("UNLOCK TABLES").await.ok();
                 return Ok(Err(Attempt::Retry("the binlog did not reach the lock position in time".into())));
             };
             apply_with_retries(&mut a, &self.server, &self.plan, std::slice::from_ref(&batch), 1, Session::UnderLock, &KeyState::nothing(), false).await?;
             record_changed_keys(&self.state, &self.plan, std::slice::from_ref(&batch));
-            *self.state.applied_position.lock().expect("position lock") = batch.end.clone();
+            self.state.set_applied(batch.end.clone());
             self.state.backlog.fetch_sub(1, Ordering::Relaxed);
         }
         if let Err(e) = self.compare_changed_rows(Readers::One(&mut a)).await {

@@ -90,11 +90,13 @@ pub struct RunState {
     /// none). On MySQL it may hold the shadow while it waits for the original, and the cleanup's
     /// `DROP` of the shadow would wait behind it: a run that stops kills it first.
     pub pending_lock: AtomicU32,
-    pub applied_position: Mutex<BinlogPosition>,
+    /// The binlog position everything before which is replayed (see [`RunState::wait_applied`]).
+    applied_position: tokio::sync::watch::Sender<BinlogPosition>,
     phase: Mutex<&'static str>,
     /// Why the copy is paused, if it is.
     throttle: Mutex<Option<String>>,
-    stop: AtomicBool,
+    /// Set once, when the run stops; waits end on it.
+    stop: tokio::sync::watch::Sender<bool>,
     failure: Mutex<Option<Error>>,
 }
 
@@ -186,11 +188,11 @@ impl RunState {
     }
 
     pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        *self.stop.borrow()
     }
 
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.send_replace(true);
     }
 
     /// Records a stage's failure and stops the run; only the first one is kept.
@@ -219,15 +221,27 @@ impl RunState {
 }
 
 impl RunState {
-    /// Waits until the applier has replayed everything up to `target`; false if the run stopped first.
+    /// The binlog position everything before which is replayed.
+    pub fn applied_position(&self) -> BinlogPosition {
+        self.applied_position.borrow().clone()
+    }
+
+    /// Records that everything before `position` is replayed, waking the waits for it.
+    pub fn set_applied(&self, position: BinlogPosition) {
+        self.applied_position.send_replace(position);
+    }
+
+    /// Waits until the applier has replayed everything up to `target`; false if the run stopped
+    /// first. Woken by each new position and by the stop, not by polling.
     pub async fn wait_applied(&self, target: &BinlogPosition) -> bool {
-        while *self.applied_position.lock().expect("position lock") < *target {
-            if self.stopping() {
-                return false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let mut applied = self.applied_position.subscribe();
+        let mut stopped = self.stop.subscribe();
+        // Biased: a position already reached counts, even once the run is stopping.
+        tokio::select! {
+            biased;
+            reached = applied.wait_for(|position| position >= target) => reached.is_ok(),
+            _ = stopped.wait_for(|stopped| *stopped) => false,
         }
-        true
     }
 }
 
