@@ -303,6 +303,9 @@ impl Runner {
         let mut code = self.wait(limit).await?;
         if code == 3 && self.stderr_tail().contains("interrupted before its first checkpoint") {
             self.notes.push("no checkpoint yet: rerun with --no-resume".into());
+            // Every fault is over by now: a postponement none of them will release would hold
+            // this attempt until the round's time limit.
+            let _ = std::fs::remove_file(postpone_path(&self.dir));
             self.spawn(&["--no-resume"]);
             code = self.wait(limit).await?;
         }
