@@ -125,6 +125,9 @@ impl Carried {
     /// Creates the triggers on the shadow table, in their order. Only under the cut-over's
     /// lock with the applier held (see the module's invariants).
     pub async fn create_on_shadow(&self, conn: &mut Conn, names: &TableNames) -> Result<()> {
+        if self.triggers.is_empty() {
+            return Ok(());
+        }
         for (trigger, new_name) in &self.triggers {
             let sql = format!(
                 "CREATE DEFINER = {} TRIGGER {} {} {} ON {} FOR EACH ROW {}",
