@@ -14,6 +14,8 @@ use crate::error::{Context, Error, ExitKind, Result};
 
 /// How long a connection the run needs keeps being tried while the server does not answer.
 const RECONNECT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long one connection attempt may take, TLS and login included.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Session settings for every connection that reads or writes table data.
 pub const SESSION_SETUP: &[&str] =
@@ -271,7 +273,13 @@ impl Server {
         let deadline = std::time::Instant::now() + RECONNECT_DEADLINE;
         let mut pause = std::time::Duration::from_millis(200);
         loop {
-            match Conn::new(self.opts.clone()).await.context(|| format!("connecting to {}", self.describe)) {
+            let connected = match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(self.opts.clone())).await {
+                Ok(connected) => connected.context(|| format!("connecting to {}", self.describe)),
+                // A server that took the connection and never greets (one shutting down or
+                // starting up) must not hold the run: tried again like a refused connection.
+                Err(_) => Err(Error { transient: true, ..Error::failed(format!("connecting to {}: no greeting within {}s", self.describe, CONNECT_TIMEOUT.as_secs())) }),
+            };
+            match connected {
                 Err(e) if e.transient && std::time::Instant::now() < deadline => {
                     tracing::warn!("{e}; trying again in {pause:?}");
                     tokio::time::sleep(pause).await;
